@@ -1,0 +1,46 @@
+"""allauth adapters: no self-signup (staff accounts are created by tenant admins), and the
+TOTP issuer names the tenant so an authenticator app lists "Stuttgart" and "SPD" apart."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
+from django.http import HttpRequest
+
+from core.tenancy import connection
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        return False
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        """allauth asks for the password again before any 2FA change. Admins and approvers are
+        sent to set up 2FA right after signing in; asking for the password they typed seconds
+        ago helps nobody. So within FRESH_LOGIN_SECONDS of signing in, 2FA set-up (and viewing
+        the recovery codes it produces) does not ask again; later changes still do."""
+        required = super().is_reauthentication_required(app=app, **kwargs)
+        request = getattr(self, "request", None)
+        if not required or app != "allauth.mfa" or request is None or not request.user.is_authenticated:
+            return required
+        from allauth.account.internal.flows.login import get_authentication_records
+
+        now = time.time()
+        fresh = any(
+            now - float(r.get("at", 0)) < FRESH_LOGIN_SECONDS for r in get_authentication_records(request, request.user)
+        )
+        return not fresh
+
+
+FRESH_LOGIN_SECONDS = 300
+
+
+class MfaAdapter(DefaultMFAAdapter):
+    def get_totp_issuer(self) -> str:
+        issuer = super().get_totp_issuer()
+        tenant = getattr(connection, "tenant", None)
+        name = getattr(tenant, "name", "") if tenant is not None and tenant.schema_name != "public" else ""
+        return f"{issuer} ({name})" if name else issuer

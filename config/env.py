@@ -1,0 +1,11 @@
+"""The one place that reads the environment (HackSoft's config/env.py). Every variable is in .env.example."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env")

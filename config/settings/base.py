@@ -1,0 +1,380 @@
+"""Settings shared by every environment. `test.py` and `production.py` only override values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote
+
+from csp.constants import NONCE, NONE, SELF
+from django.utils.translation import gettext_lazy as _
+
+from config.env import BASE_DIR, env
+
+VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
+
+SECRET_KEY = env("SECRET_KEY", default="dev-insecure-0c3f1e5b8a-change-me-in-production-9d1e2f7a6b4c")
+DEBUG = env.bool("DEBUG", default=False)
+# make run sets DEMO_MODE=1: the seeded demo users may skip two-factor enrolment (a banner says so).
+DEMO_MODE = env.bool("DEMO_MODE", default=False)
+
+# Tenants live on subdomains of BASE_DOMAIN (stuttgart.localhost); the operator admin and the
+# provider webhooks live on BASE_DOMAIN itself. PUBLIC_URL is how the outside world reaches us
+# (used for webhook registration, links in e-mails, QR codes).
+BASE_DOMAIN = env("BASE_DOMAIN", default="localhost")
+PUBLIC_URL = env("PUBLIC_URL", default="http://localhost:8000").rstrip("/")
+# Further hosts that reach the platform's own (operator/webhook) side, e.g. the server's IP.
+PUBLIC_EXTRA_DOMAINS = env.list("PUBLIC_EXTRA_DOMAINS", default=["127.0.0.1"])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[BASE_DOMAIN, f".{BASE_DOMAIN}", "127.0.0.1"])
+
+# --------------------------------------------------------------------------------------------
+# Applications. django-tenants: SHARED_APPS live in the `public` schema, TENANT_APPS in every
+# tenant schema. auth/admin/sessions/allauth/accounts are in both lists on purpose: operators
+# are users of `public`, tenant staff are users of their own schema, and a session of one
+# schema is unknown to every other (django-tenants tutorial).
+# --------------------------------------------------------------------------------------------
+SHARED_APPS = [
+    "django_tenants",  # must come first: its `migrate` wraps migrate_schemas
+    "core",  # no tables; templates, commands, shared helpers
+    "tenants",  # Tenant, Domain, webhook routes, roll-ups: platform-wide data
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django.contrib.admin",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "accounts",  # operators' users and audit log
+    "django_q",  # one queue and one schedule table for the whole platform
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "accounts",  # tenant staff, roles, audit log
+    "django.contrib.postgres",
+    "messengers",  # connections, contacts, webhook events, sandbox phones
+    "channels",  # topics, alarm state, public subscribe page and status widget
+    "subscribers",  # people, subscriptions, consent ledger, keyword commands, import/export
+    "broadcasts",  # compose, approval, scheduling, deliveries, tracked links, archive
+]
+INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+# New tenants are cloned from this fully migrated schema instead of running every migration
+# (onboarding in about a second instead of ~10 s). `manage.py tenant_template` keeps it current.
+TENANT_BASE_SCHEMA = "tenant_template"
+TENANT_CREATION_FAKES_MIGRATIONS = True
+DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+# Issue `SET search_path` only when the tenant changes, not before every query (it doubled the
+# round trips); django-tenants forgets the cached path on rollback and reconnect.
+TENANT_LIMIT_SET_CALLS = True
+ROOT_URLCONF = "config.urls_tenant"
+PUBLIC_SCHEMA_URLCONF = "config.urls_public"
+SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+# Dotted paths called inside a new tenant's schema at the end of onboarding (defaults that
+# apps give every tenant), and functions returning per-tenant figures for the operator roll-up.
+TENANT_ONBOARDING_HOOKS: list[str] = [
+    "messengers.services.connection_create_sandbox_for_tenant",
+]
+TENANT_ROLLUP_HOOKS: list[str] = [
+    "subscribers.selectors.subscriber_rollup",
+    "broadcasts.selectors.broadcast_rollup",
+    "messengers.selectors.messenger_rollup",
+]
+# Called inside each demo tenant's schema by `manage.py seed_demo` (make run).
+DEMO_SEED_HOOKS: list[str] = ["channels.demo.seed", "subscribers.demo.seed"]
+# Where status webhooks go (each returns the provider message ids it recognised), and the
+# handlers every inbound message passes through in order until one handles it.
+MESSENGER_STATUS_SINKS: list[str] = [
+    "broadcasts.services.delivery_apply_statuses",
+    "messengers.services.outbound_apply_statuses",
+]
+MESSENGER_INBOUND_HANDLERS: list[str] = ["subscribers.keywords.handle_inbound"]
+# Called as hook(channel=..., change=AlarmStateChange, actor=...) after an alarm channel's state
+# changed (broadcasts proposes the standard start / update / all-clear draft).
+# More sections of a person's GDPR export, from apps that build on subscribers:
+# {section name: "module.function(subscriber_id) -> JSON-safe value"}.
+SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
+    "broadcasts_received": "broadcasts.selectors.delivery_list_for_subscriber",
+}
+ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.broadcast_propose_for_alarm"]
+# Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
+# processes across all machines: more senders than workers only wait in the queue.
+BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)
+# Applied webhook events (raw provider bodies) are deleted after this many days; Meta retries
+# for up to seven, so the dedupe keys must outlive that.
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=14)
+
+MIDDLEWARE = [
+    "core.middleware.RequestMetricsMiddleware",
+    "core.middleware.WebhookFastPathMiddleware",  # provider webhooks skip everything below
+    "core.middleware.CachedTenantMiddleware",  # django-tenants' host routing, lookups cached
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "core.middleware.TenantContextMiddleware",
+    "accounts.middleware.MfaRequiredMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.tz",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+                "core.context_processors.platform",
+            ],
+        },
+    },
+]
+
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+
+# --------------------------------------------------------------------------------------------
+# Database: DATABASE_URL when set; otherwise an embedded PostgreSQL under var/ (pgserver).
+# --------------------------------------------------------------------------------------------
+def _database() -> dict[str, object]:
+    url = env("DATABASE_URL", default="")
+    if not url:
+        from core import embedded_db
+
+        url = embedded_db.start_or_reuse(VAR_DIR / "postgres").database_url
+    config = env.db_url_config(url)
+    # socket directories arrive percent-encoded in the host part of the URL
+    config["HOST"] = unquote(str(config.get("HOST", "")))
+    config["ENGINE"] = "django_tenants.postgresql_backend"
+    config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    # a restarted PostgreSQL (reliability goal R3) must not leave workers with dead connections
+    config["CONN_HEALTH_CHECKS"] = True
+    options: dict[str, object] = dict(config.get("OPTIONS") or {})
+    options.setdefault("connect_timeout", 5)
+    config["OPTIONS"] = options
+    config["TEST"] = {"NAME": f"test_{config['NAME']}"}
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --------------------------------------------------------------------------------------------
+# Cache: Redis when REDIS_URL is set, else a database table (shared by all processes, so login
+# throttling works across gunicorn workers). Keys are prefixed with the tenant schema.
+# --------------------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_FUNCTION": "django_tenants.cache.make_key",
+            "KEY_PREFIX": "mnl",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "core_cache",
+            "KEY_FUNCTION": "django_tenants.cache.make_key",
+            "KEY_PREFIX": "mnl",
+        }
+    }
+
+# --------------------------------------------------------------------------------------------
+# Background work (django-q2). Every tenant task goes through core.tasks.enqueue_tenant_task.
+# `retry` must exceed `timeout`, or the broker hands a running task out a second time.
+# --------------------------------------------------------------------------------------------
+Q_CLUSTER: dict[str, object] = {
+    "name": "messenger",
+    # Sending is I/O-bound (paced senders mostly wait), so more worker processes than cores:
+    # at least as many as broadcasts that should send at the same time (quality goal P3).
+    "workers": env.int("Q_WORKERS", default=4),
+    "timeout": env.int("Q_TIMEOUT", default=300),
+    "retry": env.int("Q_RETRY", default=360),
+    "max_attempts": 3,
+    "ack_failures": True,  # the database is the source of truth; sweepers re-queue lost work
+    "catch_up": False,
+    "save_limit": 2000,
+    "poll": 0.1,
+    "recycle": 500,
+    "queue_limit": 8,
+    "label": _("Background tasks"),
+    "log_level": env("Q_LOG_LEVEL", default="WARNING"),
+    "sync": env.bool("Q_SYNC", default=False),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --------------------------------------------------------------------------------------------
+# Authentication: allauth for every login (the admin's login redirects to it), MFA required
+# for admins and approvers (accounts.middleware), throttling of failed logins.
+# --------------------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/admin/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"  # staff accounts are created by an admin, never by signup
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_SESSION_REMEMBER = False
+# Lockout: after 5 failed logins for one account within 15 minutes, further attempts are refused
+# until the window passes; an IP gets 20 failures per minute across accounts.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "20/m/ip,5/15m/key",
+    "reset_password": "20/m/ip,5/m/key",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="Messenger-Newsletter")
+MFA_ADAPTER = "accounts.adapters.MfaAdapter"
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 72  # the onboarding link for a new tenant admin lives 3 days
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+SESSION_COOKIE_NAME = "mnl_session"
+# Host-only cookies: a session of stuttgart.localhost is never sent to spd.localhost.
+SESSION_COOKIE_DOMAIN = None
+CSRF_COOKIE_DOMAIN = None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 12
+
+# --------------------------------------------------------------------------------------------
+# Internationalisation: German first, English second; tenant timezone activated per request.
+# --------------------------------------------------------------------------------------------
+LANGUAGE_CODE = "de"
+LANGUAGES = [("de", _("German")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Europe/Berlin"
+USE_I18N = True
+USE_TZ = True
+
+# --------------------------------------------------------------------------------------------
+# Static and media. Media are per tenant (TenantFileSystemStorage puts files under the schema).
+# --------------------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = DEBUG  # serve straight from the app folders while developing
+MEDIA_URL = "/media/"
+MEDIA_ROOT = VAR_DIR / "media"
+MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
+STORAGES = {
+    "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --------------------------------------------------------------------------------------------
+# Secrets at rest: Fernet keys, newest first (comma-separated). Older keys still decrypt, so a
+# key can be rotated by prepending a new one and running `manage.py rotate_secrets`.
+# --------------------------------------------------------------------------------------------
+FERNET_KEYS = env.list("FERNET_KEYS", default=[])
+if not FERNET_KEYS and (VAR_DIR / "fernet.key").exists():
+    FERNET_KEYS = [(VAR_DIR / "fernet.key").read_text().strip()]
+
+# --------------------------------------------------------------------------------------------
+# E-mail
+# --------------------------------------------------------------------------------------------
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Messenger-Newsletter <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --------------------------------------------------------------------------------------------
+# Security headers. Production tightens the rest (HTTPS, HSTS, secure cookies).
+# --------------------------------------------------------------------------------------------
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        # the Django admin sets a few inline style attributes
+        "style-src": [SELF, "'unsafe-inline'"],
+        # allauth renders the TOTP QR code as a data: image
+        "img-src": [SELF, "data:", "https:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-ancestors": [SELF],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    }
+}
+
+# Optional bearer token for /metrics (leave empty to expose it to whoever reaches the port).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
+# --------------------------------------------------------------------------------------------
+# Logging: every line carries the tenant schema (django-tenants' filter). LOG_FORMAT=json gives
+# one JSON object per line for log shippers.
+# --------------------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"tenant": {"()": "core.logging.TenantFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s [%(schema_name)s] %(name)s: %(message)s"},
+        "json": {"()": "core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["tenant"],
+            "formatter": env("LOG_FORMAT", default="text"),
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "faker": {"level": "WARNING"},
+        "django-q": {"level": env("Q_LOG_LEVEL", default="WARNING")},
+    },
+}

@@ -1,0 +1,38 @@
+"""Test settings: fast hashing, local-memory cache and mail, tasks inline unless Q_SYNC=0."""
+
+import os
+import uuid
+
+from config.env import env
+from config.settings.base import *  # noqa: F403
+from config.settings.base import CACHES, Q_CLUSTER, REDIS_URL
+
+DEBUG = False
+DEMO_MODE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# A fixed key so encrypted fixtures are reproducible; never used outside tests.
+FERNET_KEYS = ["pGk8eU3l0ay6Vd7pRj0mVxS9j0bZlO8wq3d3ZqkQf1Y="]
+
+if REDIS_URL:
+    # A fresh key space per test run, so throttling counters of one run never leak into the next.
+    # Worker processes started by tests inherit TEST_RUN_ID, so they share the queue name.
+    _RUN = os.environ.setdefault("TEST_RUN_ID", uuid.uuid4().hex[:8])
+    CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": f"test-{_RUN}"}}
+    Q_CLUSTER = {**Q_CLUSTER, "name": f"test-{_RUN}"}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_FUNCTION": "django_tenants.cache.make_key",
+            "KEY_PREFIX": "mnl",
+        }
+    }
+
+# Queued work runs inline (inside captured on_commit callbacks) unless a test starts a real
+# worker process, which sets Q_SYNC=0 for that process.
+Q_CLUSTER = {**Q_CLUSTER, "sync": env.bool("Q_SYNC", default=True), "poll": 0.05, "guard_cycle": 0.2}
+
+BASE_DOMAIN = "localhost"
+PUBLIC_URL = "http://localhost:8000"
+ALLOWED_HOSTS = ["*"]

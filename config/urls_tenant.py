@@ -1,0 +1,20 @@
+"""URLs of a tenant's domain: its admin and staff login, and (in later apps) its public pages
+for citizens (subscribe, status widget, archive)."""
+
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from core import views as core_views
+from core.admin_sites import tenant_site
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", tenant_site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("media/<path:path>", core_views.media, name="media"),
+    path("", include("channels.urls")),
+    path("", include("subscribers.urls")),
+    path("", include("broadcasts.urls")),
+]

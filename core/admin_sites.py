@@ -1,0 +1,61 @@
+"""Two admin sites: the operators' (public schema, platform-wide) and each tenant's own.
+
+They are separate AdminSite instances on purpose: a model registered for operators (say,
+Tenant) must never appear in a tenant's admin, where the public tables are still reachable
+through PostgreSQL's search_path. Both sites send their login through allauth, so throttling
+and two-factor apply to the admin too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+
+class OperatorAdminSite(admin.AdminSite):
+    site_header = _("Messenger-Newsletter · Operator")
+    site_title = _("Operator")
+    index_title = _("Platform")
+    enable_nav_sidebar = True
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        tenant = getattr(request, "tenant", None)
+        return bool(
+            tenant is not None and tenant.schema_name == "public" and request.user.is_active and request.user.is_staff
+        )
+
+
+class TenantAdminSite(admin.AdminSite):
+    site_title = _("Newsletter")
+    index_title = _("Overview")
+    enable_nav_sidebar = True
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        tenant = getattr(request, "tenant", None)
+        return bool(
+            tenant is not None and tenant.schema_name != "public" and request.user.is_active and request.user.is_staff
+        )
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        tenant = getattr(request, "tenant", None)
+        context["site_header"] = getattr(tenant, "name", "") or self.site_header
+        context["can_manage_settings"] = request.user.has_perm("accounts.manage_tenant_settings")
+        return context
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        from accounts.views import tenant_settings
+
+        return [path("settings/", self.admin_view(tenant_settings), name="tenant_settings"), *super().get_urls()]
+
+
+operator_site = OperatorAdminSite(name="operator_admin")
+tenant_site = TenantAdminSite(name="tenant_admin")
+operator_site.login = secure_admin_login(operator_site.login)  # type: ignore[method-assign]
+tenant_site.login = secure_admin_login(tenant_site.login)  # type: ignore[method-assign]

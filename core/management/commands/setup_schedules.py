@@ -1,0 +1,34 @@
+"""Apply core.schedules.SCHEDULES to django-q2's Schedule table; safe to run on every deploy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django_q.models import Schedule
+
+from core.schedules import PREFIX, SCHEDULES
+
+
+class Command(BaseCommand):
+    help = "Create, update and prune the platform's periodic jobs."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        wanted = {PREFIX + s.name for s in SCHEDULES}
+        for item in SCHEDULES:
+            _, created = Schedule.objects.update_or_create(
+                name=PREFIX + item.name,
+                defaults={
+                    "func": item.func,
+                    "kwargs": repr(item.kwargs) if item.kwargs else None,
+                    "schedule_type": Schedule.MINUTES,
+                    "minutes": item.minutes,
+                    "repeats": -1,
+                },
+            )
+            if options["verbosity"]:
+                self.stdout.write(f"{'created' if created else 'updated'} {item.name} (every {item.minutes} min)")
+        stale = Schedule.objects.filter(name__startswith=PREFIX).exclude(name__in=wanted)
+        for schedule in stale:
+            self.stdout.write(f"removed {schedule.name}")
+        stale.delete()

@@ -1,0 +1,117 @@
+"""Request-level plumbing: metrics, suspended tenants, tenant timezone and language."""
+
+from __future__ import annotations
+
+import time
+import zoneinfo
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import resolve
+from django.utils import timezone, translation
+from django_tenants.middleware.main import TenantMainMiddleware
+
+from core import metrics
+
+# Paths a suspended tenant still answers: load balancers and the static files of the notice.
+SUSPENSION_EXEMPT = ("/healthz", "/static/")
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        view = match.view_name if match else "unresolved"
+        metrics.observe_request(
+            view=view or "unknown", status=response.status_code, seconds=time.perf_counter() - started
+        )
+        return response
+
+
+class TenantContextMiddleware:
+    """Runs after TenantMainMiddleware, sessions, locale and auth.
+
+    * suspended tenant: a clear notice (HTTP 503) instead of any page;
+    * the tenant's timezone is active for the request (forms and lists show local time);
+    * language: a staff user's own choice, else the tenant's default, unless the visitor
+      picked one (language cookie) or the browser asked for one.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or tenant.schema_name == "public":
+            return self.get_response(request)
+        if not tenant.is_active and not request.path.startswith(SUSPENSION_EXEMPT):
+            return render(request, "core/suspended.html", {"tenant": tenant}, status=503)
+        try:
+            timezone.activate(zoneinfo.ZoneInfo(tenant.timezone))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.deactivate()
+        language = self._language(request, tenant.default_language)
+        if language:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        try:
+            response = self.get_response(request)
+        finally:
+            timezone.deactivate()
+        return response
+
+    @staticmethod
+    def _language(request: HttpRequest, tenant_default: str) -> str | None:
+        from django.conf import settings
+
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and getattr(user, "language", ""):
+            return str(user.language)
+        if request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) or request.META.get("HTTP_ACCEPT_LANGUAGE"):
+            return None  # LocaleMiddleware already chose
+        return tenant_default or None
+
+
+class CachedTenantMiddleware(TenantMainMiddleware):
+    """django-tenants' routing by host name, with the host → tenant lookup cached for a few
+    seconds per process (one query less on every request; a suspension shows within seconds)."""
+
+    CACHE_SECONDS = 5.0
+    _cache: dict[str, tuple[float, object]] = {}
+
+    def get_tenant(self, domain_model: object, hostname: str) -> object:
+        now = time.monotonic()
+        hit = self._cache.get(hostname)
+        if hit is not None and now - hit[0] < self.CACHE_SECONDS:
+            return hit[1]
+        tenant = super().get_tenant(domain_model, hostname)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[hostname] = (now, tenant)
+        return tenant
+
+
+class WebhookFastPathMiddleware:
+    """Provider webhooks arrive thousands of times a second and need none of the session,
+    locale, auth, CSRF or tenant-host machinery: they route by their body or route key and
+    verify their own signature (messengers.webhooks). This sits right after the metrics
+    middleware and answers them directly."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path_info.startswith("/webhooks/"):
+            return self.get_response(request)
+        from django.conf import settings
+
+        match = resolve(request.path_info, urlconf=settings.PUBLIC_SCHEMA_URLCONF)
+        request.resolver_match = match
+        response = match.func(request, *match.args, **match.kwargs)
+        response.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,291 @@
+"""Writes on tenants: onboarding, suspension, branding.
+
+`tenant_onboard` is the one way a tenant comes to exist; the operator admin's form and
+`manage.py onboard_tenant` both call it. It runs in one transaction (PostgreSQL DDL is
+transactional), so a failure at any step leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
+
+from accounts import roles
+from accounts.models import User
+from accounts.services import audit_log, roles_sync, user_create, user_password_setup_link
+from core.errors import ApplicationError
+from core.tenancy import connection
+from tenants.models import Domain, Tenant
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+RESERVED_SCHEMAS = {"public", "information_schema", settings.TENANT_BASE_SCHEMA, "admin", "www", "api", "static"}
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+SCHEMA_INVALID = "The short name must start with a letter and use only a-z, 0-9 and _ (2-41 characters), e.g. bochum."
+SCHEMA_RESERVED = "The short name {schema} is reserved; choose another."
+SCHEMA_TAKEN = "A tenant with the short name {schema} already exists."
+DOMAIN_INVALID = "{domain} is not a valid domain name (e.g. bochum.localhost or newsletter.bochum.de)."
+DOMAIN_TAKEN = "The domain {domain} already belongs to another tenant."
+EMAIL_INVALID = "{email} is not a valid e-mail address."
+TEMPLATE_MISSING = (
+    "The tenant template schema is missing or out of date; run `python manage.py tenant_template` "
+    "(make run does this) and try again."
+)
+
+ProgressCallback = Callable[[str], None]
+
+
+@dataclass
+class OnboardingResult:
+    tenant: Tenant
+    domain: Domain
+    admin_user: User
+    password_link: str
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(duration for _, duration in self.steps)
+
+
+@contextmanager
+def _step(name: str, steps: list[tuple[str, float]], progress: ProgressCallback | None) -> Iterator[None]:
+    if progress:
+        progress(name)
+    started = time.perf_counter()
+    yield
+    steps.append((name, time.perf_counter() - started))
+
+
+def _validate(schema_name: str, domain: str, admin_email: str) -> None:
+    if not SCHEMA_NAME_RE.match(schema_name):
+        raise ApplicationError(SCHEMA_INVALID)
+    if schema_name in RESERVED_SCHEMAS or schema_name.startswith("pg_"):
+        raise ApplicationError(SCHEMA_RESERVED.format(schema=schema_name))
+    if Tenant.objects.filter(schema_name=schema_name).exists() or schema_exists(schema_name):
+        raise ApplicationError(SCHEMA_TAKEN.format(schema=schema_name))
+    if not DOMAIN_RE.match(domain):
+        raise ApplicationError(DOMAIN_INVALID.format(domain=domain))
+    if Domain.objects.filter(domain=domain).exists():
+        raise ApplicationError(DOMAIN_TAKEN.format(domain=domain))
+    try:
+        validate_email(admin_email)
+    except ValidationError as exc:
+        raise ApplicationError(EMAIL_INVALID.format(email=admin_email)) from exc
+
+
+def _admin_username(admin_email: str) -> str:
+    local = re.sub(r"[^a-zA-Z0-9_.+-]", "", admin_email.split("@", 1)[0]) or "admin"
+    return local[:150]
+
+
+def tenant_onboard(
+    *,
+    schema_name: str,
+    name: str,
+    domain: str,
+    admin_email: str,
+    kind: str = Tenant.Kind.CITY,
+    timezone_name: str = "Europe/Berlin",
+    language: str = "de",
+    admin_username: str | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    progress: ProgressCallback | None = None,
+) -> OnboardingResult:
+    """Create a ready-to-use tenant: schema, primary domain, roles, first admin, defaults."""
+    if connection.schema_name != get_public_schema_name():
+        raise ApplicationError("Tenants can only be onboarded from the operator (public) side.")
+    schema_name = schema_name.strip().lower()
+    domain = domain.strip().lower()
+    admin_email = admin_email.strip().lower()
+    steps: list[tuple[str, float]] = []
+
+    with transaction.atomic():
+        with _step("check input", steps, progress):
+            _validate(schema_name, domain, admin_email)
+            if not schema_exists(settings.TENANT_BASE_SCHEMA):
+                raise ApplicationError(TEMPLATE_MISSING)
+        with _step("create schema (clone of the template)", steps, progress):
+            tenant = Tenant(
+                schema_name=schema_name,
+                name=name.strip(),
+                kind=kind,
+                timezone=timezone_name,
+                default_language=language,
+            )
+            tenant.full_clean(exclude=["schema_name"])
+            tenant.save()
+        with _step("primary domain", steps, progress):
+            primary = Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
+
+        with schema_context(schema_name):
+            connection.set_tenant(tenant)
+            with _step("roles", steps, progress):
+                roles_sync()
+            with _step("first administrator", steps, progress):
+                admin = user_create(
+                    username=admin_username or _admin_username(admin_email),
+                    email=admin_email,
+                    role_names=[roles.ADMIN],
+                    actor=None,
+                )
+                link = user_password_setup_link(user=admin, domain=domain)
+            # settings.TENANT_ONBOARDING_HOOKS: defaults other apps give every new tenant
+            # (e.g. the sandbox messenger connection), run inside the new schema.
+            for hook in settings.TENANT_ONBOARDING_HOOKS:
+                with _step(hook.rsplit(".", 1)[-1].replace("_", " "), steps, progress):
+                    import_string(hook)(tenant=tenant)
+            audit_log(
+                action="tenant.onboarded",
+                actor_label=actor.get_username() if actor else "operator",
+                target_label=name,
+                details={"schema": schema_name, "domain": domain, "admin": admin.get_username()},
+            )
+        connection.set_schema_to_public()
+        audit_log(
+            action="tenant.onboarded",
+            actor=actor,
+            target=tenant,
+            details={
+                "schema": schema_name,
+                "domain": domain,
+                "admin_email": admin_email,
+                "seconds": round(sum(d for _, d in steps), 3),
+            },
+            request=request,
+        )
+    logger.info("tenant %s onboarded in %.2fs", schema_name, sum(d for _, d in steps))
+    return OnboardingResult(tenant=tenant, domain=primary, admin_user=admin, password_link=link, steps=steps)
+
+
+@transaction.atomic
+def tenant_ensure_public() -> Tenant:
+    """The row django-tenants routes the platform's own domain with (operator admin, webhooks)."""
+    public, _ = Tenant.objects.get_or_create(
+        schema_name=get_public_schema_name(), defaults={"name": "Platform", "kind": Tenant.Kind.COMPANY}
+    )
+    for host in [settings.BASE_DOMAIN, *settings.PUBLIC_EXTRA_DOMAINS]:
+        Domain.objects.get_or_create(
+            domain=host, defaults={"tenant": public, "is_primary": host == settings.BASE_DOMAIN}
+        )
+    return public
+
+
+@transaction.atomic
+def tenant_suspend(*, tenant: Tenant, reason: str, actor: User | None, request: HttpRequest | None = None) -> Tenant:
+    """Suspended tenants see a notice instead of their pages, and workers skip their tasks."""
+    if not reason.strip():
+        raise ApplicationError("Give a reason for the suspension; the tenant's users will see it.")
+    if tenant.status == Tenant.Status.SUSPENDED:
+        return tenant
+    tenant.status = Tenant.Status.SUSPENDED
+    tenant.suspended_at = timezone.now()
+    tenant.suspended_reason = reason.strip()[:300]
+    tenant.save(update_fields=["status", "suspended_at", "suspended_reason", "updated_at"])
+    _forget_cached_tenants()
+    audit_log(action="tenant.suspended", actor=actor, target=tenant, details={"reason": reason}, request=request)
+    return tenant
+
+
+@transaction.atomic
+def tenant_reactivate(*, tenant: Tenant, actor: User | None, request: HttpRequest | None = None) -> Tenant:
+    if tenant.status == Tenant.Status.ACTIVE:
+        return tenant
+    tenant.status = Tenant.Status.ACTIVE
+    tenant.suspended_at = None
+    tenant.suspended_reason = ""
+    tenant.save(update_fields=["status", "suspended_at", "suspended_reason", "updated_at"])
+    _forget_cached_tenants()
+    audit_log(action="tenant.reactivated", actor=actor, target=tenant, request=request)
+    return tenant
+
+
+def _forget_cached_tenants() -> None:
+    """This process routes with the new state at once; other processes within seconds."""
+    from core.middleware import CachedTenantMiddleware
+
+    CachedTenantMiddleware._cache.clear()
+
+
+BRANDING_FIELDS = {
+    "name",
+    "logo",
+    "primary_color",
+    "timezone",
+    "default_language",
+    "inbox_retention_days",
+    "privacy_notice_url",
+    "quiet_hours_start",
+    "quiet_hours_end",
+    "link_tracking",
+}
+
+
+@transaction.atomic
+def tenant_update_settings(
+    *, tenant: Tenant, actor: User | None, request: HttpRequest | None = None, **fields: Any
+) -> Tenant:
+    """Branding and defaults a tenant admin may change for their own tenant."""
+    unknown = set(fields) - BRANDING_FIELDS
+    if unknown:
+        raise ValueError(f"tenant_update_settings cannot change {sorted(unknown)}")
+    changed = [key for key, value in fields.items() if getattr(tenant, key) != value]
+    for key in changed:
+        setattr(tenant, key, fields[key])
+    if changed:
+        tenant.full_clean(exclude=["schema_name"])
+        with schema_context(get_public_schema_name()):
+            tenant.save(update_fields=[*changed, "updated_at"])
+        _forget_cached_tenants()
+        audit_log(
+            action="tenant.settings_changed",
+            actor=actor,
+            target_label=tenant.name,
+            details={"fields": sorted(changed)},
+            request=request,
+        )
+    return tenant
+
+
+def tenant_rollup_compute() -> dict[str, Any]:
+    """Runs inside a tenant schema (scheduled via core.tasks.for_each_active_tenant) and writes
+    this tenant's figures to the shared roll-up table for the operator overview."""
+    from tenants.models import TenantRollup
+
+    schema_name = connection.schema_name
+    metrics: dict[str, Any] = {
+        "users": User.objects.filter(is_active=True).count(),
+        "audit_events_24h": _audit_events_last_day(),
+    }
+    for hook in settings.TENANT_ROLLUP_HOOKS:
+        metrics.update(import_string(hook)())
+    with schema_context(get_public_schema_name()):
+        tenant = Tenant.objects.get(schema_name=schema_name)
+        TenantRollup.objects.update_or_create(
+            tenant=tenant, defaults={"computed_at": timezone.now(), "metrics": metrics}
+        )
+    return metrics
+
+
+def _audit_events_last_day() -> int:
+    from accounts.models import AuditEvent
+
+    return AuditEvent.objects.filter(at__gte=timezone.now() - timedelta(days=1)).count()

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import re
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django_tenants.utils import schema_context, schema_exists
+
+from accounts import roles
+from accounts.models import AuditEvent, User
+from core.errors import ApplicationError
+from core.tenancy import connection
+from tenants.models import Domain, Tenant
+from tenants.services import tenant_onboard
+
+
+def onboard(**overrides: Any) -> Any:
+    params = {
+        "schema_name": "bochum",
+        "name": "Stadt Bochum",
+        "domain": "bochum.localhost",
+        "admin_email": "admin@bochum.example",
+    }
+    return tenant_onboard(**{**params, **overrides})
+
+
+def test_onboarding_creates_schema_domain_roles_admin_and_audit(public: Any) -> None:
+    steps: list[str] = []
+    result = onboard(progress=steps.append)
+    tenant = result.tenant
+    assert schema_exists("bochum")
+    assert Domain.objects.get(domain="bochum.localhost", is_primary=True).tenant == tenant
+    assert steps[0] == "check input" and "first administrator" in steps
+    assert result.seconds > 0 and [name for name, _ in result.steps] == steps
+    with schema_context("bochum"):
+        assert set(Group.objects.values_list("name", flat=True)) >= set(roles.ROLES)
+        admin = User.objects.get(email="admin@bochum.example")
+        assert admin.is_staff and not admin.has_usable_password()
+        assert list(admin.groups.values_list("name", flat=True)) == [roles.ADMIN]
+        assert AuditEvent.objects.filter(action="tenant.onboarded").exists()
+    connection.set_schema_to_public()
+    assert AuditEvent.objects.filter(action="tenant.onboarded", target_id=str(tenant.pk)).exists()
+    assert "/accounts/password/reset/key/" in result.password_link
+    assert result.password_link.startswith("http://bochum.localhost:8000/")
+
+
+def test_the_password_link_works_once_and_leads_into_the_tenant(public: Any) -> None:
+    result = onboard()
+    client = Client(HTTP_HOST="bochum.localhost")
+    path = re.sub(r"^https?://[^/]+", "", result.password_link)
+    response = client.get(path, follow=True)
+    assert response.status_code == 200
+    form_url = response.redirect_chain[-1][0] if response.redirect_chain else path
+    response = client.post(
+        form_url, {"password1": "Ein-sicheres-Passwort-2026", "password2": "Ein-sicheres-Passwort-2026"}
+    )
+    assert response.status_code == 302
+    with schema_context("bochum"):
+        assert User.objects.get(email="admin@bochum.example").check_password("Ein-sicheres-Passwort-2026")
+    again = client.get(path, follow=True)
+    assert b"password1" not in again.content  # the token is spent once the password is set
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"schema_name": "Bochum!"}, "short name must start with a letter"),
+        ({"schema_name": "public"}, "reserved"),
+        ({"schema_name": "test_a"}, "already exists"),
+        ({"domain": "tenant-a.localhost"}, "already belongs"),
+        ({"domain": "not a domain"}, "not a valid domain"),
+        ({"admin_email": "nobody"}, "not a valid e-mail"),
+    ],
+)
+def test_invalid_input_is_refused_and_nothing_is_created(public: Any, overrides: dict[str, str], message: str) -> None:
+    tenants_before = Tenant.objects.count()
+    with pytest.raises(ApplicationError, match=message):
+        onboard(**overrides)
+    assert Tenant.objects.count() == tenants_before
+    assert not schema_exists("bochum")
+
+
+def test_onboarding_refuses_to_run_inside_a_tenant(tenant: Tenant) -> None:
+    with pytest.raises(ApplicationError, match="operator"):
+        onboard()
+
+
+def test_command_prints_progress_and_the_link(public: Any) -> None:
+    out = StringIO()
+    call_command(
+        "onboard_tenant",
+        "--schema",
+        "bochum",
+        "--name",
+        "Stadt Bochum",
+        "--domain",
+        "bochum.localhost",
+        "--admin-email",
+        "admin@bochum.example",
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert "… create schema" in text and "✓ first administrator" in text
+    assert re.search(r"Ready in \d+\.\d\ds: Stadt Bochum", text)
+    assert "set password: http://bochum.localhost:8000/accounts/password/reset/key/" in text
+    assert mail.outbox and mail.outbox[-1].to == ["admin@bochum.example"]
+
+
+def test_command_reports_errors_without_a_traceback(public: Any) -> None:
+    with pytest.raises(CommandError, match="already exists"):
+        call_command(
+            "onboard_tenant",
+            "--schema",
+            "test_a",
+            "--name",
+            "X",
+            "--domain",
+            "x.localhost",
+            "--admin-email",
+            "a@x.example",
+            stdout=StringIO(),
+        )
