@@ -1,0 +1,158 @@
+"""Reads of the messenger layer: adapter configuration, webhook routing, admin lists, sandbox."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from core import crypto
+from core.tenancy import connection as db
+from messengers.adapters.base import ConnectionConfig, Provider
+from messengers.models import Connection, Contact, SandboxMessage
+
+WEBHOOK_PATHS = {
+    Provider.WHATSAPP: "/webhooks/whatsapp/{route}/",
+    Provider.TELEGRAM: "/webhooks/telegram/{route}/",
+    Provider.SMS: "/webhooks/twilio/{route}/",
+}
+
+
+def connection_credentials(connection: Connection) -> dict[str, str]:
+    return {k: str(v) for k, v in crypto.decrypt_json(connection.credentials_encrypted).items()}
+
+
+def connection_webhook_url(connection: Connection) -> str:
+    template = WEBHOOK_PATHS.get(connection.provider_enum)
+    if not template:
+        return ""
+    return settings.PUBLIC_URL + template.format(route=connection.route_key)
+
+
+def connection_config(connection: Connection) -> ConnectionConfig:
+    return ConnectionConfig(
+        provider=connection.provider_enum,
+        credentials=connection_credentials(connection),
+        external_id=connection.external_id,
+        account_id=connection.account_id,
+        api_base=connection.api_base,
+        webhook_url=connection_webhook_url(connection),
+        connection_id=connection.pk,
+    )
+
+
+def connection_list_admin() -> QuerySet[Connection]:
+    return Connection.objects.annotate(
+        contact_count=Count("contacts", filter=Q(contacts__status=Contact.Status.ACTIVE), distinct=True)
+    )
+
+
+def connection_sandbox() -> Connection | None:
+    return Connection.objects.filter(provider=Provider.SANDBOX, status=Connection.Status.ACTIVE).order_by("pk").first()
+
+
+# --------------------------------------------------------------------------------------------
+# Routing (public schema), with a short in-process cache: webhooks arrive thousands of times a
+# second and the table changes only when a connection is saved.
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Route:
+    schema_name: str
+    connection_id: int
+    provider: str
+    tenant_active: bool
+
+
+_ROUTE_CACHE: dict[tuple[str, str], tuple[float, Route | None]] = {}
+ROUTE_CACHE_SECONDS = 5.0
+
+
+def route_cache_clear() -> None:
+    _ROUTE_CACHE.clear()
+
+
+def _route_from_row(row: Any) -> Route:
+    return Route(
+        schema_name=row.tenant.schema_name,
+        connection_id=row.connection_id,
+        provider=row.provider,
+        tenant_active=row.tenant.status == "active",
+    )
+
+
+def route_by_key(provider: Provider, route_key: str) -> Route | None:
+    return _cached(
+        ("key", f"{provider.value}:{route_key}"), lambda: _lookup(provider=provider.value, route_key=route_key)
+    )
+
+
+def route_by_external_id(provider: Provider, external_id: str) -> Route | None:
+    return _cached(
+        ("ext", f"{provider.value}:{external_id}"), lambda: _lookup(provider=provider.value, external_id=external_id)
+    )
+
+
+def _lookup(**filters: str) -> Route | None:
+    from tenants.models import WebhookRoute
+
+    with schema_context(get_public_schema_name()):
+        row = WebhookRoute.objects.select_related("tenant").filter(**filters).first()
+        return _route_from_row(row) if row else None
+
+
+def _cached(key: tuple[str, str], load: Any) -> Route | None:
+    hit = _ROUTE_CACHE.get(key)
+    now = time.monotonic()
+    if hit and now - hit[0] < ROUTE_CACHE_SECONDS:
+        return hit[1]
+    value = load()
+    _ROUTE_CACHE[key] = (now, value)
+    return value
+
+
+def route_by_verify_token(token: str) -> Route | None:
+    """Meta's GET handshake on the shared /webhooks/whatsapp/ URL carries only the verify token."""
+    from tenants.models import WebhookRoute
+
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    with schema_context(get_public_schema_name()):
+        for row in (
+            WebhookRoute.objects.select_related("tenant")
+            .filter(provider=Provider.WHATSAPP.value)
+            .exclude(verify_token_sha256="")
+        ):
+            if hmac.compare_digest(row.verify_token_sha256, digest):
+                return _route_from_row(row)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Sandbox
+# --------------------------------------------------------------------------------------------
+def sandbox_people(connection: Connection) -> QuerySet[Contact]:
+    return Contact.objects.filter(connection=connection).order_by("display_name", "address")
+
+
+def sandbox_conversation(connection: Connection, address: str, after_id: int = 0) -> QuerySet[SandboxMessage]:
+    return SandboxMessage.objects.filter(connection=connection, address=address, pk__gt=after_id).order_by("pk")
+
+
+def current_schema() -> str:
+    return db.schema_name
+
+
+def messenger_rollup() -> dict[str, int]:
+    """Per-tenant figures for the operator overview: connections in trouble, webhook backlog."""
+    from messengers.models import WebhookEvent
+
+    return {
+        "connections_paused": Connection.objects.exclude(status=Connection.Status.ACTIVE).count(),
+        "webhook_events_waiting": WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING).count(),
+        "webhook_events_failed": WebhookEvent.objects.filter(state=WebhookEvent.State.FAILED).count(),
+    }

@@ -1,0 +1,544 @@
+"""Fake Twilio Programmable Messaging API, per providers.md section 3.
+
+API (HTTP Basic auth, user = Account SID, password = Auth Token):
+    POST /2010-04-01/Accounts/{AccountSid}/Messages.json       form-encoded send → 201 Message resource
+    GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  fetch a message
+    GET  /2010-04-01/Accounts/{AccountSid}.json                 account fetch
+
+Errors use Twilio's JSON envelope `{code, message, more_info, status}` (20003, 20429, 21211,
+21602-21604, 21610, 21617 …). An opt-out registry per (sender or Messaging Service, recipient) is
+fed by simulated inbound STOP/START messages. Status callbacks (sent → delivered, `read` for
+`whatsapp:` recipients, failed/undelivered with ErrorCode for injected async failures) are POSTed
+form-encoded to the message's StatusCallback with `X-Twilio-Signature` (HMAC-SHA1 over the full
+URL + sorted parameters, providers.md 3.5). Inbound messages go to `inbound_url`.
+
+    python -m tests.fakes.twilio --port 8083 --account-sid AC… --auth-token T --webhook-url URL --rate 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import math
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode
+
+from aiohttp import web
+
+from tests.fakes.common import (
+    CommonSettings,
+    Delivery,
+    FakeServer,
+    Fault,
+    common_arguments,
+    common_settings,
+    json_response,
+    run_cli,
+)
+
+DEFAULT_ACCOUNT_SID = "AC00000000000000000000000000000001"
+DEFAULT_AUTH_TOKEN = "twilio-auth-token-0123456789abcd"
+DEFAULT_NUMBER = "+4930123456"
+DEFAULT_SERVICE_SID = "MG00000000000000000000000000000001"
+API_VERSION = "2010-04-01"
+TO_PATTERN = re.compile(r"(whatsapp:)?\+?[1-9][0-9]{6,14}")
+SERVICE_PATTERN = re.compile(r"MG[0-9a-fA-F]{32}")
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+START_WORDS = frozenset({"START", "YES", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+ERRORS: dict[int, tuple[int, str]] = {
+    20003: (401, "Authenticate"),
+    20404: (404, "The requested resource was not found"),
+    20429: (429, "Too Many Requests"),
+    20500: (500, "An internal server error has occurred"),
+    21211: (400, "Invalid 'To' Phone Number"),
+    21408: (400, "Permission to send an SMS has not been enabled for the region indicated by the 'To' number"),
+    21602: (400, "Message body is required."),
+    21603: (400, "A 'From' phone number is required."),
+    21604: (400, "A 'To' phone number is required."),
+    21606: (
+        400,
+        "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination/account.",
+    ),
+    21608: (400, "The number is unverified. Trial accounts may only send messages to verified numbers."),
+    21609: (400, "Invalid StatusCallback"),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    21612: (400, "The 'To' phone number is not currently reachable via SMS"),
+    21614: (400, "'To' number is not a valid mobile number"),
+    21617: (400, "The concatenated message body exceeds the 1600 character limit."),
+    21701: (400, "The Messaging Service Sid is invalid."),
+    30003: (400, "Unreachable destination handset"),
+    30005: (400, "Unknown destination handset"),
+    30006: (400, "Landline or unreachable carrier"),
+    30007: (400, "Message filtered"),
+    30008: (400, "Unknown error"),
+    63016: (400, "Failed to send freeform message because you are outside the allowed window."),
+    63018: (400, "Rate limit exceeded for Channel"),
+}
+
+
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, str | Iterable[str]]) -> str:
+    """X-Twilio-Signature: base64(HMAC-SHA1(token, url + name+value for sorted names and values))."""
+    data = url
+    for name in sorted(params):
+        value = params[name]
+        values = [value] if isinstance(value, str) else list(value)
+        for item in sorted(values):
+            data += name + item
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def twilio_error(code: int, message: str = "", http_status: int | None = None) -> web.Response:
+    status, default = ERRORS.get(code, (400, "Error"))
+    body = {
+        "code": code,
+        "message": message or default,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": http_status or status,
+    }
+    return json_response(body, http_status or status)
+
+
+@dataclass
+class TwilioSettings(CommonSettings):
+    status_delays: dict[str, float] = field(
+        default_factory=lambda: {"sent": 0.05, "delivered": 0.3, "read": 1.0, "failed": 0.1, "duplicate": 0.05}
+    )
+    statuses: tuple[str, ...] = ("sent", "delivered")  # plus "read" for whatsapp: recipients
+    inbound_url: str = ""  # the number's messaging webhook; "" = webhook_url
+    advanced_opt_out: bool = True  # add OptOutType to inbound keyword messages
+    strict_senders: bool = False  # From must be one of the account's numbers (else 21606)
+    account_status: str = "active"  # what the account fetch reports (active / suspended / closed)
+
+
+class FakeTwilio(FakeServer):
+    name: ClassVar[str] = "twilio"
+    settings_class: ClassVar[type[CommonSettings]] = TwilioSettings
+    settings: TwilioSettings
+
+    def __init__(
+        self,
+        *,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        numbers: Iterable[str] = (DEFAULT_NUMBER,),
+        services: Mapping[str, Iterable[str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.accounts = {account_sid: auth_token}
+        self.account_sid = account_sid
+        self.numbers = list(numbers)
+        default_services = {DEFAULT_SERVICE_SID: list(self.numbers)}
+        self.services = {k: list(v) for k, v in (services or default_services).items()}
+        self.optouts: set[tuple[str, str]] = set()  # (sender number or MG sid, recipient)
+        self.messages: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def reset_state(self) -> None:
+        self.optouts.clear()
+        self.messages.clear()
+
+    def recipient_key(self, recipient: str) -> str:
+        return recipient
+
+    def default_fault(self, kind: str) -> Fault:
+        if kind == "5xx":
+            return Fault("5xx", code=20500, http_status=500)
+        if kind == "rate_limit":
+            return Fault("rate_limit", code=20429, http_status=429)
+        if kind == "async_fail":
+            return Fault("async_fail", code=30003)
+        if kind == "error":
+            return Fault("error", code=21211)
+        return Fault(kind)
+
+    def config_extra(self) -> dict[str, Any]:
+        return {
+            "account_sid": self.account_sid,
+            "numbers": self.numbers,
+            "services": self.services,
+            "optouts": sorted(list(pair) for pair in self.optouts),
+        }
+
+    # ------------------------------------------------------------------ routes
+    def add_routes(self, app: web.Application) -> None:
+        base = f"/{API_VERSION}/Accounts/{{account}}"
+        app.router.add_post(base + "/Messages.json", self._handle_send)
+        app.router.add_get(base + "/Messages/{sid}.json", self._handle_fetch)
+        app.router.add_get(base + ".json", self._handle_account)
+
+    def control_routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("GET", "/optouts", lambda p: {"optouts": sorted(list(pair) for pair in self.optouts)}),
+            ("POST", "/optouts", lambda p: self._set_optout(**p)),
+        ]
+
+    def _account(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        expected = self.accounts.get(user)
+        if expected is None or not hmac.compare_digest(expected, password):
+            return None
+        if user != request.match_info["account"]:
+            return None
+        return user
+
+    def _finish(self, entry: dict[str, Any], response: web.Response, outcome: str) -> web.Response:
+        entry["status"] = response.status
+        if outcome != "ok":
+            self.stats.outcomes[outcome] += 1
+        self.stats.http_status[response.status] += 1
+        return response
+
+    async def _handle_send(self, request: web.Request) -> web.Response:
+        now = time.monotonic()
+        raw = await request.read()
+        try:
+            pairs = parse_qsl(raw.decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            pairs = []
+        params: dict[str, Any] = {}
+        media: list[str] = []
+        for key, value in pairs:
+            if key == "MediaUrl":
+                media.append(value)
+            else:
+                params[key] = value
+        if media:
+            params["MediaUrl"] = media
+        to = params.get("To", "")
+        entry = self.log.add(request, params, kind="send", recipient=to, now=now)
+        self.stats.attempt(now)
+        account = self._account(request)
+        if account is None:
+            return self._finish(entry, twilio_error(20003), "error:20003")
+        problem = self._validate(params, media)
+        if problem is not None:
+            return self._finish(entry, twilio_error(*problem), f"error:{problem[0]}")
+        sender = params.get("MessagingServiceSid") or params.get("From", "")
+        if (sender, to) in self.optouts:
+            return self._finish(entry, twilio_error(21610), "error:21610")
+        async_fail: int | None = None
+        fault = self.faults.pick(to)
+        if fault is not None:
+            if fault.kind == "async_fail":
+                async_fail = fault.code
+            else:
+                response = await self._fault_response(request, fault)
+                if response is None:
+                    self.stats.outcomes["fault:reset"] += 1
+                    return web.Response()
+                return self._finish(entry, response, f"fault:{fault.kind}")
+        if self.limiter.try_acquire(sender, now) is not None:
+            return self._finish(entry, twilio_error(20429), "error:20429")
+        self.stats.accepted(now)
+        resource = self._resource(account, params, media)
+        self._store(resource)
+        self.record_sent({**resource, "status_callback": params.get("StatusCallback", ""), "async_error": async_fail})
+        response = json_response(resource, 201)  # serialized before instant statuses update the resource
+        callback = params.get("StatusCallback", "")
+        if callback:
+            self._schedule_statuses(account, resource, callback, async_fail)
+        return self._finish(entry, response, "ok")
+
+    def _validate(self, params: Mapping[str, Any], media: list[str]) -> tuple[int, str] | None:
+        to = params.get("To", "")
+        if not to:
+            return 21604, ""
+        if not params.get("From") and not params.get("MessagingServiceSid"):
+            return 21603, ""
+        if not params.get("Body") and not media and not params.get("ContentSid"):
+            return 21602, ""
+        if len(params.get("Body", "")) > 1600:
+            return 21617, ""
+        if not TO_PATTERN.fullmatch(to):
+            return 21211, f"Invalid 'To' Phone Number: {to}"
+        service = params.get("MessagingServiceSid")
+        if service and (not SERVICE_PATTERN.fullmatch(service) or service not in self.services):
+            return 21701, ""
+        sender = params.get("From", "")
+        if sender and self.settings.strict_senders and sender.removeprefix("whatsapp:") not in self.numbers:
+            return 21606, ""
+        callback = params.get("StatusCallback", "")
+        if callback and not callback.startswith(("http://", "https://")):
+            return 21609, f"Invalid StatusCallback url: {callback}"
+        return None
+
+    async def _fault_response(self, request: web.Request, fault: Fault) -> web.Response | None:
+        if fault.kind in ("timeout", "reset"):
+            if await self.apply_transport_fault(request, fault):
+                return None
+            return twilio_error(20500, http_status=504)
+        if fault.kind == "rate_limit":
+            response = twilio_error(fault.code or 20429, http_status=fault.http_status or 429)
+            if fault.retry_after:
+                response.headers["Retry-After"] = str(math.ceil(fault.retry_after))
+            return response
+        return twilio_error(fault.code or 20500, fault.message, fault.http_status)
+
+    def _resource(self, account: str, params: Mapping[str, Any], media: list[str]) -> dict[str, Any]:
+        sid = ("MM" if media else "SM") + uuid.uuid4().hex
+        body = params.get("Body", "")
+        service = params.get("MessagingServiceSid") or None
+        now = formatdate(usegmt=False)
+        segments = 1 if len(body) <= 160 else math.ceil(len(body) / 153)
+        base = f"/{API_VERSION}/Accounts/{account}/Messages/{sid}"
+        return {
+            "sid": sid,
+            "account_sid": account,
+            "messaging_service_sid": service,
+            "from": params.get("From") or None,
+            "to": params["To"],
+            "body": body,
+            "status": "accepted" if service else "queued",
+            "direction": "outbound-api",
+            "num_segments": str(segments),
+            "num_media": str(len(media)),
+            "price": None,
+            "price_unit": "USD",
+            "error_code": None,
+            "error_message": None,
+            "api_version": API_VERSION,
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "uri": base + ".json",
+            "subresource_uris": {"media": base + "/Media.json", "feedback": base + "/Feedback.json"},
+        }
+
+    def _store(self, resource: dict[str, Any]) -> None:
+        self.messages[resource["sid"]] = resource
+        while len(self.messages) > self.settings.sent_cap:
+            self.messages.popitem(last=False)
+
+    async def _handle_fetch(self, request: web.Request) -> web.Response:
+        entry = self.log.add(request, None, kind="fetch")
+        if self._account(request) is None:
+            return self._finish(entry, twilio_error(20003), "error:20003")
+        resource = self.messages.get(request.match_info["sid"])
+        if resource is None:
+            return self._finish(entry, twilio_error(20404), "error:20404")
+        return self._finish(entry, json_response(resource), "fetch")
+
+    async def _handle_account(self, request: web.Request) -> web.Response:
+        entry = self.log.add(request, None, kind="account")
+        account = self._account(request)
+        if account is None:
+            return self._finish(entry, twilio_error(20003), "error:20003")
+        created = formatdate(0, usegmt=False)
+        data = {
+            "sid": account,
+            "owner_account_sid": account,
+            "friendly_name": "Stadt Musterstadt",
+            "status": self.settings.account_status,
+            "type": "Full",
+            "date_created": created,
+            "date_updated": created,
+            "uri": f"/{API_VERSION}/Accounts/{account}.json",
+            "subresource_uris": {"messages": f"/{API_VERSION}/Accounts/{account}/Messages.json"},
+        }
+        return self._finish(entry, json_response(data), "account")
+
+    # ------------------------------------------------------------------ webhooks
+    def _schedule_statuses(self, account: str, resource: dict[str, Any], url: str, fail: int | None) -> None:
+        settings = self.settings
+        if fail:
+            names = ["undelivered" if 30000 <= fail < 31000 else "failed"]
+            delays = [settings.delay("failed")]
+        else:
+            names = list(settings.statuses)
+            if resource["to"].startswith("whatsapp:") and "read" not in names:
+                names.append("read")
+            delays = [settings.delay(name) for name in names]
+            if settings.reorder_rate and len(names) > 1 and self.rng.random() < settings.reorder_rate:
+                delays.sort()
+                self.rng.shuffle(names)
+        for name, delay in zip(names, delays, strict=True):
+            self.scheduler.later(delay, self._emit_status, account, resource, url, name, fail)
+            if settings.duplicate_rate and self.rng.random() < settings.duplicate_rate:
+                self.scheduler.later(
+                    delay + settings.delay("duplicate"), self._emit_status, account, resource, url, name, fail
+                )
+
+    def _emit_status(self, account: str, resource: dict[str, Any], url: str, status: str, fail: int | None) -> None:
+        sender = resource["from"]
+        if not sender:
+            numbers = self.services.get(resource["messaging_service_sid"] or "", self.numbers)
+            sender = numbers[0] if numbers else DEFAULT_NUMBER
+            if resource["to"].startswith("whatsapp:"):
+                sender = "whatsapp:" + sender
+        params = {
+            "SmsSid": resource["sid"],
+            "SmsStatus": status,
+            "MessageStatus": status,
+            "To": resource["to"],
+            "MessageSid": resource["sid"],
+            "AccountSid": account,
+            "From": sender,
+            "ApiVersion": API_VERSION,
+        }
+        if resource["messaging_service_sid"]:
+            params["MessagingServiceSid"] = resource["messaging_service_sid"]
+        if fail and status in ("failed", "undelivered"):
+            params["ErrorCode"] = str(fail)
+            resource["error_code"] = fail
+            resource["error_message"] = ERRORS.get(fail, (400, ""))[1]
+        if status in ("delivered", "undelivered") and not resource["to"].startswith("whatsapp:"):
+            params["RawDlrDoneDate"] = time.strftime("%y%m%d%H%M", time.gmtime())
+        resource["status"] = status
+        self._post_form(account, url, params)
+
+    def _post_form(self, account: str, url: str, params: Mapping[str, str]) -> bytes:
+        body = urlencode(params).encode()
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": twilio_signature(self.accounts[account], url, params),
+            "I-Twilio-Idempotency-Token": uuid.uuid4().hex,
+        }
+        self.submit_webhook(Delivery(url=url, body=body, headers=headers))
+        return body
+
+    def simulate_inbound(
+        self,
+        sender: str = "+491701234567",
+        text: str = "",
+        *,
+        kind: str = "text",
+        to: str = "",
+        messaging_service_sid: str = "",
+        media_urls: Iterable[str] = (),
+        media_types: Iterable[str] = (),
+        payload: str = "",
+        profile_name: str = "Erika",
+        latitude: float = 52.52,
+        longitude: float = 13.405,
+        **aliases: Any,
+    ) -> dict[str, Any]:
+        """A person texts our number (kinds: text, media, button, location). STOP/START keywords
+        update the opt-out registry like Twilio's default handling."""
+        sender = str(aliases.pop("from", sender))
+        if "body" in aliases:
+            text = str(aliases.pop("body"))
+        if aliases:
+            raise ValueError(f"unknown inbound parameters: {sorted(aliases)}")
+        whatsapp = sender.startswith("whatsapp:")
+        to = to or (("whatsapp:" if whatsapp else "") + (self.numbers[0] if self.numbers else DEFAULT_NUMBER))
+        number = to.removeprefix("whatsapp:")
+        services = [mg for mg, nums in self.services.items() if number in nums]
+        service = messaging_service_sid or (services[0] if services else "")
+        sid = "SM" + uuid.uuid4().hex
+        media = list(media_urls)
+        types = list(media_types) or ["image/jpeg"] * len(media)
+        params: dict[str, str] = {
+            "ToCountry": "DE",
+            "ToState": "",
+            "SmsMessageSid": sid,
+            "NumMedia": str(len(media)),
+            "ToCity": "",
+            "FromZip": "",
+            "SmsSid": sid,
+            "FromState": "",
+            "SmsStatus": "received",
+            "FromCity": "",
+            "Body": text,
+            "FromCountry": "DE",
+            "To": to,
+            "ToZip": "",
+            "NumSegments": "1",
+            "MessageSid": sid,
+            "AccountSid": self.account_sid,
+            "From": sender,
+            "ApiVersion": API_VERSION,
+        }
+        if service:
+            params["MessagingServiceSid"] = service
+        for index, url in enumerate(media):
+            params[f"MediaUrl{index}"] = url
+            params[f"MediaContentType{index}"] = types[index] if index < len(types) else "image/jpeg"
+        if whatsapp:
+            params["ProfileName"] = profile_name
+            params["WaId"] = sender.removeprefix("whatsapp:+").removeprefix("whatsapp:")
+        if kind == "button":
+            params["ButtonText"] = text
+            params["ButtonPayload"] = payload
+        elif kind == "location":
+            params["Latitude"] = str(latitude)
+            params["Longitude"] = str(longitude)
+        elif kind not in ("text", "media"):
+            raise ValueError(f"unknown inbound kind {kind!r}")
+        keyword = text.strip().upper()
+        scopes = [to, number, *services] + ([messaging_service_sid] if messaging_service_sid else [])
+        if keyword in STOP_WORDS:
+            self.optouts.update((scope, sender) for scope in scopes)
+            if self.settings.advanced_opt_out:
+                params["OptOutType"] = "STOP"
+        elif keyword in START_WORDS:
+            self.optouts.difference_update((scope, sender) for scope in scopes)
+            if self.settings.advanced_opt_out:
+                params["OptOutType"] = "START"
+        elif keyword in HELP_WORDS and self.settings.advanced_opt_out:
+            params["OptOutType"] = "HELP"
+        url = self.settings.inbound_url or self.settings.webhook_url
+        if not url:
+            self.stats.webhook_dropped += 1
+            return {"sid": sid, "params": params, "body": None}
+        body = self._post_form(self.account_sid, url, params)
+        return {"sid": sid, "params": params, "body": body.decode()}
+
+    def _set_optout(self, sender: str, recipient: str, opted_out: bool = True) -> dict[str, Any]:
+        if opted_out:
+            self.optouts.add((sender, recipient))
+        else:
+            self.optouts.discard((sender, recipient))
+        return {"optouts": sorted(list(pair) for pair in self.optouts)}
+
+    # ------------------------------------------------------------------ in-process API
+    def opt_out(self, recipient: str, sender: str = DEFAULT_NUMBER, *, opted_out: bool = True) -> None:
+        """Set the opt-out registry directly (without a webhook)."""
+        self._call(self._set_optout, sender, recipient, opted_out)
+
+    def is_opted_out(self, recipient: str, sender: str = DEFAULT_NUMBER) -> bool:
+        return self._call(lambda: (sender, recipient) in self.optouts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake Twilio Messaging API")
+    common_arguments(parser)
+    parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
+    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
+    parser.add_argument("--number", action="append", help="the account's sender numbers (repeatable)")
+    parser.add_argument("--inbound-url", default="", help="messaging webhook of the numbers (default --webhook-url)")
+    parser.add_argument("--strict-senders", action="store_true")
+    args = parser.parse_args(argv)
+    fake = FakeTwilio(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        account_sid=args.account_sid,
+        auth_token=args.auth_token,
+        numbers=args.number or (DEFAULT_NUMBER,),
+        inbound_url=args.inbound_url,
+        strict_senders=args.strict_senders,
+        **common_settings(args),
+    )
+    run_cli(fake, args)
+
+
+if __name__ == "__main__":
+    main()

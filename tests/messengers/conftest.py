@@ -1,0 +1,14 @@
+"""Fixtures for the adapter tests: the fake providers on loopback (see tests.fakes.fixtures)."""
+
+from tests.fakes.fixtures import (  # noqa: F401 - fixtures are found by name
+    sink,
+    smtp_fake,
+    smtp_server,
+    telegram_server,
+    tg_fake,
+    tw_fake,
+    twilio_server,
+    wa_fake,
+    webhook_sink,
+    whatsapp_server,
+)
