@@ -1,0 +1,213 @@
+"""Writes of channels: create and update (with keyword normalisation) and alarm state changes.
+
+Keywords are stored normalised (channels.keywords.normalise) and must be unique across all
+channels of the tenant by their match key, so "START SÜD" can only ever mean one channel.
+Alarm state changes are recorded (AlarmStateChange), audit-logged and handed to every hook in
+settings.ALARM_STATE_HOOKS inside the same transaction (broadcasts proposes the draft there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django.utils.text import slugify
+
+from accounts.models import User
+from accounts.services import audit_log
+from channels.keywords import RESERVED_KEYS, match_key, normalise
+from channels.models import AlarmStateChange, Channel
+from channels.selectors import channel_keyword_owner
+from core.errors import ApplicationError
+from messengers.models import Connection
+
+KEYWORD_NOT_ONE_WORD = "A keyword is one word of letters and digits: “{keyword}” is not (try “{suggestion}”)."
+KEYWORD_TOO_LONG = "The keyword “{keyword}” is longer than 40 characters."
+KEYWORD_RESERVED = "“{keyword}” is a command word (START, STOP, HILFE …) and cannot be a channel keyword."
+KEYWORD_TAKEN = "The keyword “{keyword}” is already used by the channel “{channel}”."
+SLUG_TAKEN = "The short name “{slug}” is already used by another channel."
+SLUG_INVALID = "The short name may contain only letters, digits, hyphens and underscores."
+NOT_AN_ALARM_CHANNEL = "“{channel}” is not an alarm channel; only alarm channels have a state."
+UNKNOWN_ALARM_STATE = "Unknown alarm state “{state}”. Choose one of: {choices}."
+
+EDITABLE_FIELDS = frozenset(
+    {
+        "name", "slug", "description", "keywords", "icon", "color", "is_public", "is_active",
+        "requires_approval", "default_priority", "welcome_text_de", "welcome_text_en", "position",
+        "is_alarm", "alarm_text_start", "alarm_text_update", "alarm_text_end",
+    }
+)  # fmt: skip
+
+
+def channel_keywords_clean(keywords: Iterable[str] | str, *, exclude_pk: int | None = None) -> list[str]:
+    """Normalise, de-duplicate and check keywords; raises ApplicationError with a clear message."""
+    raw = keywords.replace(";", ",").split(",") if isinstance(keywords, str) else list(keywords)
+    cleaned: list[str] = []
+    seen: set[str] = set()
+    for item in raw:
+        keyword = normalise(item)
+        if not keyword:
+            continue
+        if " " in keyword:
+            raise ApplicationError(
+                KEYWORD_NOT_ONE_WORD.format(keyword=item.strip(), suggestion=keyword.replace(" ", ""))
+            )
+        if len(keyword) > 40:
+            raise ApplicationError(KEYWORD_TOO_LONG.format(keyword=keyword))
+        key = match_key(keyword)
+        if key in RESERVED_KEYS:
+            raise ApplicationError(KEYWORD_RESERVED.format(keyword=keyword))
+        if key in seen:
+            continue
+        owner = channel_keyword_owner(key, exclude_pk=exclude_pk)
+        if owner is not None:
+            raise ApplicationError(KEYWORD_TAKEN.format(keyword=keyword, channel=owner.name))
+        seen.add(key)
+        cleaned.append(keyword)
+    return cleaned
+
+
+def _slug_for(name: str, slug: str, exclude_pk: int | None) -> str:
+    taken = Channel.objects.exclude(pk=exclude_pk) if exclude_pk is not None else Channel.objects.all()
+    if slug:
+        slug = slug.strip()
+        if slugify(slug) != slug.lower() or not slug:
+            raise ApplicationError(SLUG_INVALID)
+        slug = slug.lower()
+        if taken.filter(slug=slug).exists():
+            raise ApplicationError(SLUG_TAKEN.format(slug=slug))
+        return slug
+    base = (slugify(normalise(name).lower().replace(" ", "-")) or "channel")[:50]
+    candidate, number = base, 2
+    while taken.filter(slug=candidate).exists():
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
+
+def _full_clean(channel: Channel) -> None:
+    try:
+        channel.full_clean(exclude=["connections"])
+    except ValidationError as exc:
+        messages = [f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items()]
+        raise ApplicationError("; ".join(messages)) from exc
+
+
+def _connection_list(connections: Iterable[Connection | int]) -> list[Connection]:
+    ids = [c.pk if isinstance(c, Connection) else int(c) for c in connections]
+    found = list(Connection.objects.filter(pk__in=ids))
+    if len(found) != len(set(ids)):
+        raise ApplicationError("One of the chosen messenger connections does not exist.")
+    return found
+
+
+@transaction.atomic
+def channel_create(
+    *,
+    name: str,
+    slug: str = "",
+    keywords: Sequence[str] | str = (),
+    connections: Iterable[Connection | int] = (),
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    **fields: Any,
+) -> Channel:
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"channel_create cannot set {sorted(unknown)}")
+    channel = Channel(
+        name=name.strip(), slug=_slug_for(name, slug, None), keywords=channel_keywords_clean(keywords), **fields
+    )
+    _full_clean(channel)
+    channel.save()
+    channel.connections.set(_connection_list(connections))
+    audit_log(
+        action="channel.created", actor=actor, target=channel, request=request,
+        details={"keywords": channel.keywords, "public": channel.is_public, "alarm": channel.is_alarm},
+    )  # fmt: skip
+    return channel
+
+
+@transaction.atomic
+def channel_update(
+    *,
+    channel: Channel,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    connections: Iterable[Connection | int] | None = None,
+    **fields: Any,
+) -> Channel:
+    """Change the given fields (keywords are re-checked); returns the channel."""
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"channel_update cannot change {sorted(unknown)}")
+    if "keywords" in fields:
+        fields["keywords"] = channel_keywords_clean(fields["keywords"], exclude_pk=channel.pk)
+    if "slug" in fields and fields["slug"] != channel.slug:
+        fields["slug"] = _slug_for(channel.name, fields["slug"], channel.pk)
+    changed = sorted(key for key, value in fields.items() if getattr(channel, key) != value)
+    for key in changed:
+        setattr(channel, key, fields[key])
+    if changed:
+        _full_clean(channel)
+        channel.save(update_fields=[*changed, "updated_at"])
+    connections_changed = False
+    if connections is not None:
+        wanted = _connection_list(connections)
+        before = set(channel.connections.values_list("pk", flat=True))
+        if before != {c.pk for c in wanted}:
+            channel.connections.set(wanted)
+            connections_changed = True
+    if changed or connections_changed:
+        audit_log(
+            action="channel.updated", actor=actor, target=channel, request=request,
+            details={"fields": changed + (["connections"] if connections_changed else [])},
+        )  # fmt: skip
+    return channel
+
+
+@transaction.atomic
+def channel_set_alarm_state(
+    *,
+    channel: Channel,
+    state: str,
+    actor: User | None = None,
+    actor_label: str = "",
+    note: str = "",
+    request: HttpRequest | None = None,
+) -> AlarmStateChange:
+    """Set an alarm channel's state. The same state again is recorded as an update (an extended
+    alarm, new values) and keeps the time the state began."""
+    try:
+        new_state = Channel.AlarmState(state)
+    except ValueError:
+        raise ApplicationError(
+            UNKNOWN_ALARM_STATE.format(state=state, choices=", ".join(Channel.AlarmState.values))
+        ) from None
+    locked = Channel.objects.select_for_update().get(pk=channel.pk)
+    if not locked.is_alarm:
+        raise ApplicationError(NOT_AN_ALARM_CHANNEL.format(channel=locked.name))
+    if actor is not None and not actor.is_authenticated:
+        actor = None
+    label = (actor_label or (actor.get_username() if actor is not None else "system"))[:200]
+    change = AlarmStateChange.objects.create(
+        channel=locked, from_state=locked.alarm_state, to_state=new_state.value, changed_by=actor,
+        changed_by_label=label, note=note.strip()[:300],
+    )  # fmt: skip
+    if locked.alarm_state != new_state.value or locked.alarm_state_changed_at is None:
+        locked.alarm_state = new_state.value
+        locked.alarm_state_changed_at = change.at or timezone.now()
+        locked.save(update_fields=["alarm_state", "alarm_state_changed_at", "updated_at"])
+    channel.alarm_state, channel.alarm_state_changed_at = locked.alarm_state, locked.alarm_state_changed_at
+    audit_log(
+        action="channel.alarm_state_changed", actor=actor, actor_label=label, target=locked, request=request,
+        details={"from": change.from_state, "to": change.to_state, "note": change.note},
+    )  # fmt: skip
+    for path in settings.ALARM_STATE_HOOKS:
+        import_string(path)(channel=locked, change=change, actor=actor)
+    return change
