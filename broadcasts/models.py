@@ -1,0 +1,228 @@
+"""Broadcasts (what the online team writes), their approval workflow, and one Delivery row per
+recipient: the database is the source of truth for what has been sent to whom."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from channels.models import Priority
+from core.models import TimeStampedModel
+from subscribers.models import Language
+
+
+class Broadcast(TimeStampedModel):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SUBMITTED = "submitted", _("Waiting for approval")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        SCHEDULED = "scheduled", _("Scheduled")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        SENT = "sent", _("Sent")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    title = models.CharField(_("internal title"), max_length=200)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("author"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # targeting: channels × districts × languages × tags (an empty list means "all")
+    channels = models.ManyToManyField("channels.Channel", verbose_name=_("channels"), related_name="broadcasts")
+    districts = models.ManyToManyField(
+        "subscribers.District", verbose_name=_("districts"), blank=True, related_name="+"
+    )
+    languages = ArrayField(
+        models.CharField(max_length=8, choices=Language.choices), verbose_name=_("languages"), default=list, blank=True
+    )
+    tags = ArrayField(models.CharField(max_length=40), verbose_name=_("interests"), default=list, blank=True)
+
+    media = models.FileField(_("image or video"), upload_to="broadcasts/", blank=True)
+    media_kind = models.CharField(max_length=8, blank=True)  # image / video, set on upload
+    buttons = models.JSONField(_("link buttons"), default=list, blank=True)  # [{"title": …, "url": …}]
+    # WhatsApp outside the 24-hour window: an approved template of this name/language on each
+    # WhatsApp connection, with these body parameters.
+    wa_template_name = models.CharField(_("WhatsApp template"), max_length=512, blank=True)
+    wa_template_language = models.CharField(_("template language"), max_length=16, blank=True)
+    wa_template_params = ArrayField(
+        models.CharField(max_length=1024), verbose_name=_("template parameters"), default=list, blank=True
+    )
+
+    scheduled_at = models.DateTimeField(
+        _("send at"), null=True, blank=True, help_text=_("Empty: send as soon as it is approved.")
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_content_hash = models.CharField(max_length=64, blank=True)  # frozen content at approval
+    rejection_comment = models.TextField(_("rejection comment"), blank=True)
+    # Emergency bypass on alert channels: sent without approval, reviewed afterwards.
+    bypassed_approval = models.BooleanField(_("sent without approval"), default=False)
+    needs_review = models.BooleanField(_("needs review"), default=False, db_index=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_comment = models.TextField(blank=True)
+    # Set when an alarm state change proposed this draft.
+    alarm_channel = models.ForeignKey(
+        "channels.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # delivery bookkeeping
+    fanout_cursor = models.BigIntegerField(default=0)  # last subscriber id materialised
+    fanout_done = models.BooleanField(default=False)
+    recipients_total = models.PositiveIntegerField(default=0)
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    send_finished_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("broadcast")
+        verbose_name_plural = _("broadcasts")
+        ordering = ["-created_at"]
+        permissions = [
+            ("approve_broadcast", _("Can approve or reject broadcasts")),
+            ("send_without_approval", _("Can send alert broadcasts without approval (emergency)")),
+            ("control_sending", _("Can pause, resume and cancel sending")),
+            ("review_broadcast", _("Can review broadcasts sent without approval")),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class BroadcastVariant(models.Model):
+    """The text of a broadcast in one language (German, English, Leichte Sprache)."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="variants")
+    language = models.CharField(_("language"), max_length=8, choices=Language.choices)
+    body = models.TextField(_("text"))
+    subject = models.CharField(_("e-mail subject"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("text")
+        verbose_name_plural = _("texts")
+        constraints = [models.UniqueConstraint(fields=["broadcast", "language"], name="variant_unique_language")]
+
+    def __str__(self) -> str:
+        return f"{self.broadcast_id} [{self.language}]"
+
+
+class Delivery(models.Model):
+    """One recipient of one broadcast. Unique per (broadcast, subscriber), so fan-out can run
+    again safely and a person subscribed to several targeted channels gets the message once.
+
+    Life: queued → claimed (a batch owns it, under a lease) → sending (request in flight) →
+    sent → delivered → read, or failed (permanent, with the reason), or back to queued with a
+    later next_attempt_at (retryable error), or skipped (opted out / blocked before sending)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        CLAIMED = "claimed", _("Claimed")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.ForeignKey("subscribers.Subscriber", null=True, on_delete=models.SET_NULL, related_name="+")
+    contact = models.ForeignKey("messengers.Contact", null=True, on_delete=models.SET_NULL, related_name="+")
+    connection = models.ForeignKey("messengers.Connection", on_delete=models.CASCADE, related_name="+")
+    language = models.CharField(max_length=8)
+    use_template = models.BooleanField(default=False)  # WhatsApp recipient outside the 24-hour window
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    provider_message_id = models.CharField(max_length=200, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    error_kind = models.CharField(max_length=24, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_detail = models.CharField(max_length=300, blank=True)
+    # Re-queued after a worker died while its request may have been in flight: the person may
+    # get this message twice (at-least-once towards providers). Logged and counted.
+    possible_duplicate = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["broadcast", "subscriber"], name="delivery_unique_recipient"),
+        ]
+        # Every index costs a write on each status change (five per recipient), so there are only
+        # those the pipeline needs: ready rows, expiring leases, status webhooks by provider id.
+        # Progress counts read the (broadcast, subscriber) unique index.
+        indexes = [
+            models.Index(
+                fields=["broadcast", "next_attempt_at", "id"],
+                name="delivery_ready_idx",
+                condition=models.Q(status="queued"),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="delivery_lease_idx",
+                condition=models.Q(status__in=["claimed", "sending"]),
+            ),
+            models.Index(
+                fields=["connection", "provider_message_id"],
+                name="delivery_provider_id_idx",
+                condition=~models.Q(provider_message_id=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broadcast_id}/{self.subscriber_id}: {self.status}"
+
+
+class TrackedLink(models.Model):
+    """A link of a broadcast; recipients get /l/<token> (signed) that records the click."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="links")
+    position = models.PositiveSmallIntegerField()
+    url = models.URLField(max_length=2000)
+    clicks = models.PositiveIntegerField(default=0)  # every counted click, also in aggregate-only mode
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["broadcast", "position"], name="link_unique_position")]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class LinkClick(models.Model):
+    """Per-recipient click (only when the tenant tracks per recipient)."""
+
+    link = models.ForeignKey(TrackedLink, on_delete=models.CASCADE, related_name="recipient_clicks")
+    delivery = models.ForeignKey(Delivery, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.link_id} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class SenderLease(models.Model):
+    """One queued or running sender task of a broadcast. The tick keeps at most
+    settings.BROADCAST_SENDERS of them per broadcast; a lease whose heartbeat stops (its worker
+    died, or the queue lost the task) expires and its slot is handed out again."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="sender_leases")
+    token = models.CharField(max_length=32, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField()
+    started = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.broadcast_id}:{self.token}"

@@ -1,0 +1,248 @@
+"""Reads on broadcasts: progress, the send plan, review queue, public archive."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, QuerySet
+
+from broadcasts import pipeline
+from broadcasts.models import Broadcast, Delivery
+from core.tenancy import connection as db
+from messengers import ratelimit
+from messengers.models import Connection
+
+
+@dataclass
+class Progress:
+    total: int
+    queued: int
+    in_flight: int
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+    skipped: int
+    possible_duplicates: int
+    status: str
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.delivered + self.read + self.failed + self.skipped
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.done / self.total, 1) if self.total else (100.0 if self.status == "sent" else 0.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "done": self.done, "percent": self.percent}
+
+
+def broadcast_progress(broadcast: Broadcast) -> Progress:
+    """Counts by status in one grouped query (uses the (broadcast, status) index)."""
+    counts = dict(Delivery.objects.filter(broadcast=broadcast).values_list("status").annotate(n=Count("pk")).order_by())
+    failures = dict(
+        Delivery.objects.filter(broadcast=broadcast, status__in=[Delivery.Status.FAILED, Delivery.Status.SKIPPED])
+        .values_list("error_kind")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    duplicates = Delivery.objects.filter(broadcast=broadcast, possible_duplicate=True).count()
+    total = sum(counts.values())
+    return Progress(
+        total=total,
+        queued=counts.get("queued", 0),
+        in_flight=counts.get("claimed", 0) + counts.get("sending", 0),
+        # delivered/read imply sent; "sent" here counts everything that left us successfully
+        sent=counts.get("sent", 0),
+        delivered=counts.get("delivered", 0),
+        read=counts.get("read", 0),
+        failed=counts.get("failed", 0),
+        skipped=counts.get("skipped", 0),
+        possible_duplicates=duplicates,
+        status=broadcast.status,
+        failures_by_reason={str(k or "unknown"): v for k, v in failures.items()},
+    )
+
+
+@dataclass
+class PlanLine:
+    connection_id: int
+    name: str
+    provider: str
+    recipients: int
+    needs_template: int
+    rate_per_second: float
+    seconds: float
+    cost_eur: Decimal
+    tier: int | None = None
+    tier_headroom: int | None = None
+    segments: int = 1
+
+
+@dataclass
+class SendPlan:
+    lines: list[PlanLine]
+    warnings: list[str]
+
+    @property
+    def recipients(self) -> int:
+        return sum(line.recipients for line in self.lines)
+
+    @property
+    def seconds(self) -> float:
+        return max((line.seconds for line in self.lines), default=0.0)  # connections send in parallel
+
+    @property
+    def cost_eur(self) -> Decimal:
+        return sum((line.cost_eur for line in self.lines), Decimal("0"))
+
+
+def sms_segments(text: str) -> int:
+    """GSM-7 texts: 160 characters, 153 per part when split; anything else (UCS-2): 70 / 67."""
+    gsm = set(
+        "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+    )
+    extended = set("^{}\\[~]|€")
+    if all(ch in gsm for ch in text):
+        units = sum(2 if ch in extended else 1 for ch in text)
+        return 1 if units <= 160 else math.ceil(units / 153)
+    units = len(text.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else math.ceil(units / 67)
+
+
+def send_plan(broadcast: Broadcast) -> SendPlan:
+    """Recipients per connection, WhatsApp template needs and tier headroom, time at each
+    connection's rate, cost estimate — from the same query the fan-out uses."""
+    sql, params = pipeline.recipients_sql(broadcast)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT x.conn, count(*), count(*) FILTER (WHERE x.tpl) FROM ("  # noqa: S608 - our own SQL
+            f"SELECT r.* FROM ({sql}) AS r(b, sub, contact, conn, lang, tpl, st, att, nxt, p1, p2, p3, p4, p5, p6)"
+            ") x GROUP BY x.conn",
+            params,
+        )
+        rows = cursor.fetchall()
+    connections = {c.pk: c for c in Connection.objects.filter(pk__in=[r[0] for r in rows])}
+    bodies = [v.body for v in broadcast.variants.all()] or [""]
+    segments = max(sms_segments(body) for body in bodies)
+    lines: list[PlanLine] = []
+    warnings: list[str] = []
+    for connection_id, recipients, needs_template in rows:
+        connection = connections[connection_id]
+        rate = float(connection.rate_limit_per_second)
+        per_message = segments if connection.provider == "sms" else 1
+        line = PlanLine(
+            connection_id=connection_id,
+            name=connection.name,
+            provider=connection.provider,
+            recipients=recipients,
+            needs_template=needs_template,
+            rate_per_second=round(ratelimit.effective_rate(rate), 1),
+            seconds=pipeline.estimated_seconds(recipients, rate),
+            cost_eur=(connection.price_per_message * recipients * per_message).quantize(Decimal("0.01")),
+            segments=per_message,
+        )
+        if connection.provider == "whatsapp":
+            line.tier = connection.whatsapp_tier
+            if connection.whatsapp_tier:
+                line.tier_headroom = connection.whatsapp_tier - needs_template
+                if line.tier_headroom < 0:
+                    warnings.append(
+                        f"{connection.name}: {needs_template} people need a template, but the messaging tier allows "
+                        f"{connection.whatsapp_tier} per 24 h; {-line.tier_headroom} will not be reached today."
+                    )
+            if needs_template and not broadcast.wa_template_name:
+                warnings.append(
+                    f"{connection.name}: {needs_template} recipients have not written in the last 24 hours; "
+                    "choose an approved WhatsApp template, or they will not get this message."
+                )
+        if connection.status != Connection.Status.ACTIVE:
+            warnings.append(f"{connection.name} is {connection.get_status_display()}: its recipients wait.")
+        lines.append(line)
+    if not lines:
+        warnings.append("Nobody matches this targeting yet.")
+    return SendPlan(lines=sorted(lines, key=lambda line: line.name), warnings=warnings)
+
+
+def broadcast_list_review_queue() -> QuerySet[Broadcast]:
+    return Broadcast.objects.filter(needs_review=True).select_related("author").order_by("-send_started_at")
+
+
+def broadcast_list_waiting_for(user_id: int) -> QuerySet[Broadcast]:
+    return Broadcast.objects.filter(status=Broadcast.Status.SUBMITTED).exclude(author_id=user_id)
+
+
+def broadcast_list_archive() -> QuerySet[Broadcast]:
+    """Sent broadcasts on at least one public channel, newest first (public pages and RSS)."""
+    return (
+        Broadcast.objects.filter(status=Broadcast.Status.SENT, channels__is_public=True)
+        .filter(variants__isnull=False)
+        .distinct()
+        .prefetch_related("variants", "channels")
+        .order_by("-send_finished_at")
+    )
+
+
+def broadcast_rollup() -> dict[str, int]:
+    """Per-tenant figures for the operator overview (tenants.services.tenant_rollup_compute)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    since = timezone.now() - timedelta(days=1)
+    deliveries = Delivery.objects.filter(sent_at__gte=since)
+    return {
+        "broadcasts_sending": Broadcast.objects.filter(status=Broadcast.Status.SENDING).count(),
+        "broadcasts_waiting_approval": Broadcast.objects.filter(status=Broadcast.Status.SUBMITTED).count(),
+        "messages_sent_24h": deliveries.count(),
+        "messages_failed_24h": Delivery.objects.filter(
+            status=Delivery.Status.FAILED, broadcast__send_started_at__gte=since
+        ).count(),
+        "broadcasts_needing_review": Broadcast.objects.filter(needs_review=True).count(),
+    }
+
+
+def delivery_list_for_subscriber(subscriber_id: int) -> list[dict[str, Any]]:
+    """The broadcasts one person was sent, for their GDPR export (Art. 15): when, on which
+    messenger, what it said in their language, what became of it and which links they opened."""
+    from broadcasts.models import BroadcastVariant, LinkClick
+
+    deliveries = list(
+        Delivery.objects.filter(subscriber_id=subscriber_id)
+        .select_related("connection")
+        .order_by("pk")
+        .only("pk", "broadcast_id", "language", "status", "sent_at", "delivered_at", "read_at", "error_kind",
+              "connection__provider")
+    )  # fmt: skip
+    if not deliveries:
+        return []
+    texts = {
+        (v.broadcast_id, v.language): v.body
+        for v in BroadcastVariant.objects.filter(broadcast_id__in={d.broadcast_id for d in deliveries})
+    }
+    clicks: dict[int, list[str]] = {}
+    for delivery_id, url, at in LinkClick.objects.filter(delivery_id__in=[d.pk for d in deliveries]).values_list(
+        "delivery_id", "link__url", "at"
+    ):
+        clicks.setdefault(delivery_id, []).append(f"{at.isoformat()} {url}")
+    return [
+        {
+            "broadcast": d.broadcast_id,
+            "messenger": d.connection.provider,
+            "language": d.language,
+            "text": texts.get((d.broadcast_id, d.language), ""),
+            "status": d.status,
+            "error": d.error_kind,
+            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+            "read_at": d.read_at.isoformat() if d.read_at else None,
+            "links_opened": clicks.get(d.pk, []),
+        }
+        for d in deliveries
+    ]

@@ -1,0 +1,116 @@
+"""Issue 5 in Chromium: an editor composes a Feinstaubalarm broadcast, a second user with the
+approver role approves it, the sandbox phones receive it and the progress bar reaches 100 %.
+And: an approver cannot approve what they wrote."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from accounts import roles
+from broadcasts.models import Broadcast
+from messengers.models import Contact, SandboxMessage
+from messengers.selectors import connection_sandbox
+from tenants.models import Tenant
+from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.conftest import LiveServer, in_tenant
+from tests.factories import PASSWORD, make_user
+from tests.helpers import enrol_totp, totp_code
+
+pytestmark = pytest.mark.browser
+
+
+def _domain(tenant: Tenant) -> str:
+    return tenant.domains.get(is_primary=True).domain
+
+
+def _login(page: Any, server: LiveServer, domain: str, username: str, secret: str | None = None) -> None:
+    page.goto(server.url(domain, "/accounts/login/?next=/admin/"))
+    page.fill("input[name=login]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    if secret:
+        page.wait_for_url(re.compile(r"/accounts/2fa/authenticate/"))
+        page.fill("input[name=code]", totp_code(secret))
+        page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/admin/"))
+
+
+def test_compose_approve_deliver_to_sandbox_phones(
+    browser: Any, live_server_multitenant: LiveServer, committed_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = committed_tenant("Landeshauptstadt Test")
+    with in_tenant(tenant):
+        sandbox = connection_sandbox()
+        assert sandbox is not None
+        channel = make_channel("Feinstaubalarm", [sandbox], alarm=True, priority="alert")
+        make_subscribers(3, [channel], sandbox, prefix="+4915509")
+        make_user(roles.EDITOR, username="redaktion")
+        approver = make_user(roles.APPROVER, username="oberbuergermeister")
+        secret = enrol_totp(approver)
+        phone = Contact.objects.filter(connection=sandbox).order_by("pk").first()
+        assert phone is not None
+    domain = _domain(tenant)
+    server = live_server_multitenant
+
+    editor_page = browser.new_context(locale="en-US").new_page()
+    _login(editor_page, server, domain, "redaktion")
+    editor_page.goto(server.url(domain, "/admin/broadcasts/broadcast/add/"))
+    editor_page.fill("input[name=title]", "Feinstaubalarm ab morgen")
+    editor_page.check(f"input[name=channels][value='{channel.pk}']")
+    editor_page.fill("textarea[name=body_de]", "Ab morgen 6 Uhr gilt Feinstaubalarm. Bitte lassen Sie das Auto stehen.")
+    assert "Feinstaubalarm" in editor_page.inner_text("#bc-text")  # the live preview follows the typing
+    editor_page.click("input[name=_continue]")
+    editor_page.wait_for_selector("#bc-do-submit")
+    editor_page.click("#bc-do-submit")
+    editor_page.wait_for_selector("#bc-status")
+    with in_tenant(tenant):
+        broadcast = Broadcast.objects.get(title="Feinstaubalarm ab morgen")
+        assert broadcast.status == Broadcast.Status.SUBMITTED
+
+    approver_page = browser.new_context(locale="en-US").new_page()
+    _login(approver_page, server, domain, "oberbuergermeister", secret)
+    approver_page.goto(server.url(domain, f"/admin/broadcasts/broadcast/{broadcast.pk}/change/"))
+    approver_page.click("#bc-do-approve")  # tasks run inline in tests: the send happens here
+    approver_page.wait_for_function(
+        "() => document.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') === '100.0'",
+        timeout=30_000,
+    )
+    assert approver_page.locator("dd[data-key=total]").inner_text() == "3"
+
+    with in_tenant(tenant):
+        assert Broadcast.objects.get(pk=broadcast.pk).status == Broadcast.Status.SENT
+        assert SandboxMessage.objects.filter(direction="out", text__contains="Feinstaubalarm").count() == 3
+    editor_page.goto(server.url(domain, f"/admin/messengers/connection/{sandbox.pk}/phones/{phone.pk}/"))
+    editor_page.wait_for_selector(".bubble.out")
+    assert "Ab morgen 6 Uhr gilt Feinstaubalarm" in editor_page.inner_text("#chat")
+
+
+def test_the_authors_approve_button_is_refused(
+    browser: Any, live_server_multitenant: LiveServer, committed_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = committed_tenant("Stadt Vier Augen")
+    with in_tenant(tenant):
+        sandbox = connection_sandbox()
+        assert sandbox is not None
+        channel = make_channel("Verkehr", [sandbox])
+        make_subscribers(1, [channel], sandbox, prefix="+4915508")
+        author = make_user(roles.APPROVER, username="pressestelle")
+        secret = enrol_totp(author)
+        from broadcasts import services
+
+        broadcast = services.broadcast_create(
+            author=author, title="Eigene Meldung", channels=[channel], variants={"de": "Text"}
+        )
+        services.broadcast_submit(broadcast=broadcast, actor=author)
+    page = browser.new_context(locale="en-US").new_page()
+    _login(page, live_server_multitenant, _domain(tenant), "pressestelle", secret)
+    page.goto(live_server_multitenant.url(_domain(tenant), f"/admin/broadcasts/broadcast/{broadcast.pk}/change/"))
+    page.click("#bc-do-approve")
+    page.wait_for_selector(".messagelist .error")
+    assert "another person with the approver role" in page.inner_text(".messagelist")
+    with in_tenant(tenant):
+        assert Broadcast.objects.get(pk=broadcast.pk).status == Broadcast.Status.SUBMITTED
