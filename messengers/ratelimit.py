@@ -42,10 +42,8 @@ def reserve(connection_id: int, limit_per_second: float, count: int = 1) -> Rese
     """Reserve `count` consecutive send slots for a connection of the current tenant schema."""
     rate = effective_rate(limit_per_second)
     span = count / rate
-    if settings.REDIS_URL:
-        delay = _reserve_redis(f"{tenant_connection.schema_name}:{connection_id}", span)
-    else:
-        delay = _reserve_postgres(connection_id, span)
+    redis_url = settings.REDIS_URL
+    delay = _reserve_redis(_key(connection_id), span) if redis_url else _reserve_postgres(connection_id, span)
     return Reservation(delay=max(0.0, delay), interval=1.0 / rate, count=count)
 
 
@@ -72,7 +70,7 @@ local now_s = tonumber(now[1]) + tonumber(now[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now_s then tat = now_s end
 local new_tat = tat + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], tostring(new_tat), 'EX', 3600)
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'EX', 3600)
 return tostring(tat - now_s)
 """
 
@@ -85,9 +83,13 @@ def _redis() -> tuple[Any, Any]:
     return client, client.register_script(_LUA)
 
 
+def _key(connection_id: int) -> str:
+    return f"{settings.RATELIMIT_KEY_PREFIX}:{tenant_connection.schema_name}:{connection_id}"
+
+
 def _reserve_redis(key: str, span: float) -> float:
     _, script = _redis()
-    return float(script(keys=[f"mnl:rate:{key}"], args=[repr(span)]))
+    return float(script(keys=[key], args=[repr(span)]))
 
 
 def penalize(connection_id: int, seconds: float) -> None:
@@ -97,8 +99,7 @@ def penalize(connection_id: int, seconds: float) -> None:
         return
     if settings.REDIS_URL:
         client, _ = _redis()
-        key = f"mnl:rate:{tenant_connection.schema_name}:{connection_id}"
-        client.eval(_LUA_PENALIZE, 1, key, repr(seconds))
+        client.eval(_LUA_PENALIZE, 1, _key(connection_id), repr(seconds))
         return
     with db_connection.cursor() as cursor:
         cursor.execute(
@@ -118,7 +119,7 @@ local now_s = tonumber(now[1]) + tonumber(now[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floor = now_s + tonumber(ARGV[1])
 if tat < floor then tat = floor end
-redis.call('SET', KEYS[1], tostring(tat), 'EX', 3600)
+redis.call('SET', KEYS[1], string.format('%.6f', tat), 'EX', 3600)
 return tostring(tat)
 """
 
@@ -127,7 +128,7 @@ def backlog(connection_id: int) -> float:
     """Seconds of send slots already reserved ahead of now (0 when the connection is idle)."""
     if settings.REDIS_URL:
         client, _ = _redis()
-        value = client.get(f"mnl:rate:{tenant_connection.schema_name}:{connection_id}")
+        value = client.get(_key(connection_id))
         if value is None:
             return 0.0
         now = client.time()
@@ -140,3 +141,18 @@ def backlog(connection_id: int) -> float:
         )
         row = cursor.fetchone()
     return float(row[0]) if row else 0.0
+
+
+def next_slot_at(connection_id: int) -> float | None:
+    """The connection's theoretical arrival time (the end of its reserved slots) as a Unix
+    timestamp on the limiter's clock, or None before its first reservation. For inspection."""
+    if settings.REDIS_URL:
+        client, _ = _redis()
+        value = client.get(_key(connection_id))
+        return None if value is None else float(value)
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXTRACT(EPOCH FROM tat) FROM messengers_ratebucket WHERE connection_id = %s", [connection_id]
+        )
+        row = cursor.fetchone()
+    return float(row[0]) if row else None

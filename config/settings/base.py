@@ -111,6 +111,7 @@ ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.broadcast_propose_for_alarm
 # Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
 # processes across all machines: more senders than workers only wait in the queue.
 BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)
+RATELIMIT_KEY_PREFIX = "mnl:rate"  # Redis keys of the send pacing (messengers.ratelimit)
 # Applied webhook events (raw provider bodies) are deleted after this many days; Meta retries
 # for up to seven, so the dedupe keys must outlive that.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=14)

@@ -20,6 +20,8 @@ if REDIS_URL:
     _RUN = os.environ.setdefault("TEST_RUN_ID", uuid.uuid4().hex[:8])
     CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": f"test-{_RUN}"}}
     Q_CLUSTER = {**Q_CLUSTER, "name": f"test-{_RUN}"}
+    # the test database restarts its id sequences every run; the pacing keys must not collide
+    RATELIMIT_KEY_PREFIX = f"test-{_RUN}:rate"
 else:
     CACHES = {
         "default": {
