@@ -126,3 +126,30 @@ def test_command_reports_errors_without_a_traceback(public: Any) -> None:
             "a@x.example",
             stdout=StringIO(),
         )
+
+
+def test_seed_demo_creates_the_three_tenants_and_is_idempotent(public: Any) -> None:
+    first = StringIO()
+    call_command("seed_demo", stdout=first)
+    assert "stuttgart: onboarded in" in first.getvalue()
+    tenants = {t.schema_name: t for t in Tenant.objects.exclude(schema_name="public")}
+    assert {"stuttgart", "hochbahn", "spd"} <= set(tenants)
+    stuttgart = tenants["stuttgart"]
+    assert stuttgart.privacy_notice_url == "https://stuttgart.example/datenschutz"  # the subscribe page needs one
+    assert tenants["spd"].kind == Tenant.Kind.PARTY
+    with schema_context("stuttgart"):
+        assert set(User.objects.filter(is_demo=True).values_list("username", flat=True)) >= {
+            "admin", "redaktion", "oberbuergermeister", "buergerbuero"
+        }  # fmt: skip
+        users = User.objects.count()
+    assert User.objects.filter(username="operator", is_superuser=True).exists()
+
+    Tenant.objects.filter(pk=stuttgart.pk).update(privacy_notice_url="https://www.stuttgart.de/datenschutz")
+    again = StringIO()
+    call_command("seed_demo", stdout=again)
+    assert "onboarded" not in again.getvalue()
+    assert "0 demo subscriber(s) created" in again.getvalue()
+    with schema_context("stuttgart"):
+        assert User.objects.count() == users
+    # an operator's own setting is kept
+    assert Tenant.objects.get(pk=stuttgart.pk).privacy_notice_url == "https://www.stuttgart.de/datenschutz"

@@ -39,6 +39,10 @@ class DemoTenant:
     kind: str
     users: tuple[DemoUser, ...]
 
+    @property
+    def privacy_notice_url(self) -> str:
+        return f"https://{self.schema}.example/datenschutz"
+
 
 DEMO_TENANTS = (
     DemoTenant(
@@ -111,6 +115,10 @@ class Command(BaseCommand):
             domain = demo_domain(demo.schema)
             if not Domain.objects.filter(domain=domain).exists():
                 Domain.objects.create(domain=domain, tenant=tenant, is_primary=not tenant.domains.exists())
+            # the subscribe page requires a privacy notice link; keep one an operator has set
+            Tenant.objects.filter(pk=tenant.pk, privacy_notice_url="").update(
+                privacy_notice_url=demo.privacy_notice_url
+            )
             return tenant
         result = tenant_onboard(
             schema_name=demo.schema,
@@ -121,6 +129,8 @@ class Command(BaseCommand):
             admin_username="admin",
         )
         self.stdout.write(f"{demo.schema}: onboarded in {result.seconds:.2f}s")
+        Tenant.objects.filter(pk=result.tenant.pk).update(privacy_notice_url=demo.privacy_notice_url)
+        result.tenant.privacy_notice_url = demo.privacy_notice_url
         return result.tenant
 
     @transaction.atomic
