@@ -200,13 +200,17 @@ def test_quiet_hours_hold_normal_broadcasts_but_never_alerts(
 
 def test_quiet_hours_schedule_the_broadcast_for_the_morning(setup: dict[str, Any]) -> None:
     tenant = setup["tenant"]
-    tenant.quiet_hours_start, tenant.quiet_hours_end = time(0, 0), time(23, 59)  # always quiet in this test
+    # quiet from an hour ago until two hours from now, whatever the time of day (it may wrap midnight)
+    local_now = timezone.now().astimezone(BERLIN).replace(second=0, microsecond=0)
+    start, end = (local_now - timedelta(hours=1)).time(), (local_now + timedelta(hours=2)).time()
+    tenant.quiet_hours_start, tenant.quiet_hours_end = start, end
     broadcast = draft(setup, channels=[setup["open_channel"]], priority="normal")
     services.broadcast_submit(broadcast=broadcast, actor=setup["editor"])
     broadcast.refresh_from_db()
     assert broadcast.status == S.SCHEDULED
     (row,) = due_rows(tenant, broadcast)
-    assert row.due_at.astimezone(BERLIN).time() == time(23, 59)
+    assert row.due_at.astimezone(BERLIN).time() == end
+    assert timedelta(hours=1) < row.due_at - timezone.now() <= timedelta(hours=2)
 
 
 def test_alarm_state_change_proposes_a_draft(setup: dict[str, Any]) -> None:
