@@ -190,7 +190,7 @@ def run_once(*, smoke: bool = False, messages: int | None = None, batch: int = 1
             "goal": ">= 2000 events/s accepted, p99 < 100 ms; applied p95 <= 5 s",
         }
         harness.log(f"P4 {result}")
-        harness.write_report("P4" + ("_smoke" if smoke else "") + (f"_batch{batch}" if batch != 1 else ""), result)
+        harness.write_report("P4" + (f"_batch{batch}" if batch != 1 else "") + ("_smoke" if smoke else ""), result)
         return result
     finally:
         for proc in procs:

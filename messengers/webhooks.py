@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -95,7 +96,12 @@ def _ingest(
             return _text(400, f"malformed body: {exc}")
         if accounts is not None:
             events = [event for event in events if event.account_id in accounts]
-        webhook_events_store(connection=connection, events=events, throttle=True)
+        try:
+            webhook_events_store(connection=connection, events=events, throttle=True)
+        except (OperationalError, InterfaceError):
+            # nothing stored: the provider retries a non-2xx answer (Meta for up to 7 days)
+            logger.warning("webhook for %s not stored: database unavailable", route.schema_name)
+            return _text(503, "database unavailable, please retry")
         return len(events)
 
 
