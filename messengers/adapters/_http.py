@@ -15,13 +15,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 
-from messengers.adapters.base import Adapter, ErrorKind, ProviderError, WebhookParseError
+from messengers.adapters.base import (
+    Adapter,
+    ErrorKind,
+    OutgoingMessage,
+    ProviderError,
+    SendResult,
+    WebhookParseError,
+)
 
 _local = threading.local()
 POOL_SIZE = 32
@@ -179,3 +186,32 @@ class SecretSafeAdapter(Adapter):
     @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(str(v) for v in self.config.credentials.values() if v)
+
+
+class HttpSendAdapter(SecretSafeAdapter):
+    """An adapter whose send is one HTTP POST (WhatsApp, Telegram, Twilio). Subclasses say what
+    to post (`_post_for`) and how to read the answer (`_send_result`); the blocking path and the
+    bulk path (aiohttp) share both. Subclasses set `_secrets` and `_client_timeout`."""
+
+    native_async: ClassVar[bool] = True
+    _secrets: tuple[str, ...]
+    _client_timeout: aiohttp.ClientTimeout
+
+    def _post_for(self, message: OutgoingMessage) -> tuple[str, Mapping[str, str], bytes]:
+        """(url, headers, body) of the request that sends `message`."""
+        raise NotImplementedError
+
+    def _send_result(self, raw: RawResponse) -> SendResult:
+        raise NotImplementedError
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        url, headers, body = self._post_for(message)
+        raw = request_sync("POST", url, headers=headers, body=body, timeout=self.config.timeout, secrets=self._secrets)
+        return self._send_result(raw)
+
+    async def send_async(self, session: aiohttp.ClientSession, message: OutgoingMessage) -> SendResult:
+        url, headers, body = self._post_for(message)
+        raw = await request_async(
+            session, "POST", url, headers=headers, body=body, timeout=self._client_timeout, secrets=self._secrets
+        )
+        return self._send_result(raw)

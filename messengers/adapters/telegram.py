@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import aiohttp
 
 from messengers.adapters._http import (
+    HttpSendAdapter,
     RawResponse,
-    SecretSafeAdapter,
     compact_json,
     load_json_body,
     parse_retry_after,
-    request_async,
     request_sync,
     unix_time,
 )
@@ -127,9 +126,8 @@ def _user_name(user: Any) -> str:
     return name or _text(user.get("username")) or _text(user.get("title"))
 
 
-class TelegramAdapter(SecretSafeAdapter):
+class TelegramAdapter(HttpSendAdapter):
     provider: ClassVar[Provider] = Provider.TELEGRAM
-    native_async: ClassVar[bool] = True
     # Plain text by default; set "HTML" or "MarkdownV2" on an instance to send formatted text.
     parse_mode: str | None = None
 
@@ -176,30 +174,9 @@ class TelegramAdapter(SecretSafeAdapter):
                 params["reply_parameters"] = {"message_id": int(reply_id), "allow_sending_without_reply": True}
         return method, params
 
-    def send(self, message: OutgoingMessage) -> SendResult:
+    def _post_for(self, message: OutgoingMessage) -> tuple[str, Mapping[str, str], bytes]:
         method, params = self.build_request(message)
-        raw = request_sync(
-            "POST",
-            self._urls[method],
-            headers=self._headers,
-            body=compact_json(params),
-            timeout=self.config.timeout,
-            secrets=self._secrets,
-        )
-        return self._send_result(raw)
-
-    async def send_async(self, session: aiohttp.ClientSession, message: OutgoingMessage) -> SendResult:
-        method, params = self.build_request(message)
-        raw = await request_async(
-            session,
-            "POST",
-            self._urls[method],
-            headers=self._headers,
-            body=compact_json(params),
-            timeout=self._client_timeout,
-            secrets=self._secrets,
-        )
-        return self._send_result(raw)
+        return self._urls[method], self._headers, compact_json(params)
 
     def _send_result(self, raw: RawResponse) -> SendResult:
         data = raw.json()

@@ -25,11 +25,10 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from messengers.adapters._http import (
+    HttpSendAdapter,
     RawResponse,
-    SecretSafeAdapter,
     link_lines,
     parse_retry_after,
-    request_async,
     request_sync,
 )
 from messengers.adapters.base import (
@@ -177,9 +176,8 @@ def _code(value: Any) -> int | None:
     return None
 
 
-class TwilioAdapter(SecretSafeAdapter):
+class TwilioAdapter(HttpSendAdapter):
     provider: ClassVar[Provider] = Provider.SMS
-    native_async: ClassVar[bool] = True
 
     def __init__(self, config: ConnectionConfig) -> None:
         super().__init__(config)
@@ -220,30 +218,8 @@ class TwilioAdapter(SecretSafeAdapter):
             form.append(("StatusCallback", callback))
         return form
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        body = urlencode(self.build_form(message)).encode()
-        raw = request_sync(
-            "POST",
-            self._messages_url,
-            headers=self._form_headers,
-            body=body,
-            timeout=self.config.timeout,
-            secrets=self._secrets,
-        )
-        return self._send_result(raw)
-
-    async def send_async(self, session: aiohttp.ClientSession, message: OutgoingMessage) -> SendResult:
-        body = urlencode(self.build_form(message)).encode()
-        raw = await request_async(
-            session,
-            "POST",
-            self._messages_url,
-            headers=self._form_headers,
-            body=body,
-            timeout=self._client_timeout,
-            secrets=self._secrets,
-        )
-        return self._send_result(raw)
+    def _post_for(self, message: OutgoingMessage) -> tuple[str, Mapping[str, str], bytes]:
+        return self._messages_url, self._form_headers, urlencode(self.build_form(message)).encode()
 
     def _send_result(self, raw: RawResponse) -> SendResult:
         data = raw.json()

@@ -23,13 +23,12 @@ from urllib.parse import quote, urlencode
 import aiohttp
 
 from messengers.adapters._http import (
+    HttpSendAdapter,
     RawResponse,
-    SecretSafeAdapter,
     compact_json,
     link_lines,
     load_json_body,
     parse_retry_after,
-    request_async,
     request_sync,
     unix_time,
 )
@@ -198,9 +197,8 @@ def normalize_number(value: str) -> str:
     return NOT_IN_NUMBER.sub("", value.strip())
 
 
-class WhatsAppAdapter(SecretSafeAdapter):
+class WhatsAppAdapter(HttpSendAdapter):
     provider: ClassVar[Provider] = Provider.WHATSAPP
-    native_async: ClassVar[bool] = True
 
     def __init__(self, config: ConnectionConfig) -> None:
         super().__init__(config)
@@ -287,30 +285,8 @@ class WhatsAppAdapter(SecretSafeAdapter):
             data["components"] = components
         return data
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        body = compact_json(self.build_payload(message))
-        raw = request_sync(
-            "POST",
-            self._messages_url,
-            headers=self._json_headers,
-            body=body,
-            timeout=self.config.timeout,
-            secrets=self._secrets,
-        )
-        return self._send_result(raw)
-
-    async def send_async(self, session: aiohttp.ClientSession, message: OutgoingMessage) -> SendResult:
-        body = compact_json(self.build_payload(message))
-        raw = await request_async(
-            session,
-            "POST",
-            self._messages_url,
-            headers=self._json_headers,
-            body=body,
-            timeout=self._client_timeout,
-            secrets=self._secrets,
-        )
-        return self._send_result(raw)
+    def _post_for(self, message: OutgoingMessage) -> tuple[str, Mapping[str, str], bytes]:
+        return self._messages_url, self._json_headers, compact_json(self.build_payload(message))
 
     def _send_result(self, raw: RawResponse) -> SendResult:
         data = raw.json()
