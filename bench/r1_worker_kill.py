@@ -8,7 +8,7 @@ import signal
 import time
 
 from bench import harness
-from bench.reliability import fake_references, outcome_counts, setup_whatsapp
+from bench.reliability import fake_references, outcome_counts, send_until_a_quarter, setup_whatsapp
 
 
 def run(*, smoke: bool = False) -> dict[str, object]:
@@ -20,17 +20,7 @@ def run(*, smoke: bool = False) -> dict[str, object]:
     fake, tenant, conn, ch = setup_whatsapp("r1", size, rate=rate)
     procs: list[harness.Proc] = []
     try:
-        workers = harness.start_workers(4, name="worker-r1a")
-        dispatcher = harness.start_dispatcher()
-        procs += [workers, dispatcher]
-        time.sleep(3)
-        broadcast = harness.approved_broadcast(ch, template=("hello_world", "en_US"))
-        harness.wait_for(
-            lambda: Delivery.objects.filter(broadcast=broadcast, status="sent").count() >= size // 4,
-            timeout=120,
-            interval=0.2,
-            what="a quarter sent",
-        )
+        broadcast, workers = send_until_a_quarter(ch, size, procs, label="r1a")
         workers.stop(signal.SIGKILL, timeout=10)  # every worker process of the cluster, no cleanup
         killed_at = time.monotonic()
         in_flight = Delivery.objects.filter(broadcast=broadcast, status="sending").count()

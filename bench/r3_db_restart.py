@@ -7,7 +7,7 @@ import os
 import time
 
 from bench import harness
-from bench.reliability import db_retry, fake_references, outcome_counts, setup_whatsapp
+from bench.reliability import db_retry, fake_references, outcome_counts, send_until_a_quarter, setup_whatsapp
 
 
 def run(*, smoke: bool = False) -> dict[str, object]:
@@ -24,17 +24,7 @@ def run(*, smoke: bool = False) -> dict[str, object]:
     fake, tenant, conn, ch = setup_whatsapp("r3", size, rate=rate)
     procs: list[harness.Proc] = []
     try:
-        workers = harness.start_workers(4, name="worker-r3")
-        dispatcher = harness.start_dispatcher()
-        procs += [workers, dispatcher]
-        time.sleep(3)
-        broadcast = harness.approved_broadcast(ch, template=("hello_world", "en_US"))
-        harness.wait_for(
-            lambda: Delivery.objects.filter(broadcast=broadcast, status="sent").count() >= size // 4,
-            timeout=120,
-            interval=0.2,
-            what="a quarter sent",
-        )
+        broadcast, _ = send_until_a_quarter(ch, size, procs, label="r3")
         connection.close()
         restart_started = time.monotonic()
         embedded_db.restart(pgdata)
@@ -59,7 +49,7 @@ def run(*, smoke: bool = False) -> dict[str, object]:
                 broadcast=broadcast, possible_duplicate=True
             ).count(),
             "restart_seconds": round(restart_seconds, 1),
-            "workers_survived": workers.alive() and dispatcher.alive(),
+            "workers_survived": all(proc.alive() for proc in procs),  # workers and dispatcher
             "goal": "broadcast completes; nothing lost",
         }
         result["ok"] = result["lost"] == 0 and counts.get("sent", 0) == size

@@ -63,3 +63,21 @@ def setup_whatsapp(label: str, size: int, *, rate: float, fake_args: tuple[str, 
     ch = harness.channel(label.upper(), [conn.pk])
     harness.bulk_subscribers(tenant, size, [ch.pk], conn.pk)
     return fake, tenant, conn, ch
+
+
+def send_until_a_quarter(ch: Any, size: int, procs: list[harness.Proc], *, label: str) -> tuple[Any, harness.Proc]:
+    """Start 4 workers and the dispatcher (appended to `procs`, so the caller stops them), approve
+    a template broadcast to `ch` and return (broadcast, workers) once a quarter is sent."""
+    from broadcasts.models import Delivery
+
+    workers = harness.start_workers(4, name=f"worker-{label}")
+    procs += [workers, harness.start_dispatcher()]
+    time.sleep(3)
+    broadcast = harness.approved_broadcast(ch, template=("hello_world", "en_US"))
+    harness.wait_for(
+        lambda: Delivery.objects.filter(broadcast=broadcast, status="sent").count() >= size // 4,
+        timeout=120,
+        interval=0.2,
+        what="a quarter sent",
+    )
+    return broadcast, workers
