@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from core.admin_sites import tenant_site
+from core.admin_sites import ReadOnlyAdminMixin, tenant_site
 from core.errors import ApplicationError
 from core.http import request_user
 from messengers import selectors, services
@@ -41,16 +41,7 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = [
-            "name",
-            "external_id",
-            "account_id",
-            "public_address",
-            "api_base",
-            "rate_limit_per_second",
-            "whatsapp_tier",
-            "price_per_message",
-        ]
+        fields = list(services.EDITABLE_FIELDS)
 
     def __init__(self, *args: Any, provider: Provider, stored_keys: set[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -374,15 +365,8 @@ class WhatsAppTemplateAdmin(admin.ModelAdmin):
     readonly_fields = ["synced_at"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Provider traffic and contacts: written by the messenger layer, only looked at here."""
 
 
 @admin.register(InboundMessage, site=tenant_site)

@@ -216,7 +216,8 @@ def _route_sync(connection: Connection, creds: dict[str, str] | None = None) -> 
     adapter_cache_clear()  # new secrets verify this process's next webhook
 
 
-EDITABLE_FIELDS = {
+# What connection_update may change (and, in this order, what the admin form shows).
+EDITABLE_FIELDS = (
     "name",
     "external_id",
     "account_id",
@@ -225,7 +226,7 @@ EDITABLE_FIELDS = {
     "rate_limit_per_second",
     "whatsapp_tier",
     "price_per_message",
-}
+)
 
 
 @transaction.atomic
@@ -238,7 +239,7 @@ def connection_update(
     **fields: Any,
 ) -> Connection:
     """Change settings; `credentials` replaces only the keys given (blank values keep the old)."""
-    unknown = set(fields) - EDITABLE_FIELDS
+    unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"connection_update cannot change {sorted(unknown)}")
     kind = connection.provider_enum
