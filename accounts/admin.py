@@ -13,12 +13,12 @@ from django.utils.translation import gettext_lazy as _
 from accounts import roles, services
 from accounts.forms import StaffUserForm
 from accounts.models import AuditEvent, User
-from core.admin_sites import operator_site, tenant_site
+from core.admin_sites import ReadOnlyAdminMixin, operator_site, tenant_site
 from core.errors import ApplicationError
 from core.http import request_user
 
 
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the log is written by services, never edited by hand."""
 
     list_display = ["at", "actor_label", "action", "target_label", "ip_address"]
@@ -38,15 +38,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     )
     fields = readonly_fields
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 operator_site.register(AuditEvent, AuditEventAdmin)

@@ -18,7 +18,7 @@ from accounts.models import AuditEvent
 from broadcasts import selectors, services
 from broadcasts.models import Broadcast, Delivery
 from channels.models import Channel
-from core.admin_sites import tenant_site
+from core.admin_sites import ReadOnlyAdminMixin, tenant_site
 from core.errors import ApplicationError
 from core.http import request_user
 from messengers.models import WhatsAppTemplate
@@ -429,7 +429,7 @@ def _run_action(action: str, broadcast: Broadcast, actor: Any, request: HttpRequ
 
 
 @admin.register(Delivery, site=tenant_site)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Per-recipient outcomes (read-only)."""
 
     list_display = [
@@ -447,12 +447,3 @@ class DeliveryAdmin(admin.ModelAdmin):
     search_fields = ["provider_message_id"]
     show_full_result_count = False
     raw_id_fields = ["broadcast", "subscriber", "contact", "connection"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -59,3 +59,17 @@ operator_site = OperatorAdminSite(name="operator_admin")
 tenant_site = TenantAdminSite(name="tenant_admin")
 operator_site.login = secure_admin_login(operator_site.login)  # type: ignore[method-assign]
 tenant_site.login = secure_admin_login(tenant_site.login)  # type: ignore[method-assign]
+
+
+class ReadOnlyAdminMixin:
+    """For records nobody edits in the admin (audit log, ledger, deliveries, provider traffic):
+    listed and shown, never added, changed or deleted. Works for model admins and inlines."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -23,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from channels.models import Channel
-from core.admin_sites import tenant_site
+from core.admin_sites import ReadOnlyAdminMixin, tenant_site
 from core.errors import ApplicationError
 from core.http import request_user
 from messengers.adapters.base import Provider
@@ -44,17 +44,6 @@ from subscribers.models import (
 GDPR_PERMISSION = "subscribers.gdpr_subscriber"
 IMPORT_PERMISSION = "subscribers.import_subscribers"
 ERRORS_SHOWN = 200
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +106,7 @@ class SubscriberForm(forms.ModelForm):
             self.fields["tags_text"].initial = ", ".join(self.instance.tags)
 
 
-class SubscriptionInline(ReadOnlyMixin, admin.TabularInline):
+class SubscriptionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Subscription
     extra = 0
     fields = readonly_fields = (
@@ -129,7 +118,7 @@ class SubscriptionInline(ReadOnlyMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("channel")
 
 
-class ConsentInline(ReadOnlyMixin, admin.TabularInline):
+class ConsentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ConsentEvent
     extra = 0
     fields = readonly_fields = (
@@ -273,7 +262,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 # Consent ledger and texts
 # --------------------------------------------------------------------------------------------
 @admin.register(ConsentEvent, site=tenant_site)
-class ConsentEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "at",
         "kind",
