@@ -207,6 +207,12 @@ class Fake:
         self.proc.stop()
 
 
+def whatsapp_fake(*args: str, name: str | None = None) -> Fake:
+    """The fake Graph API with the bench app secret and token, answering at once (`--speed 0`);
+    `args` add options such as `--rate 80`."""
+    return Fake("whatsapp", "--app-secret", WA_SECRET, "--access-token", WA_TOKEN, "--speed", "0", *args, name=name)
+
+
 # --------------------------------------------------------------------------------------------
 # Tenants and data
 # --------------------------------------------------------------------------------------------

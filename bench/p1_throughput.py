@@ -17,9 +17,7 @@ def run(*, smoke: bool = False, size: int | None = None, workers: int = 2) -> di
 
     size = size or (500 if smoke else 100_000)
     harness.drop_bench_tenants()
-    fake = harness.Fake(
-        "whatsapp", "--app-secret", harness.WA_SECRET, "--access-token", harness.WA_TOKEN, "--speed", "0"
-    )
+    fake = harness.whatsapp_fake()
     procs: list[harness.Proc] = []
     try:
         reference = harness.loopback_reference(fake, seconds=3 if smoke else 8)

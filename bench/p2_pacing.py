@@ -18,14 +18,7 @@ def run(*, smoke: bool = False, seconds: int | None = None) -> dict[str, object]
 
     seconds = seconds or (6 if smoke else 30)
     harness.drop_bench_tenants()
-    wa = harness.Fake(
-        "whatsapp",
-        "--app-secret",
-        harness.WA_SECRET,
-        "--access-token",
-        harness.WA_TOKEN,
-        "--speed",
-        "0",
+    wa = harness.whatsapp_fake(
         "--rate",
         "80",
         name="fake-wa-p2",

@@ -17,14 +17,7 @@ def run(*, smoke: bool = False, seconds: int | None = None) -> dict[str, object]
     seconds = seconds or (6 if smoke else 30)
     limit = 80
     harness.drop_bench_tenants()
-    fake = harness.Fake(
-        "whatsapp",
-        "--app-secret",
-        harness.WA_SECRET,
-        "--access-token",
-        harness.WA_TOKEN,
-        "--speed",
-        "0",
+    fake = harness.whatsapp_fake(
         "--rate",
         str(limit),
         name="fake-wa-p3",

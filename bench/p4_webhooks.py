@@ -53,14 +53,7 @@ def _reference(count: int, batch: int) -> dict[str, float]:
     """The fake's pusher against a trivial aiohttp endpoint: the ceiling of this box."""
     sink_port = harness.free_port()
     sink = harness.start("p4-sink", [harness.PYTHON, "-m", "bench.p4_sink", str(sink_port)])
-    fake = harness.Fake(
-        "whatsapp",
-        "--app-secret",
-        harness.WA_SECRET,
-        "--access-token",
-        harness.WA_TOKEN,
-        "--speed",
-        "0",
+    fake = harness.whatsapp_fake(
         "--batch-size",
         str(batch),
         "--webhook-url",
@@ -104,14 +97,7 @@ def run_once(*, smoke: bool = False, messages: int | None = None, batch: int = 1
     harness.log(f"P4 loopback reference: {reference}")
     port = harness.free_port()
     procs: list[harness.Proc] = []
-    fake = harness.Fake(
-        "whatsapp",
-        "--app-secret",
-        harness.WA_SECRET,
-        "--access-token",
-        harness.WA_TOKEN,
-        "--speed",
-        "0",
+    fake = harness.whatsapp_fake(
         "--batch-size",
         str(batch),
         "--phone-number-id",

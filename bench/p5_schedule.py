@@ -16,14 +16,7 @@ def run(*, smoke: bool = False, runs: int | None = None) -> dict[str, object]:
 
     runs = runs or (2 if smoke else 5)
     harness.drop_bench_tenants()
-    fake = harness.Fake(
-        "whatsapp",
-        "--app-secret",
-        harness.WA_SECRET,
-        "--access-token",
-        harness.WA_TOKEN,
-        "--speed",
-        "0",
+    fake = harness.whatsapp_fake(
         name="fake-wa-p5",
     )
     procs: list[harness.Proc] = []

@@ -45,14 +45,7 @@ def setup_whatsapp(label: str, size: int, *, rate: float, fake_args: tuple[str, 
     from core.tenancy import connection
 
     harness.drop_bench_tenants()
-    fake = harness.Fake(
-        "whatsapp",
-        "--app-secret",
-        harness.WA_SECRET,
-        "--access-token",
-        harness.WA_TOKEN,
-        "--speed",
-        "0",
+    fake = harness.whatsapp_fake(
         *fake_args,
         name=f"fake-wa-{label}",
     )
