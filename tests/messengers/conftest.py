@@ -1,4 +1,9 @@
-"""Fixtures for the adapter tests: the fake providers on loopback (see tests.fakes.fixtures)."""
+"""Fixtures for the messenger tests: the fake providers on loopback (see tests.fakes.fixtures), and
+fresh per-process routing caches for every test."""
+
+from collections.abc import Iterator
+
+import pytest
 
 from tests.fakes.fixtures import (  # noqa: F401 - fixtures are found by name
     sink,
@@ -12,3 +17,11 @@ from tests.fakes.fixtures import (  # noqa: F401 - fixtures are found by name
     webhook_sink,
     whatsapp_server,
 )
+from tests.messengers.support import forget_caches
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    forget_caches()
+    yield
+    forget_caches()

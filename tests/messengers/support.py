@@ -8,12 +8,11 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import pytest
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
@@ -39,7 +38,9 @@ from tests.fakes.fixtures import (
 WA_PATH = "/webhooks/whatsapp/"
 
 
-def _forget_caches() -> None:
+def forget_caches() -> None:
+    """Route and adapter caches live 5 s per process and the apply flag 10 s in the cache; a
+    test must not see the previous test's (rolled back) connections through them."""
     selectors.route_cache_clear()
     webhooks.adapter_cache_clear()
     # The flag is per tenant (tenant-aware cache keys). A rolled-back test never ran the apply
@@ -48,15 +49,6 @@ def _forget_caches() -> None:
         for schema in (TENANT_A[0], TENANT_B[0]):
             with schema_context(schema):
                 cache.delete(services.APPLY_FLAG)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_caches() -> Iterator[None]:
-    """Route and adapter caches live 5 s per process and the apply flag 10 s in the cache; a
-    test must not see the previous test's (rolled back) connections through them."""
-    _forget_caches()
-    yield
-    _forget_caches()
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from tests.factories import make_user
 from tests.fakes.fixtures import WA_VERIFY_TOKEN
 from tests.fakes.whatsapp import FakeWhatsApp, digits
 from tests.messengers.support import (
-    _fresh_process_caches,  # noqa: F401 - autouse fixture
     whatsapp_connection,
 )
 

@@ -41,7 +41,6 @@ from tests.fakes.twilio import FakeTwilio
 from tests.fakes.whatsapp import FakeWhatsApp
 from tests.helpers import enrol_totp
 from tests.messengers.support import (
-    _fresh_process_caches,  # noqa: F401 - autouse fixture
     route_path,
     telegram_connection,
     twilio_connection,

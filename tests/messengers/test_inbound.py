@@ -23,7 +23,6 @@ from tests.fakes.twilio import FakeTwilio
 from tests.fakes.whatsapp import FakeWhatsApp
 from tests.helpers import enrol_totp
 from tests.messengers.support import (
-    _fresh_process_caches,  # noqa: F401 - autouse fixture
     apply_all,
     meta_json,
     post_whatsapp,

@@ -17,7 +17,6 @@ from tests.factories import make_user
 from tests.fakes.fixtures import TG_TOKEN
 from tests.helpers import enrol_totp
 from tests.messengers.support import (
-    _fresh_process_caches,  # noqa: F401 - autouse fixture
     apply_all,
     events_per_tenant,
     meta_json,

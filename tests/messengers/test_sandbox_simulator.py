@@ -15,7 +15,7 @@ from messengers.adapters.base import Button
 from messengers.models import Connection, Contact, InboundMessage, OutboundMessage, SandboxMessage, WebhookEvent
 from tenants.models import Tenant
 from tests.factories import make_user
-from tests.messengers.support import _fresh_process_caches, apply_all  # noqa: F401 - autouse fixture
+from tests.messengers.support import apply_all
 
 pytestmark = pytest.mark.usefixtures("tenant")
 

@@ -22,7 +22,6 @@ from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.whatsapp import FakeWhatsApp
 from tests.messengers.support import (
-    _fresh_process_caches,  # noqa: F401 - autouse fixture
     apply_all,
     replay,
     route_path,

@@ -28,7 +28,6 @@ from tests.fakes.common import RecordingServer
 from tests.fakes.fixtures import WA_PHONE_NUMBER_ID
 from tests.fakes.whatsapp import FakeWhatsApp
 from tests.messengers.support import (
-    _fresh_process_caches,  # noqa: F401 - autouse fixture
     apply_all,
     meta_json,
     post_whatsapp,

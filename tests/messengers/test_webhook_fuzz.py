@@ -21,7 +21,6 @@ from tests.fakes.fixtures import TG_SECRET, TW_TOKEN, WA_APP_SECRET, WA_PHONE_NU
 from tests.fakes.strategies import tg_updates, tw_forms, wa_envelopes
 from tests.messengers.support import (
     KeepTenant,
-    _fresh_process_caches,  # noqa: F401 - autouse fixture
     apply_all,
     meta_signature,
     route_path,

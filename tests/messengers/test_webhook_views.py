@@ -17,7 +17,6 @@ from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.whatsapp import FakeWhatsApp
 from tests.messengers.support import (
-    _fresh_process_caches,  # noqa: F401 - autouse fixture
     events_per_tenant,
     meta_json,
     meta_signature,
