@@ -292,7 +292,12 @@ def broadcast_list_review_queue() -> QuerySet[Broadcast]:
 
 
 def broadcast_list_waiting_for(user_id: int) -> QuerySet[Broadcast]:
-    return Broadcast.objects.filter(status=Broadcast.Status.SUBMITTED).exclude(author_id=user_id)
+    """Broadcasts this user may approve: waiting, neither written nor changed by them."""
+    return (
+        Broadcast.objects.filter(status=Broadcast.Status.SUBMITTED)
+        .exclude(author_id=user_id)
+        .exclude(pk__in=BroadcastEdit.objects.filter(editor_id=user_id).values("broadcast_id"))
+    )
 
 
 def broadcast_list_archive() -> QuerySet[Broadcast]:

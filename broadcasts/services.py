@@ -938,13 +938,14 @@ def _admin_url(broadcast: Broadcast) -> str:
 
 
 def _notify_approvers(broadcast: Broadcast) -> None:
+    """Ask the approvers who may approve it: not its author nor anyone who changed it."""
     approvers = [
         u.email
         for u in User.objects.filter(is_active=True)
         .filter(
             Q(groups__permissions__codename="approve_broadcast") | Q(user_permissions__codename="approve_broadcast")
         )
-        .exclude(pk=broadcast.author_id or 0)
+        .exclude(pk__in=list(selectors.broadcast_contributors(broadcast)))
         .distinct()
         if u.email
     ]

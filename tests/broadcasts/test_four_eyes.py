@@ -521,3 +521,22 @@ def test_a_concurrent_edit_and_approval_by_the_same_approver_never_approve_their
         assert not (final.approved_by_id == approver.pk and edited), (outcomes, final.status)
         if outcomes["approve"] == "ok" and outcomes["edit"] == "ok":
             assert final.status == S.SUBMITTED and final.approved_by_id is None
+
+
+# --------------------------------------------------------------------------------------------
+# Who is asked, and what is listed as waiting for whom
+# --------------------------------------------------------------------------------------------
+def test_co_editors_are_not_asked_to_approve_nor_listed_as_approvers(
+    team: dict[str, Any], django_capture_on_commit_callbacks: Any, mailoutbox: list[Any]
+) -> None:
+    broadcast = services.broadcast_create(
+        author=team["editor"], title="Entwurf", variants=dict(TEXT), channels=[team["channel"]]
+    )
+    services.broadcast_update(broadcast=broadcast, actor=team["approver"], tags=["rad"])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.broadcast_submit(broadcast=broadcast, actor=team["editor"])
+    (mail,) = mailoutbox
+    assert team["approver2"].email in mail.to and team["admin"].email in mail.to
+    assert team["approver"].email not in mail.to and team["editor"].email not in mail.to
+    assert list(selectors.broadcast_list_waiting_for(team["approver"].pk)) == []
+    assert list(selectors.broadcast_list_waiting_for(team["approver2"].pk)) == [broadcast]
