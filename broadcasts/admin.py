@@ -11,7 +11,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import linebreaksbr
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import AuditEvent
@@ -221,14 +224,21 @@ class BroadcastAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # cancel instead; the audit trail and deliveries stay
 
+    def has_change_permission(self, request: HttpRequest, obj: Broadcast | None = None) -> bool:
+        if obj is not None and obj.status not in services.EDITABLE:
+            return False  # sending or done: the page shows what went out, with no Save button
+        return super().has_change_permission(request, obj)
+
+    READ_ONLY_FIELDS = ["title", "priority", "status_display", "texts_display", "audience_display"]
+
     def get_readonly_fields(self, request: HttpRequest, obj: Broadcast | None = None) -> Any:
         if obj is not None and obj.status not in services.EDITABLE:
-            return ["title", "priority", "status_display"]
+            return self.READ_ONLY_FIELDS
         return []
 
     def get_fieldsets(self, request: HttpRequest, obj: Broadcast | None = None) -> Any:
         if obj is not None and obj.status not in services.EDITABLE:
-            return [(None, {"fields": ["title", "priority", "status_display"]})]
+            return [(None, {"fields": self.READ_ONLY_FIELDS})]
         return self.fieldsets
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
@@ -243,6 +253,34 @@ class BroadcastAdmin(admin.ModelAdmin):
     @admin.display(description=_("status"))
     def status_display(self, obj: Broadcast) -> str:
         return obj.get_status_display()
+
+    @admin.display(description=_("Text"))
+    def texts_display(self, obj: Broadcast) -> str:
+        labels = dict(Language.choices)
+        return format_html_join(
+            "",
+            '<div class="bc-sent-text" lang="{}"><strong>{}</strong>{}<br>{}</div>',
+            (
+                (
+                    v.language,
+                    labels.get(v.language, v.language),
+                    format_html(" · {}", v.subject) if v.subject else "",
+                    linebreaksbr(v.body),
+                )
+                for v in obj.variants.order_by("language")
+            ),
+        )
+
+    @admin.display(description=_("Who gets it"))
+    def audience_display(self, obj: Broadcast) -> str:
+        languages = dict(Language.choices)
+        parts = [
+            (_("Channels"), ", ".join(obj.channels.order_by("name").values_list("name", flat=True))),
+            (_("Districts"), ", ".join(obj.districts.order_by("name").values_list("name", flat=True)) or _("all")),
+            (_("Languages"), ", ".join(str(languages.get(x, x)) for x in obj.languages) or _("all")),
+            (_("Interests"), ", ".join(obj.tags) or _("all")),
+        ]
+        return format_html_join(mark_safe("<br>"), "{}: {}", ((str(label), value) for label, value in parts))
 
     def save_model(self, request: HttpRequest, obj: Broadcast, form: Any, change: bool) -> None:
         actor = request_user(request)
@@ -283,18 +321,21 @@ class BroadcastAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         broadcast = get_object_or_404(Broadcast, pk=object_id)
         user = request_user(request)
+        allowed = {key for key, _label in _available_actions(broadcast, user)}
+        # controls a poll may switch on without a reload (a pause shows "resume"), rendered hidden
+        possible = allowed | (_LIVE_CONTROLS if _can_control(broadcast, user) else set())
         context = {
             **(extra_context or {}),
             "broadcast": broadcast,
-            "plan": selectors.send_plan(broadcast)
-            if broadcast.status not in (Broadcast.Status.SENT, Broadcast.Status.CANCELLED)
-            else None,
+            "plan": selectors.send_plan(broadcast) if broadcast.status not in FINAL else None,
             "progress": selectors.broadcast_progress(broadcast),
-            "workflow_actions": _available_actions(broadcast, user),
+            "workflow_actions": [(key, label, key in allowed) for key, label in ACTION_LABELS if key in possible],
+            "approval_blocked": _approval_blocked(broadcast, user),
+            "review_blocked": _review_blocked(broadcast, user),
+            "preview_content": _preview_content(broadcast),
             "history": AuditEvent.objects.filter(
                 target_type="broadcasts.broadcast", target_id=str(broadcast.pk)
             ).order_by("-at")[:30],
-            "is_author": user is not None and broadcast.author_id == user.pk,
         }
         return super().change_view(request, object_id, form_url, context)
 
@@ -320,10 +361,20 @@ class BroadcastAdmin(admin.ModelAdmin):
         ]
 
     def progress_json(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """What the change page polls: the counts (they add up to `total`), the status with its
+        label in the user's language, and the actions this user may take now."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         broadcast = get_object_or_404(Broadcast, pk=pk)
-        return JsonResponse(selectors.broadcast_progress(broadcast).as_dict())
+        return JsonResponse(
+            {
+                **selectors.broadcast_progress(broadcast).as_dict(),
+                "status_label": broadcast.get_status_display(),
+                "final": broadcast.status in FINAL,
+                "paused_reason": broadcast.paused_reason if broadcast.status == Broadcast.Status.PAUSED else "",
+                "actions": [key for key, _label in _available_actions(broadcast, request_user(request))],
+            }
+        )
 
     def plan_json(self, request: HttpRequest, pk: int) -> JsonResponse:
         if not self.has_view_permission(request):
@@ -349,7 +400,7 @@ class BroadcastAdmin(admin.ModelAdmin):
         try:
             result = _run_action(action, broadcast, actor, request)
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, _error_text(exc))
         else:
             messages.success(request, result)
         return HttpResponseRedirect(reverse("tenant_admin:broadcasts_broadcast_change", args=[pk]))
@@ -367,30 +418,83 @@ ACTION_LABELS = [
 ]
 
 
+FINAL = (Broadcast.Status.SENT, Broadcast.Status.CANCELLED)
+_LIVE_CONTROLS = {"pause", "resume", "cancel"}
+
+
+def _can_control(broadcast: Broadcast, user: Any) -> bool:
+    return (
+        user is not None
+        and broadcast.status not in FINAL
+        and broadcast.status not in (Broadcast.Status.DRAFT, Broadcast.Status.SUBMITTED, Broadcast.Status.REJECTED)
+        and user.has_perm("broadcasts.control_sending")
+    )
+
+
+def _approval_blocked(broadcast: Broadcast, user: Any) -> str:
+    """For an approver who may not approve this one (four-eyes): why, in their language."""
+    if broadcast.status != Broadcast.Status.SUBMITTED or not selectors.user_can_approve(user):
+        return ""
+    conflict = selectors.broadcast_four_eyes_conflict(broadcast, user)
+    return conflict.reason if conflict else ""
+
+
+def _review_blocked(broadcast: Broadcast, user: Any) -> str:
+    if not broadcast.needs_review or not selectors.user_can_review(user):
+        return ""
+    conflict = selectors.broadcast_four_eyes_conflict(broadcast, user, step="review")
+    return conflict.reason if conflict else ""
+
+
+def _error_text(exc: ApplicationError) -> str:
+    """The services speak English; the refusals a user meets in the normal flow are shown in
+    their language."""
+    conflict = exc.extra.get("conflict")
+    if isinstance(conflict, selectors.FourEyesConflict):
+        return conflict.reason
+    if "revision" in exc.extra:
+        return str(
+            _("This broadcast was changed after you opened it; read the new version below and approve it again.")
+        )
+    return exc.message
+
+
+def _preview_content(broadcast: Broadcast) -> dict[str, Any]:
+    """The stored content, for the preview (the only source once the form is read-only)."""
+    return {
+        "variants": {v.language: {"body": v.body, "subject": v.subject} for v in broadcast.variants.all()},
+        "buttons": list(broadcast.buttons or []),
+        "media_url": broadcast.media.url if broadcast.media else "",
+        "media_kind": broadcast.media_kind,
+        "wa_template_name": broadcast.wa_template_name,
+    }
+
+
 def _available_actions(broadcast: Broadcast, user: Any) -> list[tuple[str, Any]]:
+    """The workflow buttons this user may press now (the services check the same again)."""
     s = Broadcast.Status
     allowed: set[str] = set()
     if user is None:
         return []
-    if broadcast.status in (s.DRAFT, s.REJECTED):
+    if broadcast.status in (s.DRAFT, s.REJECTED) and user.has_perm("broadcasts.change_broadcast"):
         allowed.add("submit")
-        if user.has_perm("broadcasts.send_without_approval") and broadcast.priority == "alert":
-            allowed.add("bypass")
-    if broadcast.status == s.SUBMITTED and user.has_perm("broadcasts.approve_broadcast"):
-        allowed |= {"approve", "reject"}  # the author sees them too; the service refuses (four-eyes)
     if (
-        broadcast.status == s.SUBMITTED
+        broadcast.status in (s.DRAFT, s.SUBMITTED, s.REJECTED)
         and user.has_perm("broadcasts.send_without_approval")
         and broadcast.priority == "alert"
     ):
         allowed.add("bypass")
+    if broadcast.status == s.SUBMITTED and selectors.user_can_approve(user):
+        allowed.add("reject")  # rejecting only stops it: open to the author and co-editors too
+        if selectors.user_may_approve(broadcast, user):
+            allowed.add("approve")  # the others see why not instead (four-eyes)
     if broadcast.status == s.SENDING and user.has_perm("broadcasts.control_sending"):
         allowed.add("pause")
     if broadcast.status == s.PAUSED and user.has_perm("broadcasts.control_sending"):
         allowed.add("resume")
     if broadcast.status not in (s.SENT, s.CANCELLED) and user.has_perm("broadcasts.control_sending"):
         allowed.add("cancel")
-    if broadcast.needs_review and user.has_perm("broadcasts.review_broadcast"):
+    if selectors.user_may_review(broadcast, user):
         allowed.add("review")
     return [(key, label) for key, label in ACTION_LABELS if key in allowed]
 
@@ -405,7 +509,10 @@ def _run_action(action: str, broadcast: Broadcast, actor: Any, request: HttpRequ
             _("No approval needed for these channels: it is %(status)s.") % {"status": broadcast.get_status_display()}
         )
     if action == "approve":
-        broadcast = services.broadcast_approve(broadcast=broadcast, actor=actor, request=request)
+        seen = request.POST.get("revision", "")
+        broadcast = services.broadcast_approve(
+            broadcast=broadcast, actor=actor, revision=int(seen) if seen.isdigit() else 0, request=request
+        )
         return str(_("Approved: %(status)s.") % {"status": broadcast.get_status_display()})
     if action == "reject":
         services.broadcast_reject(broadcast=broadcast, actor=actor, comment=comment, request=request)

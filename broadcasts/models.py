@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from channels.models import Priority
@@ -62,9 +63,14 @@ class Broadcast(TimeStampedModel):
     )
     approved_at = models.DateTimeField(null=True, blank=True)
     approved_content_hash = models.CharField(max_length=64, blank=True)  # frozen content at approval
+    # +1 on every change of content or targeting: an approval is for the revision the approver read
+    revision = models.PositiveIntegerField(default=1)
     rejection_comment = models.TextField(_("rejection comment"), blank=True)
     # Emergency bypass on alert channels: sent without approval, reviewed afterwards.
     bypassed_approval = models.BooleanField(_("sent without approval"), default=False)
+    bypassed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     needs_review = models.BooleanField(_("needs review"), default=False, db_index=True)
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -114,6 +120,44 @@ class BroadcastVariant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broadcast_id} [{self.language}]"
+
+
+class BroadcastEdit(models.Model):
+    """One change of a broadcast's content or targeting: who, when, in which state, and what.
+
+    The four-eyes rule reads these rows (broadcasts.selectors.broadcast_contributors): nobody
+    who wrote or changed a broadcast may approve it or review its emergency bypass. A save that
+    changes nothing writes no row; neither does a change of when it goes out."""
+
+    class Aspect(models.TextChoices):
+        TITLE = "title", _("internal title")
+        PRIORITY = "priority", _("priority")
+        TEXT = "text", _("text")
+        CHANNELS = "channels", _("channels")
+        DISTRICTS = "districts", _("districts")
+        LANGUAGES = "languages", _("languages")
+        TAGS = "tags", _("interests")
+        MEDIA = "media", _("image or video")
+        BUTTONS = "buttons", _("link buttons")
+        TEMPLATE = "template", _("WhatsApp template")
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="edits")
+    # None: the system. A future API key acting for a person is recorded as that person.
+    editor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=Broadcast.Status.choices)  # when it was changed
+    revision = models.PositiveIntegerField()  # the revision this change produced
+    changed = ArrayField(models.CharField(max_length=12, choices=Aspect.choices))
+
+    class Meta:
+        verbose_name = _("change of a broadcast")
+        verbose_name_plural = _("changes of broadcasts")
+        ordering = ["broadcast", "revision"]
+
+    def __str__(self) -> str:
+        return f"{self.broadcast_id} r{self.revision}: {', '.join(self.changed)}"
 
 
 class Delivery(models.Model):

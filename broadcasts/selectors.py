@@ -1,19 +1,136 @@
-"""Reads on broadcasts: progress, the send plan, review queue, public archive."""
+"""Reads on broadcasts: who may approve (the four-eyes rule), progress, the send plan, review
+queue, public archive."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.db.models import Count, QuerySet
+from django.utils.translation import gettext
 
 from broadcasts import pipeline
-from broadcasts.models import Broadcast, Delivery
+from broadcasts.models import Broadcast, BroadcastEdit, Delivery
 from core.tenancy import connection as db
 from messengers import ratelimit
 from messengers.models import Connection
+
+Step = Literal["approve", "review"]
+
+
+# --------------------------------------------------------------------------------------------
+# The four-eyes rule
+# --------------------------------------------------------------------------------------------
+def broadcast_contributors(broadcast: Broadcast) -> dict[int, set[str]]:
+    """Everybody who wrote or changed the content or targeting of this broadcast, by user id,
+    with what they changed ("author" for its author, else BroadcastEdit.Aspect values).
+
+    Contributions are never cleared by a later submission: what a co-editor wrote is still in
+    the version being approved. API keys (not built yet) must be recorded as the person they act
+    for, so a key counts as that person here."""
+    contributors: dict[int, set[str]] = {}
+    if broadcast.author_id is not None:
+        contributors[broadcast.author_id] = {"author"}
+    rows = BroadcastEdit.objects.filter(broadcast_id=broadcast.pk, editor__isnull=False).values_list(
+        "editor_id", "changed"
+    )
+    for editor_id, changed in rows:
+        contributors.setdefault(editor_id, set()).update(changed)
+    return contributors
+
+
+@dataclass(frozen=True)
+class FourEyesConflict:
+    """Why a person may not approve a broadcast, or review its emergency bypass."""
+
+    kind: Literal["author", "editor", "bypasser"]
+    step: Step
+    changed: tuple[str, ...] = ()  # BroadcastEdit.Aspect values, for kind "editor"
+
+    @property
+    def reason(self) -> str:
+        """The explanation in the active language (the admin shows it instead of the button)."""
+        if self.kind == "bypasser":
+            return gettext(
+                "You sent this broadcast without approval, so you cannot review it: another person with the "
+                "approver role must (four-eyes rule)."
+            )
+        if self.kind == "author":
+            if self.step == "review":
+                return gettext(
+                    "You wrote this broadcast, so you cannot review it: another person with the approver role "
+                    "must (four-eyes rule)."
+                )
+            return gettext(
+                "You wrote this broadcast, so you cannot approve it: another person with the approver role "
+                "must (four-eyes rule)."
+            )
+        labels = dict(BroadcastEdit.Aspect.choices)
+        changed = ", ".join(str(labels.get(aspect, aspect)) for aspect in self.changed)
+        if self.step == "review":
+            return gettext(
+                "You changed this broadcast (%(changed)s), so you cannot review it: another person with the "
+                "approver role who did not change it must (four-eyes rule)."
+            ) % {"changed": changed}
+        return gettext(
+            "You changed this broadcast (%(changed)s), so you cannot approve it: another person with the "
+            "approver role who did not change it must (four-eyes rule)."
+        ) % {"changed": changed}
+
+
+def broadcast_four_eyes_conflict(broadcast: Broadcast, user: Any, *, step: Step = "approve") -> FourEyesConflict | None:
+    """Whether `user` wrote or changed this broadcast (or, for a review, sent it without
+    approval). None: the four-eyes rule allows them; role and status are checked separately."""
+    if user is None or user.pk is None:
+        return None
+    if step == "review" and broadcast.bypassed_by_id == user.pk:
+        return FourEyesConflict(kind="bypasser", step=step)
+    if broadcast.author_id == user.pk:
+        return FourEyesConflict(kind="author", step=step)
+    changed: set[str] = set()
+    for aspects in BroadcastEdit.objects.filter(broadcast_id=broadcast.pk, editor_id=user.pk).values_list(
+        "changed", flat=True
+    ):
+        changed.update(aspects)
+    if changed:
+        order = list(BroadcastEdit.Aspect.values)
+        return FourEyesConflict(
+            kind="editor",
+            step=step,
+            changed=tuple(sorted(changed, key=lambda a: order.index(a) if a in order else len(order))),
+        )
+    return None
+
+
+def user_can_approve(user: Any) -> bool:
+    """The role: approve (and reject) broadcasts at all."""
+    return bool(user and user.is_active and user.has_perm("broadcasts.approve_broadcast"))
+
+
+def user_can_review(user: Any) -> bool:
+    """The role: review broadcasts sent without approval at all."""
+    return bool(user and user.is_active and user.has_perm("broadcasts.review_broadcast"))
+
+
+def user_may_approve(broadcast: Broadcast, user: Any) -> bool:
+    """Whether `user` may approve this broadcast now: it waits for approval, they have the role,
+    and they neither wrote nor changed it."""
+    return (
+        broadcast.status == Broadcast.Status.SUBMITTED
+        and user_can_approve(user)
+        and broadcast_four_eyes_conflict(broadcast, user) is None
+    )
+
+
+def user_may_review(broadcast: Broadcast, user: Any) -> bool:
+    """Whether `user` may review this broadcast's emergency bypass now."""
+    return (
+        broadcast.needs_review
+        and user_can_review(user)
+        and broadcast_four_eyes_conflict(broadcast, user, step="review") is None
+    )
 
 
 @dataclass
@@ -175,7 +292,12 @@ def broadcast_list_review_queue() -> QuerySet[Broadcast]:
 
 
 def broadcast_list_waiting_for(user_id: int) -> QuerySet[Broadcast]:
-    return Broadcast.objects.filter(status=Broadcast.Status.SUBMITTED).exclude(author_id=user_id)
+    """Broadcasts this user may approve: waiting, neither written nor changed by them."""
+    return (
+        Broadcast.objects.filter(status=Broadcast.Status.SUBMITTED)
+        .exclude(author_id=user_id)
+        .exclude(pk__in=BroadcastEdit.objects.filter(editor_id=user_id).values("broadcast_id"))
+    )
 
 
 def broadcast_list_archive() -> QuerySet[Broadcast]:

@@ -1,11 +1,25 @@
 """Writes on broadcasts: composing, the approval workflow, scheduling, and driving the send.
 
 Workflow: draft → submitted → approved | rejected → scheduled → sending ⇄ paused → sent;
-cancelled from anywhere before sent. The author can never approve their own broadcast (checked
-here, not only in the admin). Channels without approval skip the step; an administrator may
-send an alert without approval (emergency bypass), which flags it for review afterwards.
+cancelled from anywhere before sent. Channels without approval skip the step; an administrator
+may send an alert without approval (emergency bypass), which flags it for review afterwards.
 Approved content is frozen: any change sends it back to `submitted`. Every transition is
 audit-logged.
+
+The four-eyes rule, checked here (inside the locked transaction), not only in the admin: nobody
+who wrote or changed the content or targeting of a broadcast may approve it, and nobody who
+wrote, changed or sent it without approval may review that bypass. Every change of content or
+targeting (whatever the state, by whatever role) is recorded as a BroadcastEdit row — who, when,
+what — and bumps `Broadcast.revision`; a save that changes nothing, or only the send time, is
+not a change. Contributions are never cleared by a later submission, because what a co-editor
+wrote is still in the version being approved. Rejecting stays open to co-editors: it only stops
+a broadcast. An approval names the revision the approver read, so a change made after they
+opened the page cannot be approved by that click.
+
+Actors: every write takes `actor`, the person responsible (None: the system). The coming API
+must resolve an API key to the person it acts for and pass that person as `actor` (the key's
+label can go into the audit log's details), so a key's edits make that person a co-editor and a
+key can never approve what its person wrote or changed — a key is never a second pair of eyes.
 
 Sending is driven from the public DueWork index (tenants.models) by the dispatcher process:
 a "broadcast-start" row when a broadcast becomes due, then a "broadcast-tick" heartbeat every
@@ -31,13 +45,13 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils import timezone, translation
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from accounts.models import User
 from accounts.services import audit_log
-from broadcasts import pipeline
-from broadcasts.models import Broadcast, BroadcastVariant, Delivery, SenderLease, TrackedLink
+from broadcasts import pipeline, selectors
+from broadcasts.models import Broadcast, BroadcastEdit, BroadcastVariant, Delivery, SenderLease, TrackedLink
 from channels.models import Channel, Priority
 from core.errors import ApplicationError
 from core.tasks import enqueue_tenant_task
@@ -52,8 +66,14 @@ S = Broadcast.Status
 EDITABLE = {S.DRAFT, S.SUBMITTED, S.APPROVED, S.REJECTED, S.SCHEDULED}
 TICK_SECONDS = 3
 
-OWN_APPROVAL = "You wrote this broadcast; another person with the approver role must approve it (four-eyes rule)."
 NOT_APPROVER = "Only users with the approver role can approve or reject broadcasts."
+NOT_REVIEWER = "Only users with the approver role can review broadcasts sent without approval."
+NOT_EDITOR = "Your role cannot change broadcasts; ask an editor."
+NOT_CONTROLLER = "Your role cannot pause, resume or cancel broadcasts; ask an editor."
+CHANGED_SINCE_OPENED = (
+    "This broadcast was changed after you opened it (now revision {revision}); read the new version and approve "
+    "it again."
+)
 WRONG_STATE = "This broadcast is {status}; that step is not possible now."
 NEEDS_CHANNEL = "Choose at least one channel."
 NEEDS_TEXT = "Write the text in at least one language."
@@ -67,20 +87,30 @@ LINK_RE = re.compile(r"https?://[^\s<>\"')\]]+")
 # --------------------------------------------------------------------------------------------
 # Composing
 # --------------------------------------------------------------------------------------------
-def _content_hash(broadcast: Broadcast) -> str:
-    variants = sorted((v.language, v.body, v.subject) for v in broadcast.variants.all())
-    content = {
-        "title": broadcast.title,
-        "priority": broadcast.priority,
-        "variants": variants,
-        "channels": sorted(broadcast.channels.values_list("pk", flat=True)),
-        "districts": sorted(broadcast.districts.values_list("pk", flat=True)),
-        "languages": sorted(broadcast.languages),
-        "tags": sorted(broadcast.tags),
-        "media": broadcast.media.name if broadcast.media else "",
-        "buttons": broadcast.buttons,
-        "template": [broadcast.wa_template_name, broadcast.wa_template_language, list(broadcast.wa_template_params)],
+def _content(broadcast: Broadcast) -> dict[str, Any]:
+    """Everything approval covers — what recipients read and who they are — by aspect
+    (BroadcastEdit.Aspect). The send time is not in it: moving it needs no new approval."""
+    aspect = BroadcastEdit.Aspect
+    return {
+        aspect.TITLE: broadcast.title,
+        aspect.PRIORITY: broadcast.priority,
+        aspect.TEXT: sorted((v.language, v.body, v.subject) for v in broadcast.variants.all()),
+        aspect.CHANNELS: sorted(broadcast.channels.values_list("pk", flat=True)),
+        aspect.DISTRICTS: sorted(broadcast.districts.values_list("pk", flat=True)),
+        aspect.LANGUAGES: sorted(broadcast.languages),
+        aspect.TAGS: sorted(broadcast.tags),
+        aspect.MEDIA: broadcast.media.name if broadcast.media else "",
+        aspect.BUTTONS: broadcast.buttons,
+        aspect.TEMPLATE: [
+            broadcast.wa_template_name,
+            broadcast.wa_template_language,
+            list(broadcast.wa_template_params),
+        ],
     }
+
+
+def _content_hash(broadcast: Broadcast) -> str:
+    content = {str(aspect): value for aspect, value in _content(broadcast).items()}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -150,7 +180,11 @@ def broadcast_update(
     request: HttpRequest | None = None,
     **fields: Any,
 ) -> Broadcast:
-    """Change content or targeting. Changing approved content sends it back for approval."""
+    """Change content or targeting. Every real change is recorded (BroadcastEdit: who, what,
+    revision) and makes the actor a co-editor, who may no longer approve it (four-eyes).
+    Changing approved content sends it back for approval."""
+    if actor is not None and not actor.has_perm("broadcasts.change_broadcast"):
+        raise ApplicationError(NOT_EDITOR)
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     if broadcast.status not in EDITABLE:
         raise ApplicationError(NOT_EDITABLE.format(status=broadcast.get_status_display()))
@@ -170,7 +204,7 @@ def broadcast_update(
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"broadcast_update cannot change {sorted(unknown)}")
-    before = _content_hash(broadcast)
+    before = _content(broadcast)
     for key, value in fields.items():
         setattr(broadcast, key, value)
     broadcast.save()
@@ -180,7 +214,16 @@ def broadcast_update(
         broadcast.districts.set(list(districts))
     if variants is not None:
         _set_variants(broadcast, variants, subjects or {})
-    changed = _content_hash(broadcast) != before
+    after = _content(broadcast)
+    aspects = [str(aspect) for aspect in after if after[aspect] != before[aspect]]
+    changed = bool(aspects)
+    if changed:
+        broadcast.revision += 1
+        broadcast.save(update_fields=["revision"])
+        BroadcastEdit.objects.create(
+            broadcast=broadcast, editor=actor, status=broadcast.status, revision=broadcast.revision, changed=aspects
+        )
+    edit_details = {"changed": aspects, "revision": broadcast.revision}
     if changed and broadcast.status in (S.APPROVED, S.SCHEDULED):
         _unschedule(broadcast)
         _transition(
@@ -189,15 +232,15 @@ def broadcast_update(
             actor,
             request,
             action="broadcast.reopened",
-            details={"reason": "content changed after approval"},
+            details={"reason": "content changed after approval", **edit_details},
         )
         broadcast.approved_by, broadcast.approved_at, broadcast.approved_content_hash = None, None, ""
         broadcast.save(update_fields=["approved_by", "approved_at", "approved_content_hash"])
         _notify_approvers(broadcast)
     elif changed and broadcast.status == S.REJECTED:
-        _transition(broadcast, S.DRAFT, actor, request, action="broadcast.reopened")
+        _transition(broadcast, S.DRAFT, actor, request, action="broadcast.reopened", details=edit_details)
     elif changed:
-        audit_log(action="broadcast.edited", actor=actor, target=broadcast, request=request)
+        audit_log(action="broadcast.edited", actor=actor, target=broadcast, request=request, details=edit_details)
     return broadcast
 
 
@@ -232,6 +275,8 @@ def _validate_for_submit(broadcast: Broadcast) -> None:
 @transaction.atomic
 def broadcast_submit(*, broadcast: Broadcast, actor: User | None, request: HttpRequest | None = None) -> Broadcast:
     """Ask for approval — or, if none of its channels requires approval, approve right away."""
+    if actor is not None and not actor.has_perm("broadcasts.change_broadcast"):
+        raise ApplicationError(NOT_EDITOR)
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     if broadcast.status not in (S.DRAFT, S.REJECTED):
         raise ApplicationError(WRONG_STATE.format(status=broadcast.get_status_display()))
@@ -247,24 +292,56 @@ def broadcast_submit(*, broadcast: Broadcast, actor: User | None, request: HttpR
     return broadcast
 
 
-def user_can_approve(user: User | None) -> bool:
-    return bool(user and user.is_active and user.has_perm("broadcasts.approve_broadcast"))
+REFUSAL_ACTIONS = {
+    "author": "broadcast.self_approval_refused",
+    "editor": "broadcast.co_editor_approval_refused",
+    "bypasser": "broadcast.self_review_refused",
+}
 
 
-def broadcast_approve(*, broadcast: Broadcast, actor: User, request: HttpRequest | None = None) -> Broadcast:
-    if broadcast.author_id is not None and broadcast.author_id == actor.pk:
-        # recorded outside the approval's transaction, so the refusal itself stays in the log
-        audit_log(action="broadcast.self_approval_refused", actor=actor, target=broadcast, request=request)
-        raise ApplicationError(OWN_APPROVAL)
+def _four_eyes_refusal(
+    conflict: selectors.FourEyesConflict, *, broadcast: Broadcast, actor: User, request: HttpRequest | None
+) -> ApplicationError:
+    """Log a refusal under the four-eyes rule and build the error to raise. Called after the
+    locked transaction is left, so the refusal stays in the log though the caller raises."""
+    action = REFUSAL_ACTIONS[conflict.kind]
+    if conflict.step == "review" and conflict.kind != "bypasser":
+        action = "broadcast.contributor_review_refused"
+    audit_log(
+        action=action,
+        actor=actor,
+        target=broadcast,
+        request=request,
+        details={"changed": list(conflict.changed)} if conflict.changed else None,
+    )
+    with translation.override("en"):
+        message = conflict.reason
+    # the admin shows `conflict.reason` in the user's language
+    return ApplicationError(message, extra={"conflict": conflict})
+
+
+def broadcast_approve(
+    *, broadcast: Broadcast, actor: User, revision: int | None = None, request: HttpRequest | None = None
+) -> Broadcast:
+    """Approve the broadcast: by someone with the approver role who neither wrote nor changed it
+    (four-eyes), for the revision they read (`revision`; None: whatever is current — for callers
+    that show no content, such as scripts)."""
     with transaction.atomic():
-        broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
-        if broadcast.status != S.SUBMITTED:
-            raise ApplicationError(WRONG_STATE.format(status=broadcast.get_status_display()))
-        if not user_can_approve(actor):
+        locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+        if locked.status != S.SUBMITTED:
+            raise ApplicationError(WRONG_STATE.format(status=locked.get_status_display()))
+        if not selectors.user_can_approve(actor):
             raise ApplicationError(NOT_APPROVER)
-        if broadcast.author_id is not None and broadcast.author_id == actor.pk:
-            raise ApplicationError(OWN_APPROVAL)
-        return _approve(broadcast, actor=actor, request=request)
+        # read under the lock: an edit (which takes the same lock) is either fully before, and
+        # counted here, or after, and then it reopens the approval
+        conflict = selectors.broadcast_four_eyes_conflict(locked, actor)
+        if conflict is None:
+            if revision is not None and revision != locked.revision:
+                raise ApplicationError(
+                    CHANGED_SINCE_OPENED.format(revision=locked.revision), extra={"revision": locked.revision}
+                )
+            return _approve(locked, actor=actor, request=request)
+    raise _four_eyes_refusal(conflict, broadcast=locked, actor=actor, request=request)
 
 
 def _approve(broadcast: Broadcast, *, actor: User | None, request: HttpRequest | None, note: str = "") -> Broadcast:
@@ -286,7 +363,7 @@ def broadcast_reject(
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     if broadcast.status != S.SUBMITTED:
         raise ApplicationError(WRONG_STATE.format(status=broadcast.get_status_display()))
-    if not user_can_approve(actor):
+    if not selectors.user_can_approve(actor):
         raise ApplicationError(NOT_APPROVER)
     if not comment.strip():
         raise ApplicationError(NEEDS_COMMENT)
@@ -316,9 +393,10 @@ def broadcast_send_without_approval(
         raise ApplicationError(BYPASS_ONLY_ALERTS)
     _validate_for_submit(broadcast)
     broadcast.bypassed_approval = True
+    broadcast.bypassed_by = actor
     broadcast.needs_review = True
     broadcast.scheduled_at = None
-    broadcast.save(update_fields=["bypassed_approval", "needs_review", "scheduled_at"])
+    broadcast.save(update_fields=["bypassed_approval", "bypassed_by", "needs_review", "scheduled_at"])
     _transition(broadcast, S.APPROVED, actor, request, action="broadcast.sent_without_approval")
     broadcast.approved_content_hash = _content_hash(broadcast)
     broadcast.save(update_fields=["approved_content_hash"])
@@ -326,20 +404,27 @@ def broadcast_send_without_approval(
     return broadcast
 
 
-@transaction.atomic
 def broadcast_review(
     *, broadcast: Broadcast, actor: User, comment: str = "", request: HttpRequest | None = None
 ) -> Broadcast:
-    if not broadcast.needs_review:
-        return broadcast
-    if not user_can_approve(actor):
-        raise ApplicationError(NOT_APPROVER)
-    Broadcast.objects.filter(pk=broadcast.pk).update(
-        needs_review=False, reviewed_by=actor, reviewed_at=timezone.now(), review_comment=comment.strip()
-    )
-    broadcast.refresh_from_db()
-    audit_log(action="broadcast.reviewed", actor=actor, target=broadcast, details={"comment": comment}, request=request)
-    return broadcast
+    """The four-eyes check of an emergency bypass, after the fact: by someone with the approver
+    role who neither sent it without approval nor wrote or changed it."""
+    with transaction.atomic():
+        locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+        if not locked.needs_review:
+            return locked
+        if not selectors.user_can_review(actor):
+            raise ApplicationError(NOT_REVIEWER)
+        conflict = selectors.broadcast_four_eyes_conflict(locked, actor, step="review")
+        if conflict is None:
+            locked.needs_review = False
+            locked.reviewed_by, locked.reviewed_at, locked.review_comment = actor, timezone.now(), comment.strip()
+            locked.save(update_fields=["needs_review", "reviewed_by", "reviewed_at", "review_comment"])
+            audit_log(
+                action="broadcast.reviewed", actor=actor, target=locked, details={"comment": comment}, request=request
+            )
+            return locked
+    raise _four_eyes_refusal(conflict, broadcast=locked, actor=actor, request=request)
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,10 +711,17 @@ def _maybe_finish(broadcast_id: int) -> bool:
 # --------------------------------------------------------------------------------------------
 # Pause, resume, cancel
 # --------------------------------------------------------------------------------------------
+def _check_control(actor: User | None) -> None:
+    """People need the role; the system (None: automatic pause on errors) may always."""
+    if actor is not None and not actor.has_perm("broadcasts.control_sending"):
+        raise ApplicationError(NOT_CONTROLLER)
+
+
 @transaction.atomic
 def broadcast_pause(
     *, broadcast: Broadcast, actor: User | None, reason: str = "", request: HttpRequest | None = None
 ) -> Broadcast:
+    _check_control(actor)
     changed = Broadcast.objects.filter(pk=broadcast.pk, status=S.SENDING).update(
         status=S.PAUSED, paused_reason=reason[:300] or "paused"
     )
@@ -648,6 +740,7 @@ def broadcast_pause(
 
 @transaction.atomic
 def broadcast_resume(*, broadcast: Broadcast, actor: User | None, request: HttpRequest | None = None) -> Broadcast:
+    _check_control(actor)
     changed = Broadcast.objects.filter(pk=broadcast.pk, status=S.PAUSED).update(status=S.SENDING, paused_reason="")
     broadcast.refresh_from_db()
     if changed:
@@ -662,6 +755,7 @@ def broadcast_resume(*, broadcast: Broadcast, actor: User | None, request: HttpR
 
 @transaction.atomic
 def broadcast_cancel(*, broadcast: Broadcast, actor: User | None, request: HttpRequest | None = None) -> Broadcast:
+    _check_control(actor)
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     if broadcast.status in (S.SENT, S.CANCELLED):
         raise ApplicationError(WRONG_STATE.format(status=broadcast.get_status_display()))
@@ -844,13 +938,14 @@ def _admin_url(broadcast: Broadcast) -> str:
 
 
 def _notify_approvers(broadcast: Broadcast) -> None:
+    """Ask the approvers who may approve it: not its author nor anyone who changed it."""
     approvers = [
         u.email
         for u in User.objects.filter(is_active=True)
         .filter(
             Q(groups__permissions__codename="approve_broadcast") | Q(user_permissions__codename="approve_broadcast")
         )
-        .exclude(pk=broadcast.author_id or 0)
+        .exclude(pk__in=list(selectors.broadcast_contributors(broadcast)))
         .distinct()
         if u.email
     ]

@@ -28,3 +28,12 @@ def totp_code(secret: str, *, at: float | None = None) -> str:
     offset = digest[-1] & 0x0F
     value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
     return f"{value % 1_000_000:06d}"
+
+
+def totp_code_lasting(secret: str, seconds: float = 8.0) -> str:
+    """A code still valid for at least `seconds`: allauth accepts only the current 30-second
+    window, so a code typed just before the window turns (on a busy machine) is refused."""
+    left = 30 - time.time() % 30
+    if left < seconds:
+        time.sleep(left + 0.1)
+    return totp_code(secret)

@@ -1,4 +1,6 @@
 // Broadcast compose page: live phone preview with length counters, and live progress.
+// Once a broadcast can no longer be edited the form has no text fields: the preview then shows
+// the stored content (the #bc-content JSON), i.e. exactly what went out.
 (function () {
   "use strict";
   const LIMITS = { telegram: 4096, whatsapp: 4096, caption: 1024 };
@@ -19,27 +21,68 @@
 
   function field(name) { return document.querySelector("[name=" + name + "]"); }
 
+  let stored = null;  // the saved content: {variants: {lang: {body, subject}}, buttons, media_url, media_kind, wa_template_name}
+  function storedContent() {
+    if (stored === null) {
+      const script = document.getElementById("bc-content");
+      try { stored = script ? JSON.parse(script.textContent) : {}; } catch (error) { stored = {}; }
+    }
+    return stored;
+  }
+  const editable = () => Boolean(field("body_de"));
+
+  // what the preview shows, from the form while it can be edited, else from the stored content
+  function current(lang) {
+    if (editable()) {
+      const source = { "de": "body_de", "en": "body_en", "de-ls": "body_ls" }[lang];
+      const bodyField = field(source);
+      const buttons = [];
+      for (let i = 0; i < 3; i++) {
+        const title = field("button_" + i + "_title"), url = field("button_" + i + "_url");
+        if (title && url && title.value && url.value) buttons.push({ title: title.value, url: url.value });
+      }
+      const template = field("wa_template_name");
+      const subject = field("subject");
+      return {
+        text: (bodyField && bodyField.value) || field("body_de").value || "",
+        subject: subject ? subject.value : "",
+        buttons: buttons,
+        template: template ? template.value : "",
+      };
+    }
+    const content = storedContent();
+    const variants = content.variants || {};
+    const variant = variants[lang] || variants.de || Object.values(variants)[0] || { body: "", subject: "" };
+    return { text: variant.body || "", subject: variant.subject || "", buttons: content.buttons || [], template: content.wa_template_name || "" };
+  }
+
+  // a newly chosen file, else the saved one (unless "clear" is ticked)
+  function currentMedia() {
+    const input = field("media");
+    const file = input && input.files && input.files[0];
+    if (file) return { url: URL.createObjectURL(file), video: file.type.startsWith("video") };
+    const clear = field("media-clear");
+    const content = storedContent();
+    if (content.media_url && !(clear && clear.checked)) return { url: content.media_url, video: content.media_kind === "video" };
+    return null;
+  }
+
   function preview() {
     const box = document.getElementById("bc-preview");
     if (!box) return;
     const kind = box.querySelector(".bc-preview-tabs button.active").dataset.target;
     const lang = document.getElementById("bc-preview-lang").value;
-    const source = { "de": "body_de", "en": "body_en", "de-ls": "body_ls" }[lang];
-    const bodyField = field(source);
-    const text = (bodyField && bodyField.value) || (field("body_de") && field("body_de").value) || "";
+    const now = current(lang);
+    const text = now.text;
     const phone = document.getElementById("bc-phone");
     phone.dataset.kind = kind;
     let shown = text;
-    const buttons = [];
-    for (let i = 0; i < 3; i++) {
-      const title = field("button_" + i + "_title"), url = field("button_" + i + "_url");
-      if (title && url && title.value && url.value) buttons.push({ title: title.value, url: url.value });
-    }
+    const buttons = now.buttons;
     if ((kind === "sms" || kind === "whatsapp") && buttons.length) {
       shown += "\n" + buttons.map((b) => b.title + ": " + b.url).join("\n");
     }
     if (kind === "email") {
-      const subject = field("subject") && field("subject").value;
+      const subject = now.subject;
       shown = (subject ? subject + "\n\n" : "") + shown + "\n\n--\n(Abmelden / unsubscribe)";
     }
     document.getElementById("bc-text").textContent = shown || "…";
@@ -50,10 +93,10 @@
     }
     const media = document.getElementById("bc-media");
     media.replaceChildren();
-    const file = field("media") && field("media").files && field("media").files[0];
+    const file = currentMedia();
     if (file && kind !== "sms") {
-      const el = document.createElement(file.type.startsWith("video") ? "video" : "img");
-      el.src = URL.createObjectURL(file);
+      const el = document.createElement(file.video ? "video" : "img");
+      el.src = file.url;
       media.appendChild(el);
     }
     const counters = document.getElementById("bc-counters");
@@ -63,8 +106,8 @@
     if (kind === "telegram") items.push([length + " / " + (file ? LIMITS.caption : LIMITS.telegram), length > (file ? LIMITS.caption : LIMITS.telegram)]);
     if (kind === "whatsapp") {
       items.push([length + " / " + (file ? LIMITS.caption : LIMITS.whatsapp), length > (file ? LIMITS.caption : LIMITS.whatsapp)]);
-      const template = field("wa_template_name");
-      items.push([template && template.value ? "Vorlage / template: " + template.value : "Ohne Vorlage erreicht WhatsApp nur Personen, die in den letzten 24 h geschrieben haben / without a template only people who wrote in the last 24 h", !(template && template.value)]);
+      const template = now.template;
+      items.push([template ? "Vorlage / template: " + template : "Ohne Vorlage erreicht WhatsApp nur Personen, die in den letzten 24 h geschrieben haben / without a template only people who wrote in the last 24 h", !template]);
     }
     if (kind === "sms") {
       const sms = smsSegments(shown);
@@ -88,7 +131,12 @@
         preview();
       });
     });
-    document.getElementById("bc-preview-lang").addEventListener("change", preview);
+    const languages = document.getElementById("bc-preview-lang");
+    const variants = storedContent().variants || {};
+    if (!editable() && !variants[languages.value] && Object.keys(variants).length) {
+      languages.value = Object.keys(variants)[0];  // e.g. a broadcast that went out in English only
+    }
+    languages.addEventListener("change", preview);
     document.querySelectorAll("form input, form textarea, form select").forEach((el) => {
       el.addEventListener("input", preview);
       el.addEventListener("change", preview);
@@ -96,6 +144,9 @@
     preview();
   }
 
+  // The poll returns the counts, the status with its translated label and the actions this
+  // user may take now: buttons that no longer apply disappear, ones that now apply (rendered
+  // hidden by the server) appear, and at the end the page shows the final state.
   function setupProgress() {
     const panel = document.getElementById("bc-progress");
     if (!panel) return;
@@ -111,11 +162,16 @@
         fill.style.width = data.percent + "%";
         panel.querySelector("[role=progressbar]").setAttribute("aria-valuenow", data.percent);
         document.getElementById("bc-percent").textContent = data.percent + " %";
-        if (data.status !== status) {
-          status = data.status;
-          const label = document.getElementById("bc-status");
-          if (label) label.textContent = data.status;
-        }
+        status = data.status;
+        const label = document.getElementById("bc-status");
+        if (label) label.textContent = data.status_label;
+        document.querySelectorAll("#bc-workflow form[data-action]").forEach((form) => {
+          form.hidden = (data.actions || []).indexOf(form.dataset.action) === -1;
+        });
+        const reason = document.getElementById("bc-paused-reason");
+        if (reason) { reason.textContent = data.paused_reason || ""; reason.hidden = !data.paused_reason; }
+        const plan = document.getElementById("bc-plan");
+        if (plan && data.final) plan.hidden = true;  // nothing left to plan
       } catch (error) { /* next poll */ }
     }
     let timer = null;
