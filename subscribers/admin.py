@@ -422,9 +422,21 @@ class PosterForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ModelChoiceField, self.fields["channel"]).queryset = Channel.objects.filter(
-            is_public=True, is_active=True
-        )
+        # The change page shows a poster read-only: the admin builds this form without fields.
+        if "channel" in self.fields:
+            cast(forms.ModelChoiceField, self.fields["channel"]).queryset = Channel.objects.filter(
+                is_public=True, is_active=True
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        channel, provider = data.get("channel"), data.get("provider")
+        if channel is not None and provider:
+            try:
+                services.poster_target_check(channel=channel, provider=provider)
+            except ApplicationError as exc:
+                self.add_error("provider", exc.message)
+        return data
 
 
 @admin.register(Poster, site=tenant_site)

@@ -12,6 +12,7 @@ from subscribers.services.catalogue import (
     district_create,
     district_update,
     poster_create,
+    poster_target_check,
 )
 from subscribers.services.consent import consent_record, consent_text_current
 from subscribers.services.email import (
@@ -52,6 +53,7 @@ __all__ = [
     "email_subscription_request",
     "outbound_scrub",
     "poster_create",
+    "poster_target_check",
     "subscriber_erase",
     "subscriber_export_personal_data",
     "subscriber_for_contact",

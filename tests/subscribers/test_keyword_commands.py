@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from messengers.models import Contact, InboundMessage
+from messengers.models import Connection, Contact, InboundMessage
 from messengers.services import contact_get_or_create, contact_set_status
 from subscribers import links
 from subscribers.models import ConsentEvent, ConsentText, District, Source, Subscriber, Subscription
@@ -180,6 +180,8 @@ def test_a_button_tap_with_a_command_payload_is_a_command(channels: dict[str, An
 
 # ----------------------------------------------------------------- Telegram deep links, blocks
 def test_deep_links_subscribe_by_slug_and_by_poster(channels: dict[str, Any], capture: Any) -> None:
+    bot = Connection.objects.create(provider="telegram", name="Bot", public_address="@stadt_a_bot", external_id="77")
+    channels["traffic"].connections.add(bot)  # a Telegram poster needs the channel on a bot
     poster = poster_create(channel=channels["traffic"], provider="telegram")
     first, second, third = phone(), phone(), phone()
     say(capture, first, "feinstaubalarm", kind="start")
