@@ -83,7 +83,9 @@ def test_every_kind_of_poster_shows_in_the_list_and_opens(admin_client: Client, 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("button", ["_save", "_continue", "_addanother"])
-def test_the_page_after_saving_a_poster_opens(admin_client: Client, everywhere: Channel, kind: str, button: str) -> None:
+def test_the_page_after_saving_a_poster_opens(
+    admin_client: Client, everywhere: Channel, kind: str, button: str
+) -> None:
     response = admin_client.post(
         LIST + "add/", {"channel": everywhere.pk, "provider": kind, "label": "Rathaus", button: "1"}, follow=True
     )
