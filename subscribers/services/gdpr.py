@@ -103,7 +103,7 @@ def _delete_status_events(provider_ids: set[str]) -> None:
 
 def _forget_in_admin_log(subscriber: Subscriber | None, contact_ids: list[int]) -> None:
     """Django's admin log names what staff changed ("Erika Muster"); keep the line, not the name."""
-    targets = [(Contact, pk) for pk in contact_ids]
+    targets: list[tuple[type[Contact] | type[Subscriber], int]] = [(Contact, pk) for pk in contact_ids]
     if subscriber is not None:
         targets.append((Subscriber, subscriber.pk))
     for model, pk in targets:

@@ -348,8 +348,9 @@ def test_erasure_takes_the_name_out_of_the_admin_log(person: Subscriber, client_
     entry = LogEntry.objects.get(object_id=str(person.pk))
     assert "Erika" in entry.object_repr
     unrelated = LogEntry.objects.create(
-        user=entry.user, content_type=entry.content_type, object_id="999999", object_repr="Max Muster", action_flag=2
-    )
+        user_id=entry.user_id, content_type_id=entry.content_type_id, object_id="999999", object_repr="Max Muster",
+        action_flag=2,
+    )  # fmt: skip
     subscriber_erase(subscriber=person, source=Source.ADMIN)
     entry.refresh_from_db()
     unrelated.refresh_from_db()

@@ -274,6 +274,8 @@ def test_status_of_a_channel_ignores_case_accents_and_punctuation(
 
 
 def test_status_of_an_alarm_channel_tells_its_current_state(channels: dict[str, Any], capture: Any) -> None:
+    from datetime import datetime
+
     from django.utils import timezone
 
     from channels.models import Channel
@@ -281,7 +283,7 @@ def test_status_of_an_alarm_channel_tells_its_current_state(channels: dict[str, 
     person = phone()
     say(capture, person, "STATUS FEINSTAUB")
     assert last_reply(person).endswith("Aktueller Stand: Kein Alarm")
-    since = timezone.make_aware(timezone.datetime(2026, 3, 12, 8, 15))
+    since = timezone.make_aware(datetime(2026, 3, 12, 8, 15))
     Channel.objects.filter(pk=channels["dust"].pk).update(alarm_state="active", alarm_state_changed_at=since)
     say(capture, person, "SPRACHE EN")
     say(capture, person, "START FEINSTAUB")
