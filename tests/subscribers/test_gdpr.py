@@ -374,3 +374,47 @@ def test_the_erasure_confirmation_loses_its_provider_id_once_sent(tenant: Tenant
     queued.refresh_from_db()
     assert queued.to == "491708888888"  # still to be sent
     assert outbound_scrub() == 0
+
+
+def test_erasure_in_one_tenant_leaves_the_same_number_in_another_alone(
+    person: Subscriber, whatsapp: Connection, tenant_b: Tenant
+) -> None:
+    """Citizens subscribe to their city and to its transit operator with the same number: erasing
+    them at one leaves the other's data whole."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    from broadcasts.models import Delivery
+    from tests.conftest import in_tenant
+
+    _broadcast_to(person, whatsapp)
+    with in_tenant(tenant_b):
+        wa_b = connection_create(
+            provider="whatsapp", name="WhatsApp B", external_id="gdpr-test-number-b",
+            credentials={"access_token": "t", "app_secret": "s"},
+        )  # fmt: skip
+        contact_b = contact_get_or_create(connection=wa_b, address="+491701234567", display_name="Erika Muster")
+        erika_b = subscriber_for_contact(contact=contact_b)
+        assert erika_b is not None
+        delivery_b = _broadcast_to(erika_b, wa_b)
+        event_b = _status_event(wa_b, WAMID_OF_ERIKA, "applied", recipient="+491701234567")
+        reply_b = OutboundMessage.objects.create(
+            connection=wa_b, contact=contact_b, to=contact_b.address, text="Hallo", provider_message_id=WAMID_OF_ERIKA
+        )
+        log_b = LogEntry.objects.create(
+            user_id=make_user(roles.ADMIN).pk, content_type_id=ContentType.objects.get_for_model(Subscriber).pk,
+            object_id=str(erika_b.pk), object_repr="Erika Muster", action_flag=2,
+        )  # fmt: skip
+
+    subscriber_erase(subscriber=person, source=Source.ADMIN)
+    from subscribers.services import erasure_late_scrub
+
+    erasure_late_scrub()
+
+    with in_tenant(tenant_b):
+        assert Subscriber.objects.get(pk=erika_b.pk).name == "Erika Muster"
+        assert Contact.objects.filter(pk=contact_b.pk).exists()
+        assert Delivery.objects.get(pk=delivery_b.pk).provider_message_id == WAMID_OF_ERIKA
+        assert WebhookEvent.objects.filter(pk=event_b.pk).exists()
+        assert OutboundMessage.objects.get(pk=reply_b.pk).provider_message_id == WAMID_OF_ERIKA
+        assert LogEntry.objects.get(pk=log_b.pk).object_repr == "Erika Muster"
