@@ -484,12 +484,25 @@ class PosterAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: Poster, form: Any, change: bool) -> None:
-        created = services.poster_create(
-            channel=form.cleaned_data["channel"], provider=form.cleaned_data["provider"],
-            label=form.cleaned_data["label"], actor=request_user(request),
-        )  # fmt: skip
+        try:
+            created = services.poster_create(
+                channel=form.cleaned_data["channel"], provider=form.cleaned_data["provider"],
+                label=form.cleaned_data["label"], actor=request_user(request),
+            )  # fmt: skip
+        except ApplicationError as exc:  # e.g. the connection was paused since the form was checked
+            messages.error(request, exc.message)
+            raise _SaveRefusedError from exc
         obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
         obj._state.adding = False
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _SaveRefusedError:
+            return HttpResponseRedirect(request.get_full_path())
 
 
 # --------------------------------------------------------------------------------------------

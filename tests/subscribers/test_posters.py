@@ -214,3 +214,30 @@ def test_existing_posters_whose_connection_went_away_still_open_in_the_admin(
     assert admin_client.get(LIST).status_code == 200
     for poster in posters:
         assert admin_client.get(f"{LIST}{poster.pk}/change/").status_code == 200
+
+
+def test_a_connection_paused_between_the_check_and_the_save_is_refused_with_a_message(
+    admin_client: Client, everywhere: Channel
+) -> None:
+    """The form checked an active connection; by the time the admin saves, it is paused: the
+    service refuses, and the admin says so instead of failing with a server error."""
+    from types import SimpleNamespace
+
+    from django.contrib.messages import get_messages
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.test import RequestFactory
+    from django.utils import translation
+
+    from core.admin_sites import tenant_site
+    from subscribers.admin import _SaveRefusedError
+
+    Connection.objects.filter(provider="whatsapp").update(status="paused")
+    request = RequestFactory().post(LIST + "add/")
+    request.user = make_user(roles.ADMIN, username="racer")
+    request.session = {}  # type: ignore[assignment]
+    request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+    form = SimpleNamespace(cleaned_data={"channel": everywhere, "provider": "whatsapp", "label": ""})
+    with translation.override("en"), pytest.raises(_SaveRefusedError):
+        tenant_site._registry[Poster].save_model(request, Poster(), form, change=False)
+    assert "has no active WhatsApp connection" in " ".join(str(m) for m in get_messages(request))
+    assert not Poster.objects.exists()
