@@ -93,3 +93,17 @@ def test_questions_and_long_texts_go_to_the_inbox() -> None:
     assert parse_command("") is None
     assert parse_command("!!!") is None
     assert parse_command("START " + "X " * 200) is None
+
+
+def test_every_reply_exists_in_german_and_english_with_the_same_placeholders() -> None:
+    from string import Formatter
+
+    from subscribers.texts import TEXTS
+
+    def fields(text: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(text) if name}
+
+    assert set(TEXTS["de"]) == set(TEXTS["en"])
+    assert {key: fields(text) for key, text in TEXTS["de"].items()} == {
+        key: fields(text) for key, text in TEXTS["en"].items()
+    }
