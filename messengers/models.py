@@ -187,7 +187,8 @@ class WebhookEvent(models.Model):
     """One normalised event from a provider webhook (or the sandbox), stored before it is applied.
 
     The unique key makes replays no-ops. Workers apply pending events in batches; a status
-    whose outbound message is not recorded yet waits as `deferred` and is retried, never dropped.
+    whose outbound message is not recorded yet waits as `deferred` and is retried for a week (then
+    purged with the retention, see messengers.services.webhook_events_purge).
     """
 
     class Kind(models.TextChoices):

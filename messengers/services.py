@@ -95,7 +95,8 @@ REQUIRED_CREDENTIALS = {
 UNIQUE_ACCOUNTS = frozenset({Provider.WHATSAPP, Provider.TELEGRAM, Provider.SMS})
 
 # Deferred statuses (their message is not recorded yet) are retried with growing pauses and
-# kept — never dropped — for this long; after that they stay visible as deferred in the admin.
+# kept — never dropped — for this long; after that they stay visible as deferred in the admin
+# for WEBHOOK_EVENT_RETENTION_DAYS more (webhook_events_purge).
 DEFERRED_RETRY_FOR = timedelta(days=7)
 APPLY_LOCK_SECONDS = 10
 APPLY_FLAG = "messengers:apply-scheduled"
@@ -457,12 +458,17 @@ def webhook_events_purge(*, older_than_days: int | None = None) -> int:
     """Delete applied webhook events older than the retention (raw bodies hold personal data).
 
     Meta retries an unacknowledged webhook for up to seven days, so the default of fourteen
-    keeps every dedupe key for as long as a replay can arrive. Pending, deferred and failed
-    events are never purged here."""
+    keeps every dedupe key for as long as a replay can arrive. Deferred and failed events are
+    retried for DEFERRED_RETRY_FOR and then kept for the same retention, for inspection: a status
+    for a message whose id was erased with its recipient (GDPR) never finds its message, and must
+    not keep the recipient's number for ever. Pending events are never purged here."""
     days = older_than_days if older_than_days is not None else settings.WEBHOOK_EVENT_RETENTION_DAYS
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = WebhookEvent.objects.filter(state=WebhookEvent.State.APPLIED, received_at__lt=cutoff).delete()
-    return deleted
+    given_up, _ = WebhookEvent.objects.filter(
+        state__in=[WebhookEvent.State.DEFERRED, WebhookEvent.State.FAILED], received_at__lt=cutoff - DEFERRED_RETRY_FOR
+    ).delete()
+    return deleted + given_up
 
 
 def webhook_schedule_apply_throttled() -> None:

@@ -422,9 +422,21 @@ class PosterForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ModelChoiceField, self.fields["channel"]).queryset = Channel.objects.filter(
-            is_public=True, is_active=True
-        )
+        # The change page shows a poster read-only: the admin builds this form without fields.
+        if "channel" in self.fields:
+            cast(forms.ModelChoiceField, self.fields["channel"]).queryset = Channel.objects.filter(
+                is_public=True, is_active=True
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        channel, provider = data.get("channel"), data.get("provider")
+        if channel is not None and provider:
+            try:
+                services.poster_target_check(channel=channel, provider=provider)
+            except ApplicationError as exc:
+                self.add_error("provider", exc.message)
+        return data
 
 
 @admin.register(Poster, site=tenant_site)
@@ -472,12 +484,25 @@ class PosterAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: Poster, form: Any, change: bool) -> None:
-        created = services.poster_create(
-            channel=form.cleaned_data["channel"], provider=form.cleaned_data["provider"],
-            label=form.cleaned_data["label"], actor=request_user(request),
-        )  # fmt: skip
+        try:
+            created = services.poster_create(
+                channel=form.cleaned_data["channel"], provider=form.cleaned_data["provider"],
+                label=form.cleaned_data["label"], actor=request_user(request),
+            )  # fmt: skip
+        except ApplicationError as exc:  # e.g. the connection was paused since the form was checked
+            messages.error(request, exc.message)
+            raise _SaveRefusedError from exc
         obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
         obj._state.adding = False
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _SaveRefusedError:
+            return HttpResponseRedirect(request.get_full_path())
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@
     parse_command("Wann kommt der Bus?")     -> None   (goes on to the inbox)
 
 Case, accents and punctuation do not matter (channels.keywords.normalise). A command word must
-come first; commands that take no arguments only match when nothing follows, so a question that
-happens to start with "Status" or "Hilfe" reaches a person in the inbox instead.
+come first; commands that take no arguments only match when nothing follows (STATUS: at most
+one word, the channel), so a question that happens to start with "Status" or "Hilfe" reaches a
+person in the inbox instead.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Final
 
 from channels.keywords import COMMAND_WORDS, ENGLISH_WORDS, ERASE_PHRASES, match_key, normalise
 
-NO_ARGUMENTS: Final = frozenset({"help", "status", "settings"})
-MAX_ARGUMENTS: Final = {"start": 2, "language": 1, "district": 4, "stop": 8}
+NO_ARGUMENTS: Final = frozenset({"help", "settings"})
+# STATUS takes one word (a channel keyword is one word); more words are a question for a person.
+MAX_ARGUMENTS: Final = {"start": 2, "language": 1, "district": 4, "stop": 8, "status": 1}
 # Longer texts are messages for a person, not commands.
 MAX_COMMAND_LENGTH: Final = 200
 

@@ -1,7 +1,7 @@
 """Keyword commands on inbound messages (settings.MESSENGER_INBOUND_HANDLERS).
 
 `handle_inbound` sees every inbound message after the messenger layer stored it. It answers
-commands (START, STOP, HILFE, STATUS, SPRACHE, BEZIRK, EINSTELLUNGEN, ALLE DATEN LÖSCHEN),
+commands (START, STOP, HILFE, STATUS [channel], SPRACHE, BEZIRK, EINSTELLUNGEN, ALLE DATEN LÖSCHEN),
 Telegram deep links (/start <channel> or /start qr_<poster>), reply-button taps whose payload is
 a command, and block signals; everything else returns None and goes on to the next handler
 (the inbox). Every command is answered in the person's language through
@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from django.utils import formats, timezone, translation
+
 from channels.keywords import match_key
 from channels.models import Channel
-from channels.selectors import channel_by_word, channel_list_for_connection, channel_primary_keyword
+from channels.selectors import STATE_LABELS, channel_by_word, channel_list_for_connection, channel_primary_keyword
 from core.tasks import enqueue_tenant_task
 from messengers.adapters.base import InboundMessage as InboundEvent
 from messengers.models import Connection, Contact, InboundMessage
@@ -283,6 +285,8 @@ def _help(ctx: Context, args: tuple[str, ...]) -> str:
 
 def _status(ctx: Context, args: tuple[str, ...]) -> str:
     channels = selectors.subscriber_active_channels(ctx.subscriber) if ctx.subscriber is not None else []
+    if args:
+        return _status_of_channel(ctx, args[0], channels)
     if not channels or ctx.contact.status != Contact.Status.ACTIVE:
         ctx.reply(ctx.text("status_none", channels=ctx.channel_list()))
         return HANDLED
@@ -295,6 +299,34 @@ def _status(ctx: Context, args: tuple[str, ...]) -> str:
         )
     )  # fmt: skip
     return HANDLED
+
+
+def _status_of_channel(ctx: Context, word: str, subscribed: list[Channel]) -> str:
+    """STATUS <channel>: whether this person gets it here, and an alarm channel's current state.
+    The channels asked about are those STOP knows: the person's own and the public ones here."""
+    candidates = subscribed + [c for c in ctx.channels_here if c not in subscribed]
+    channel = channel_by_word(candidates, word)
+    if channel is None:
+        ctx.reply(ctx.text("unknown_channel", word=word[:40], channels=ctx.channel_list()))
+        return HANDLED
+    keyword = channel_primary_keyword(channel)
+    receiving = channel in subscribed and ctx.contact.status == Contact.Status.ACTIVE
+    parts = [
+        ctx.text("status_channel_on" if receiving else "status_channel_off", channel=channel.name, keyword=keyword)
+    ]
+    if channel.is_alarm:
+        parts.append(_alarm_state_line(ctx, channel))
+    ctx.reply("\n".join(parts))
+    return HANDLED
+
+
+def _alarm_state_line(ctx: Context, channel: Channel) -> str:
+    state = STATE_LABELS["en" if ctx.language == Language.EN else "de"][channel.alarm_state]
+    if channel.alarm_state_changed_at is None:
+        return ctx.text("status_alarm", state=state)
+    with translation.override("en" if ctx.language == Language.EN else "de"):
+        since = formats.date_format(timezone.localtime(channel.alarm_state_changed_at), "DATETIME_FORMAT")
+    return ctx.text("status_alarm_since", state=state, since=since)
 
 
 def _language(ctx: Context, args: tuple[str, ...]) -> str:

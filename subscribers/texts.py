@@ -35,7 +35,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "So geht's:\n"
             "START <Thema> – anmelden\n"
             "STOP <Thema> – abmelden (STOP allein: alles)\n"
-            "STATUS – Ihre Themen\n"
+            "STATUS – Ihre Themen (STATUS <Thema>: ein Thema)\n"
             "SPRACHE DE / SPRACHE EN – Sprache\n"
             "{district_line}"
             "EINSTELLUNGEN – Link zu Ihren Einstellungen\n"
@@ -46,6 +46,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "status": "Ihre Themen: {channels}\nSprache: {language_name}\nBezirk: {district}",
         "status_none": "Sie sind derzeit für kein Thema angemeldet. Anmelden: START <Thema>. Themen: {channels}",
         "status_no_district": "keiner",
+        "status_channel_on": "Sie sind für „{channel}“ angemeldet. Abmelden: STOP {keyword}",
+        "status_channel_off": "Sie sind für „{channel}“ nicht angemeldet. Anmelden: START {keyword}",
+        "status_alarm": "Aktueller Stand: {state}",
+        "status_alarm_since": "Aktueller Stand: {state} (seit {since})",
         "language_set": "Ihre Sprache ist jetzt Deutsch.",
         "language_unknown": "Diese Sprache kenne ich nicht. Möglich: SPRACHE DE oder SPRACHE EN.",
         "district_set": "Ihr Bezirk ist jetzt {district}.",
@@ -117,7 +121,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "How it works:\n"
             "START <topic> – subscribe\n"
             "STOP <topic> – unsubscribe (STOP alone: everything)\n"
-            "STATUS – your topics\n"
+            "STATUS – your topics (STATUS <topic>: one topic)\n"
             "LANGUAGE EN / LANGUAGE DE – language\n"
             "{district_line}"
             "SETTINGS – link to your settings\n"
@@ -128,6 +132,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "status": "Your topics: {channels}\nLanguage: {language_name}\nDistrict: {district}",
         "status_none": "You are not subscribed to any topic. Subscribe: START <topic>. Topics: {channels}",
         "status_no_district": "none",
+        "status_channel_on": "You are subscribed to “{channel}”. Unsubscribe: STOP {keyword}",
+        "status_channel_off": "You are not subscribed to “{channel}”. Subscribe: START {keyword}",
+        "status_alarm": "Current state: {state}",
+        "status_alarm_since": "Current state: {state} (since {since})",
         "language_set": "Your language is now English.",
         "language_unknown": "I don't know that language. Possible: LANGUAGE EN or LANGUAGE DE.",
         "district_set": "Your district is now {district}.",

@@ -12,6 +12,7 @@ from subscribers.services.catalogue import (
     district_create,
     district_update,
     poster_create,
+    poster_target_check,
 )
 from subscribers.services.consent import consent_record, consent_text_current
 from subscribers.services.email import (
@@ -20,7 +21,12 @@ from subscribers.services.email import (
     email_subscription_confirm,
     email_subscription_request,
 )
-from subscribers.services.gdpr import outbound_scrub, subscriber_erase, subscriber_export_personal_data
+from subscribers.services.gdpr import (
+    erasure_late_scrub,
+    outbound_scrub,
+    subscriber_erase,
+    subscriber_export_personal_data,
+)
 from subscribers.services.imports import (
     subscriber_import_create,
     subscriber_import_resume,
@@ -50,8 +56,10 @@ __all__ = [
     "email_confirmations_purge_expired",
     "email_subscription_confirm",
     "email_subscription_request",
+    "erasure_late_scrub",
     "outbound_scrub",
     "poster_create",
+    "poster_target_check",
     "subscriber_erase",
     "subscriber_export_personal_data",
     "subscriber_for_contact",

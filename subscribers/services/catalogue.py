@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils.text import slugify
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from accounts.services import audit_log
@@ -14,14 +15,28 @@ from channels.keywords import RESERVED_KEYS, match_key, normalise
 from channels.models import Channel
 from channels.selectors import channel_keyword_owner
 from core.errors import ApplicationError
-from subscribers import links
+from messengers.adapters.base import Provider
+from messengers.models import Connection
+from subscribers import links, qr
 from subscribers.models import ConsentText, District, Language, Poster
-from subscribers.selectors import POSTER_PROVIDERS
+from subscribers.selectors import POSTER_PROVIDERS, PROVIDER_LABELS
 
 DISTRICT_NAME_MISSING = "Enter the district's name."
 DISTRICT_SLUG_TAKEN = "Another district already uses the short name “{slug}”."
 DISTRICT_NAME_TAKEN = "“{name}” is already the name or an alias of the district “{district}”."
 POSTER_PROVIDER_UNKNOWN = "Unknown messenger “{provider}” for a poster; choose one of: {choices}."
+# Shown in the admin form too, hence translated (staff read the admin in German or English).
+POSTER_CHANNEL_NOT_PUBLIC = gettext_lazy(
+    "The channel “{channel}” is not public and active; posters are only for channels citizens can join."
+)
+POSTER_NO_CONNECTION = gettext_lazy(
+    "The channel “{channel}” has no active {messenger} connection, so a {messenger} QR code would lead nowhere. "
+    "Add the channel to an active {messenger} connection (Messenger connections) or choose “subscribe page”."
+)
+POSTER_NO_PUBLIC_ADDRESS = gettext_lazy(
+    "The {messenger} connection of the channel “{channel}” has no usable public address (number or @username), "
+    "so a QR code cannot open it. Enter the public address in the connection or choose “subscribe page”."
+)
 CONSENT_TEXT_EMPTY = "The consent text must not be empty."
 
 
@@ -75,11 +90,27 @@ def district_update(
     return district
 
 
+def poster_target_check(*, channel: Channel, provider: str) -> None:
+    """Raise ApplicationError unless a poster of `provider` for `channel` can open something: a
+    public, active channel, and for a messenger an active connection of it carrying the channel
+    with a public address the QR code can point at ("web" opens the subscribe page)."""
+    if provider not in POSTER_PROVIDERS:
+        raise ApplicationError(POSTER_PROVIDER_UNKNOWN.format(provider=provider, choices=", ".join(POSTER_PROVIDERS)))
+    if not (channel.is_public and channel.is_active):
+        raise ApplicationError(str(POSTER_CHANNEL_NOT_PUBLIC).format(channel=channel.name))
+    if provider == "web":
+        return
+    messenger = PROVIDER_LABELS[Provider(provider)]
+    if not channel.connections.filter(provider=provider, status=Connection.Status.ACTIVE).exists():
+        raise ApplicationError(str(POSTER_NO_CONNECTION).format(channel=channel.name, messenger=messenger))
+    if not qr.qr_payload(channel=channel, provider=provider):
+        raise ApplicationError(str(POSTER_NO_PUBLIC_ADDRESS).format(channel=channel.name, messenger=messenger))
+
+
 @transaction.atomic
 def poster_create(*, channel: Channel, provider: str, label: str = "", actor: User | None = None) -> Poster:
     """A poster with a fresh code (never a command word or channel keyword, never reused)."""
-    if provider not in POSTER_PROVIDERS:
-        raise ApplicationError(POSTER_PROVIDER_UNKNOWN.format(provider=provider, choices=", ".join(POSTER_PROVIDERS)))
+    poster_target_check(channel=channel, provider=provider)
     for _ in range(50):
         code = links.new_poster_code()
         key = match_key(code)

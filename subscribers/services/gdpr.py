@@ -2,26 +2,41 @@
 
 Erasure removes what identifies the person and keeps what counts:
 * gone: name, interests, district, external reference, every contact (address, profile name),
-  the texts of their inbound and outbound messages, sandbox chat bubbles, stored webhook events
-  about them, pending e-mail confirmations, the evidence and the link of their ledger entries;
+  their inbound messages, the recipient, text, provider message id and provider error text of
+  their outbound messages and broadcast deliveries (a WhatsApp wamid is base64 of the number, a
+  Telegram id starts with the chat id, Twilio's errors quote the number), sandbox chat bubbles,
+  stored webhook events about them in any state (by address and by those message ids), pending
+  e-mail confirmations, the evidence and the link of their ledger entries, and their name in
+  Django's admin log;
 * kept: the Subscriber row (status "erased") and its subscriptions with their dates, so
-  subscriber numbers over time stay right, and the ledger entries without identifiers;
+  subscriber numbers over time stay right, the ledger entries without identifiers, and the
+  deliveries' statuses (broadcast counts);
 * recorded: one "erasure" ledger entry with no subscriber, and an audit entry without personal
   data.
+Statuses that arrive later for the erased message ids match nothing; they wait as `deferred`
+and are purged with the webhook retention (messengers.services.webhook_events_purge). A send in
+flight during the erasure records its provider id afterwards: the periodic clean-up
+(`erasure_late_scrub`) blanks those for a day after each erasure.
 Sandbox "phones" are simulated devices, not people: their contact row and number stay so the
 simulator can still show the confirmation; their name and everything they said are erased.
+Other apps erase their rows about a person through settings.SUBSCRIBER_ERASURE_HOOKS.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import User
 from accounts.services import audit_log
@@ -32,8 +47,11 @@ from subscribers.models import ConsentEvent, EmailConfirmation, Subscriber, Subs
 from subscribers.services.consent import consent_record
 
 # OutboundMessage.purpose of the confirmation we send after an erasure: its recipient address
-# is blanked once it has left (outbound_scrub).
+# and provider message id are blanked once it has left (outbound_scrub).
 ERASURE_REPLY_PURPOSE = "erasure"
+# How long after an erasure the periodic clean-up looks for provider ids that sends in flight at
+# the erasure recorded afterwards (a send takes seconds; a sender's lease minutes).
+ERASURE_LATE_WRITES = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -42,15 +60,17 @@ class ErasureSummary:
     subscriptions_ended: int
 
 
-def _erase_contact(contact: Contact) -> None:
+def _erase_contact(contact: Contact) -> set[str]:
+    """Erase what one address left behind; returns the provider message ids it blanked (their
+    stored status events go too)."""
     address, connection_id = contact.address, contact.connection_id
     SandboxMessage.objects.filter(connection_id=connection_id, address=address).delete()
     WebhookEvent.objects.filter(connection_id=connection_id).filter(
         Q(payload__sender=address) | Q(payload__recipient=address)
     ).delete()
-    OutboundMessage.objects.filter(Q(contact=contact) | Q(connection_id=connection_id, to=address)).update(
-        to="", text="", payload={}, updated_at=timezone.now()
-    )
+    outbound = OutboundMessage.objects.filter(Q(contact=contact) | Q(connection_id=connection_id, to=address))
+    provider_ids = set(outbound.exclude(provider_message_id="").values_list("provider_message_id", flat=True))
+    outbound.update(to="", text="", payload={}, provider_message_id="", error_detail="", updated_at=timezone.now())
     InboundMessage.objects.filter(contact=contact).delete()
     EmailConfirmation.objects.filter(contact=contact).delete()
     if contact.connection.provider == Provider.SANDBOX:
@@ -60,6 +80,36 @@ def _erase_contact(contact: Contact) -> None:
         )  # fmt: skip
     else:
         contact.delete()
+    return provider_ids
+
+
+def _erase_elsewhere(*, subscriber_id: int | None, contact_ids: list[int], since: datetime | None = None) -> set[str]:
+    """Rows other apps keep about the person (settings.SUBSCRIBER_ERASURE_HOOKS); returns the
+    provider message ids they blanked."""
+    provider_ids: set[str] = set()
+    for path in settings.SUBSCRIBER_ERASURE_HOOKS:
+        provider_ids |= set(import_string(path)(subscriber_id=subscriber_id, contact_ids=contact_ids, since=since))
+    return provider_ids
+
+
+def _delete_status_events(provider_ids: set[str]) -> None:
+    """Stored statuses of erased messages, whatever their state (they carry the recipient)."""
+    ids = sorted(provider_ids)
+    for start in range(0, len(ids), 1000):
+        WebhookEvent.objects.filter(
+            kind=WebhookEvent.Kind.STATUS, payload__provider_message_id__in=ids[start : start + 1000]
+        ).delete()
+
+
+def _forget_in_admin_log(subscriber: Subscriber | None, contact_ids: list[int]) -> None:
+    """Django's admin log names what staff changed ("Erika Muster"); keep the line, not the name."""
+    targets: list[tuple[type[Contact] | type[Subscriber], int]] = [(Contact, pk) for pk in contact_ids]
+    if subscriber is not None:
+        targets.append((Subscriber, subscriber.pk))
+    for model, pk in targets:
+        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(model), object_id=str(pk)).update(
+            object_repr=f"#{pk}"
+        )
 
 
 @transaction.atomic
@@ -83,8 +133,11 @@ def subscriber_erase(
         if locked.status == Subscriber.Status.ERASED and not contacts:
             return ErasureSummary(contacts=0, subscriptions_ended=0)
         contacts.update({c.pk: c for c in Contact.objects.filter(subscriber=locked).select_related("connection")})
+    provider_ids = _erase_elsewhere(subscriber_id=locked.pk if locked else None, contact_ids=list(contacts))
     for contact in Contact.objects.filter(pk__in=list(contacts)).select_related("connection"):
-        _erase_contact(contact)
+        provider_ids |= _erase_contact(contact)
+    _delete_status_events(provider_ids)
+    _forget_in_admin_log(locked, list(contacts))
     if locked is not None:
         Subscription.objects.filter(subscriber=locked, status=Subscription.Status.PENDING).delete()
         ended = Subscription.objects.filter(subscriber=locked, status=Subscription.Status.ACTIVE).update(
@@ -120,11 +173,13 @@ def subscriber_export_personal_data(
 
 @transaction.atomic
 def outbound_scrub() -> int:
-    """Blank the recipient of erasure confirmations once they have left the queue, and drop the
-    provider's status events about them (they carry the address too)."""
+    """Blank the recipient and the provider message id (it encodes the address) of erasure
+    confirmations once they have left the queue, and drop the provider's status events about
+    them (they carry the address too). Statuses that come later find no message, wait as
+    `deferred` and are purged with the webhook retention."""
     rows = list(
         OutboundMessage.objects.filter(purpose=ERASURE_REPLY_PURPOSE)
-        .exclude(to="")
+        .filter(~Q(to="") | ~Q(provider_message_id="") | ~Q(error_detail=""))
         .exclude(status=OutboundMessage.Status.QUEUED)
         .values_list("pk", "connection_id", "provider_message_id")
     )
@@ -134,4 +189,20 @@ def outbound_scrub() -> int:
                 connection_id=connection_id, kind=WebhookEvent.Kind.STATUS,
                 payload__provider_message_id=provider_message_id,
             ).exclude(state=WebhookEvent.State.PENDING).delete()  # fmt: skip
-    return OutboundMessage.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(to="", updated_at=timezone.now())
+    return OutboundMessage.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
+        to="", provider_message_id="", error_detail="", updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def erasure_late_scrub() -> int:
+    """Periodic: a send that was in flight when its recipient was erased records the provider's
+    message id afterwards; blank those (and their status events) for a day after each erasure.
+    Returns how many ids it blanked."""
+    since = timezone.now() - ERASURE_LATE_WRITES
+    erased = Subscriber.objects.filter(status=Subscriber.Status.ERASED, erased_at__gte=since)
+    provider_ids: set[str] = set()
+    for pk, erased_at in erased.values_list("pk", "erased_at"):
+        provider_ids |= _erase_elsewhere(subscriber_id=pk, contact_ids=[], since=erased_at)
+    _delete_status_events(provider_ids)
+    return len(provider_ids)

@@ -230,7 +230,35 @@ def test_purge_deletes_only_applied_events_past_the_retention(client_public: Cli
     assert remaining == {"msg:wamid.NEW": "applied", "msg:wamid.BAD": "failed"}  # a failed one waits for its retry
     # the messages themselves stay; only the raw provider events go
     assert InboundMessage.objects.filter(provider_message_id="wamid.OLD").exists()
-    assert services.webhook_events_purge(older_than_days=0) == 1
+    # with no retention, the applied one goes, and the failed one too: its retries ended a week after it came
+    assert services.webhook_events_purge(older_than_days=0) == 2
+
+
+@pytest.mark.usefixtures("tenant")
+@pytest.mark.parametrize("state", ["deferred", "failed"])
+def test_events_that_never_applied_are_purged_a_retention_after_their_retries_ended(state: str) -> None:
+    """A status for a message whose id was erased with its person (GDPR) never finds its message;
+    it carries the person's number, so it must not wait for ever."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from messengers import services
+
+    conn = whatsapp_connection()
+    now = timezone.now()
+    limit = services.DEFERRED_RETRY_FOR + timedelta(days=settings.WEBHOOK_EVENT_RETENTION_DAYS)
+    for key, age in (("late", limit + timedelta(minutes=1)), ("recent", limit - timedelta(minutes=1))):
+        WebhookEvent.objects.create(
+            connection=conn, dedupe_key=key, kind="status", state=state, received_at=now,
+            payload={"type": "status", "provider_message_id": "", "recipient": "4915123456789"},
+        )  # fmt: skip
+        WebhookEvent.objects.filter(dedupe_key=key).update(received_at=now - age)
+    WebhookEvent.objects.create(connection=conn, dedupe_key="waiting", kind="status", state="pending", payload={})
+    WebhookEvent.objects.filter(dedupe_key="waiting").update(received_at=now - limit * 2)
+    assert services.webhook_events_purge() == 1
+    assert set(WebhookEvent.objects.values_list("dedupe_key", flat=True)) == {"recent", "waiting"}
 
 
 # --------------------------------------------------------------------------------------------

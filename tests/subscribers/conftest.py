@@ -1,4 +1,4 @@
-"""Fixtures for subscriber tests."""
+"""Fixtures for subscriber tests (and the fake WhatsApp and Telegram, see tests.fakes.fixtures)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.fixtures import (  # noqa: F401 - fixtures are found by name
+    sink,
+    telegram_server,
+    tg_fake,
+    wa_fake,
+    webhook_sink,
+    whatsapp_server,
+)
 from tests.subscribers.factories import forget_cached_tenants
 
 

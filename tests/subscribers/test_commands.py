@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from channels.keywords import RESERVED_KEYS, match_key
+from channels.keywords import RESERVED_KEYS, match_key, normalise
 from subscribers.commands import MAX_ARGUMENTS, NO_ARGUMENTS, Command, parse_command, render_command
 
 NAMES = ["start", "stop", "help", "status", "language", "district", "settings", "erase"]
@@ -45,10 +45,27 @@ def test_case_and_punctuation_do_not_change_the_command(command: Command, before
     assert parse_command(variant) == command
 
 
-@given(st.sampled_from(["HILFE", "STATUS", "EINSTELLUNGEN"]), st.lists(ARG, min_size=1, max_size=5))
+@given(st.sampled_from(["HILFE", "EINSTELLUNGEN"]), st.lists(ARG, min_size=1, max_size=5))
 def test_no_argument_commands_followed_by_words_are_left_for_a_person(word: str, rest: list[str]) -> None:
     assume(rest)
     assert parse_command(" ".join([word, *rest])) is None
+
+
+@given(st.lists(ARG, min_size=2, max_size=6))
+def test_status_followed_by_several_words_is_left_for_a_person(rest: list[str]) -> None:
+    assert parse_command(" ".join(["STATUS", *rest])) is None
+
+
+ACCENTED = st.from_regex(r"[A-Za-zÄÖÜäöüßÉéÈèÀàÇç][A-Za-z0-9ÄÖÜäöüßÉéÈèÀàÇç]{0,9}", fullmatch=True)
+
+
+@given(ACCENTED, DECORATION, DECORATION, st.sampled_from(["STATUS", "status", "Status", "sTaTuS"]))
+def test_status_with_one_word_asks_about_that_channel(word: str, before: str, after: str, status: str) -> None:
+    assume(match_key(word) not in RESERVED_KEYS and len(normalise(word).split()) == 1)
+    command = parse_command(f"{before}{status} {word}{after}")
+    assert command == Command("status", (normalise(word),))
+    # the handler compares by match_key, so spellings of one word ask about the same channel
+    assert match_key(command.args[0]) == match_key(word)
 
 
 def test_examples_people_write() -> None:
@@ -64,6 +81,9 @@ def test_examples_people_write() -> None:
     assert parse_command("Delete my data") == Command("erase", (), english=True)
     assert parse_command("EINSTELLUNGEN") == Command("settings", ())
     assert parse_command("/start") == Command("start", ())
+    assert parse_command("STATUS FEINSTAUB") == Command("status", ("FEINSTAUB",))
+    assert parse_command("Status: Feinstäub?") == Command("status", ("FEINSTAEUB",))
+    assert parse_command("status") == Command("status", ())
 
 
 def test_questions_and_long_texts_go_to_the_inbox() -> None:
@@ -73,3 +93,17 @@ def test_questions_and_long_texts_go_to_the_inbox() -> None:
     assert parse_command("") is None
     assert parse_command("!!!") is None
     assert parse_command("START " + "X " * 200) is None
+
+
+def test_every_reply_exists_in_german_and_english_with_the_same_placeholders() -> None:
+    from string import Formatter
+
+    from subscribers.texts import TEXTS
+
+    def fields(text: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(text) if name}
+
+    assert set(TEXTS["de"]) == set(TEXTS["en"])
+    assert {key: fields(text) for key, text in TEXTS["de"].items()} == {
+        key: fields(text) for key, text in TEXTS["en"].items()
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -201,3 +202,219 @@ def test_editors_may_not_export_or_erase(person: Subscriber, client_a: Client) -
         assert response.status_code in (302, 403)
     assert Subscriber.objects.get(pk=person.pk).status == Subscriber.Status.ACTIVE
     assert not AuditEvent.objects.filter(action="subscriber.data_exported").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Provider message ids, deliveries, late statuses, the admin log
+# --------------------------------------------------------------------------------------------
+WAMID_OF_ERIKA = "wamid." + base64.b64encode(b"491701234567_A1B2C3000000000001").decode()
+
+
+def _broadcast_to(person: Subscriber, whatsapp: Connection, **fields: Any) -> Any:
+    from broadcasts.models import Broadcast, Delivery
+
+    broadcast = Broadcast.objects.create(title="Alarm", status=Broadcast.Status.SENT, **fields)
+    return Delivery.objects.create(
+        broadcast=broadcast, subscriber=person, contact=Contact.objects.get(subscriber=person, connection=whatsapp),
+        connection=whatsapp, language="de", status="failed", next_attempt_at=timezone.now(),
+        provider_message_id=WAMID_OF_ERIKA, error_code="131026",
+        error_detail="Message undeliverable to +491701234567",
+    )  # fmt: skip
+
+
+def _status_event(whatsapp: Connection, wamid: str, state: str, recipient: str = "") -> WebhookEvent:
+    return WebhookEvent.objects.create(
+        connection=whatsapp, dedupe_key=f"status:{wamid}:{state}", kind="status", state=state,
+        payload={"type": "status", "provider_message_id": wamid, "status": "read", "recipient": recipient,
+                 "at": timezone.now().isoformat()},
+        raw={"statuses": [{"id": wamid}]},
+    )  # fmt: skip
+
+
+def test_erasure_blanks_the_provider_ids_that_encode_the_person(person: Subscriber, whatsapp: Connection) -> None:
+    from broadcasts.models import Delivery
+
+    assert "491701234567" in base64.b64decode(WAMID_OF_ERIKA.removeprefix("wamid.")).decode()
+    OutboundMessage.objects.update(provider_message_id="wamid.OUT1", error_detail="+491701234567 is not on WhatsApp")
+    mine = _broadcast_to(person, whatsapp)
+    other = Subscriber.objects.create(name="Max")
+    max_wa = contact_get_or_create(connection=whatsapp, address="491709999999")
+    Contact.objects.filter(pk=max_wa.pk).update(subscriber=other)
+    theirs = Delivery.objects.create(
+        broadcast=mine.broadcast, subscriber=other, contact=max_wa, connection=whatsapp, language="de",
+        status="read", next_attempt_at=timezone.now(), provider_message_id="wamid.MAX", error_detail="kept",
+    )  # fmt: skip
+    reply_to_max = OutboundMessage.objects.create(
+        connection=whatsapp, contact=max_wa, to=max_wa.address, text="Hallo Max", provider_message_id="wamid.MAX2"
+    )
+
+    subscriber_erase(subscriber=person, source=Source.ADMIN)
+
+    mine.refresh_from_db()
+    assert (mine.provider_message_id, mine.error_detail, mine.contact, mine.subscriber) == ("", "", None, person)
+    assert (mine.status, mine.error_code) == ("failed", "131026")  # the broadcast's counts stay right
+    outbound = OutboundMessage.objects.get(connection=whatsapp, contact__isnull=True)
+    assert (outbound.provider_message_id, outbound.error_detail, outbound.to) == ("", "", "")
+    # other people keep theirs
+    theirs.refresh_from_db()
+    reply_to_max.refresh_from_db()
+    assert (theirs.provider_message_id, theirs.error_detail, theirs.contact) == ("wamid.MAX", "kept", max_wa)
+    assert (reply_to_max.provider_message_id, reply_to_max.to) == ("wamid.MAX2", max_wa.address)
+
+
+@pytest.mark.parametrize("state", ["pending", "deferred", "failed", "applied"])
+def test_erasure_deletes_status_events_of_their_messages_in_every_state(
+    person: Subscriber, whatsapp: Connection, state: str
+) -> None:
+    OutboundMessage.objects.update(provider_message_id="wamid.OUT1")
+    _broadcast_to(person, whatsapp)
+    # some providers leave the recipient out; the id alone names the person
+    _status_event(whatsapp, WAMID_OF_ERIKA, state)
+    _status_event(whatsapp, "wamid.OUT1", state)
+    _status_event(whatsapp, "wamid.SOMEONE_ELSE", state, recipient="491709999999")
+    subscriber_erase(subscriber=person, source=Source.ADMIN)
+    assert set(WebhookEvent.objects.filter(kind="status").values_list("dedupe_key", flat=True)) == {
+        f"status:wamid.SOMEONE_ELSE:{state}"
+    }
+
+
+def test_a_late_status_for_an_erased_message_matches_nothing_and_waits_to_be_purged(
+    person: Subscriber, whatsapp: Connection
+) -> None:
+    from messengers.services import webhook_events_apply
+
+    delivery = _broadcast_to(person, whatsapp)
+    subscriber_erase(subscriber=person, source=Source.ADMIN)
+    late = _status_event(whatsapp, WAMID_OF_ERIKA, "pending", recipient="491701234567")
+    webhook_events_apply()
+    late.refresh_from_db()
+    assert late.state == "deferred"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.provider_message_id) == ("failed", "")
+
+
+def test_erasing_a_number_without_a_person_leaves_other_deliveries_alone(tenant: Tenant, whatsapp: Connection) -> None:
+    """Deliveries whose person was erased long ago have no subscriber either: erasing some other
+    number must not touch them (nor anyone's)."""
+    from broadcasts.models import Broadcast, Delivery
+
+    broadcast = Broadcast.objects.create(title="Alt", status=Broadcast.Status.SENT)
+    orphan = Delivery.objects.create(
+        broadcast=broadcast, subscriber=None, connection=whatsapp, language="de", status="sent",
+        next_attempt_at=timezone.now(), provider_message_id="wamid.ORPHAN",
+    )  # fmt: skip
+    stranger = contact_get_or_create(connection=whatsapp, address="491705555555")
+    subscriber_erase(subscriber=None, source=Source.KEYWORD, extra_contacts=[stranger])
+    orphan.refresh_from_db()
+    assert orphan.provider_message_id == "wamid.ORPHAN"
+
+
+def test_a_send_in_flight_during_the_erasure_is_blanked_by_the_periodic_clean_up(
+    person: Subscriber, whatsapp: Connection
+) -> None:
+    from broadcasts.models import Broadcast, Delivery
+    from subscribers.services import erasure_late_scrub
+
+    now = timezone.now()
+    sending = _broadcast_to(person, whatsapp, send_finished_at=None)
+    Delivery.objects.filter(pk=sending.pk).update(status="sending", provider_message_id="", error_detail="")
+    done_before = _broadcast_to(person, whatsapp, send_finished_at=now - timedelta(hours=2))
+    subscriber_erase(subscriber=person, source=Source.ADMIN)
+    # the sender's request comes back after the erasure and records the provider's id
+    Delivery.objects.filter(pk=sending.pk).update(status="sent", provider_message_id=WAMID_OF_ERIKA)
+    _status_event(whatsapp, WAMID_OF_ERIKA, "applied", recipient="491701234567")
+    assert erasure_late_scrub() == 1
+    assert not Delivery.objects.exclude(provider_message_id="").exists()
+    assert not WebhookEvent.objects.filter(kind="status").exists()
+    assert Delivery.objects.get(pk=done_before.pk).status == "failed"
+    # a day later it stops looking
+    Subscriber.objects.filter(pk=person.pk).update(erased_at=now - timedelta(days=1, minutes=1))
+    Delivery.objects.filter(pk=sending.pk).update(provider_message_id="wamid.LATER")
+    assert erasure_late_scrub() == 0
+    assert Broadcast.objects.count() == 2
+
+
+def test_erasure_takes_the_name_out_of_the_admin_log(person: Subscriber, client_a: Client) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    _admin_client(client_a)
+    changed = client_a.post(
+        f"/admin/subscribers/subscriber/{person.pk}/change/",
+        {"name": "Erika Muster-Neu", "language": "de", "district": "", "tags_text": "",
+         "subscriptions-TOTAL_FORMS": 0, "subscriptions-INITIAL_FORMS": 0,
+         "consent_events-TOTAL_FORMS": 0, "consent_events-INITIAL_FORMS": 0},
+    )  # fmt: skip
+    assert changed.status_code == 302
+    entry = LogEntry.objects.get(object_id=str(person.pk))
+    assert "Erika" in entry.object_repr
+    unrelated = LogEntry.objects.create(
+        user_id=entry.user_id, content_type_id=entry.content_type_id, object_id="999999", object_repr="Max Muster",
+        action_flag=2,
+    )  # fmt: skip
+    subscriber_erase(subscriber=person, source=Source.ADMIN)
+    entry.refresh_from_db()
+    unrelated.refresh_from_db()
+    assert entry.object_repr == f"#{person.pk}" and "Erika" not in entry.get_change_message()
+    assert unrelated.object_repr == "Max Muster"
+
+
+def test_the_erasure_confirmation_loses_its_provider_id_once_sent(tenant: Tenant, whatsapp: Connection) -> None:
+    confirmation = OutboundMessage.objects.create(
+        connection=whatsapp, to="491701234567", text="Ihre Daten wurden gelöscht.", purpose="erasure",
+        status="sent", provider_message_id=WAMID_OF_ERIKA, error_detail="",
+    )  # fmt: skip
+    queued = OutboundMessage.objects.create(
+        connection=whatsapp, to="491708888888", text="Ihre Daten wurden gelöscht.", purpose="erasure"
+    )
+    _status_event(whatsapp, WAMID_OF_ERIKA, "applied", recipient="491701234567")
+    assert outbound_scrub() == 1
+    confirmation.refresh_from_db()
+    assert (confirmation.to, confirmation.provider_message_id) == ("", "")
+    assert not WebhookEvent.objects.exists()
+    queued.refresh_from_db()
+    assert queued.to == "491708888888"  # still to be sent
+    assert outbound_scrub() == 0
+
+
+def test_erasure_in_one_tenant_leaves_the_same_number_in_another_alone(
+    person: Subscriber, whatsapp: Connection, tenant_b: Tenant
+) -> None:
+    """Citizens subscribe to their city and to its transit operator with the same number: erasing
+    them at one leaves the other's data whole."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    from broadcasts.models import Delivery
+    from tests.conftest import in_tenant
+
+    _broadcast_to(person, whatsapp)
+    with in_tenant(tenant_b):
+        wa_b = connection_create(
+            provider="whatsapp", name="WhatsApp B", external_id="gdpr-test-number-b",
+            credentials={"access_token": "t", "app_secret": "s"},
+        )  # fmt: skip
+        contact_b = contact_get_or_create(connection=wa_b, address="+491701234567", display_name="Erika Muster")
+        erika_b = subscriber_for_contact(contact=contact_b)
+        assert erika_b is not None
+        delivery_b = _broadcast_to(erika_b, wa_b)
+        event_b = _status_event(wa_b, WAMID_OF_ERIKA, "applied", recipient="+491701234567")
+        reply_b = OutboundMessage.objects.create(
+            connection=wa_b, contact=contact_b, to=contact_b.address, text="Hallo", provider_message_id=WAMID_OF_ERIKA
+        )
+        log_b = LogEntry.objects.create(
+            user_id=make_user(roles.ADMIN).pk, content_type_id=ContentType.objects.get_for_model(Subscriber).pk,
+            object_id=str(erika_b.pk), object_repr="Erika Muster", action_flag=2,
+        )  # fmt: skip
+
+    subscriber_erase(subscriber=person, source=Source.ADMIN)
+    from subscribers.services import erasure_late_scrub
+
+    erasure_late_scrub()
+
+    with in_tenant(tenant_b):
+        assert Subscriber.objects.get(pk=erika_b.pk).name == "Erika Muster"
+        assert Contact.objects.filter(pk=contact_b.pk).exists()
+        assert Delivery.objects.get(pk=delivery_b.pk).provider_message_id == WAMID_OF_ERIKA
+        assert WebhookEvent.objects.filter(pk=event_b.pk).exists()
+        assert OutboundMessage.objects.get(pk=reply_b.pk).provider_message_id == WAMID_OF_ERIKA
+        assert LogEntry.objects.get(pk=log_b.pk).object_repr == "Erika Muster"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from messengers.models import Contact, InboundMessage
+from messengers.models import Connection, Contact, InboundMessage
 from messengers.services import contact_get_or_create, contact_set_status
 from subscribers import links
 from subscribers.models import ConsentEvent, ConsentText, District, Source, Subscriber, Subscription
@@ -180,6 +180,8 @@ def test_a_button_tap_with_a_command_payload_is_a_command(channels: dict[str, An
 
 # ----------------------------------------------------------------- Telegram deep links, blocks
 def test_deep_links_subscribe_by_slug_and_by_poster(channels: dict[str, Any], capture: Any) -> None:
+    bot = Connection.objects.create(provider="telegram", name="Bot", public_address="@stadt_a_bot", external_id="77")
+    channels["traffic"].connections.add(bot)  # a Telegram poster needs the channel on a bot
     poster = poster_create(channel=channels["traffic"], provider="telegram")
     first, second, third = phone(), phone(), phone()
     say(capture, first, "feinstaubalarm", kind="start")
@@ -243,6 +245,84 @@ def test_status_lists_subscriptions_language_and_district(channels: dict[str, An
     say(capture, person, "Bezirk Cannstatt")
     say(capture, person, "status")
     assert last_reply(person) == "Ihre Themen: Feinstaubalarm\nSprache: Deutsch\nBezirk: Bad Cannstatt"
+
+
+def test_status_with_a_channel_word_says_whether_the_person_gets_it(channels: dict[str, Any], capture: Any) -> None:
+    person = phone()
+    say(capture, person, "STATUS FEINSTAUB")
+    assert last_reply(person).startswith("Sie sind für „Feinstaubalarm“ nicht angemeldet. Anmelden: START FEINSTAUB")
+    say(capture, person, "START VERKEHR")
+    say(capture, person, "Status Verkehr?")
+    assert last_reply(person) == "Sie sind für „Verkehr“ angemeldet. Abmelden: STOP VERKEHR"
+    assert handled(person) == "keyword"
+    say(capture, person, "STOP")
+    say(capture, person, "status verkehr")
+    assert last_reply(person) == "Sie sind für „Verkehr“ nicht angemeldet. Anmelden: START VERKEHR"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["STATUS FEINSTAUB", "status feinstaub!", "Status: Feinstaubalarm", "STATUS feinstäub", "  status FEINSTAUBALARM."],
+)
+def test_status_of_a_channel_ignores_case_accents_and_punctuation(
+    channels: dict[str, Any], capture: Any, text: str
+) -> None:
+    person = phone()
+    say(capture, person, "START FEINSTAUB")
+    say(capture, person, text)
+    assert last_reply(person).startswith("Sie sind für „Feinstaubalarm“ angemeldet."), text
+
+
+def test_status_of_an_alarm_channel_tells_its_current_state(channels: dict[str, Any], capture: Any) -> None:
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    from channels.models import Channel
+
+    person = phone()
+    say(capture, person, "STATUS FEINSTAUB")
+    assert last_reply(person).endswith("Aktueller Stand: Kein Alarm")
+    since = timezone.make_aware(datetime(2026, 3, 12, 8, 15))
+    Channel.objects.filter(pk=channels["dust"].pk).update(alarm_state="active", alarm_state_changed_at=since)
+    say(capture, person, "SPRACHE EN")
+    say(capture, person, "START FEINSTAUB")
+    say(capture, person, "status feinstaub")
+    reply = last_reply(person)
+    assert reply.startswith("You are subscribed to “Feinstaubalarm”. Unsubscribe: STOP FEINSTAUB"), reply
+    assert "Current state: Alarm active (since March 12, 2026" in reply, reply
+    say(capture, person, "STATUS VERKEHR")
+    assert "state" not in last_reply(person)  # not an alarm channel
+
+
+def test_status_with_an_unknown_or_hidden_channel_lists_the_channels(channels: dict[str, Any], capture: Any) -> None:
+    person = phone()
+    for word in ("KUCHEN", "KRISENSTAB", "TELEGRAMNEWS"):
+        say(capture, person, f"STATUS {word}")
+        reply = last_reply(person)
+        assert reply.startswith(f"Das Thema „{word}“ gibt es hier nicht."), reply
+        assert "Feinstaubalarm (FEINSTAUB)" in reply and "Verkehr (VERKEHR)" in reply and "Krisenstab" not in reply
+    english = phone()
+    say(capture, english, "SPRACHE EN")
+    say(capture, english, "status cake")
+    assert last_reply(english).startswith("There is no topic “CAKE” here. Available: Feinstaubalarm (FEINSTAUB)")
+    assert not Subscription.objects.exists()
+
+
+def test_status_of_an_internal_channel_the_person_was_given(channels: dict[str, Any], capture: Any) -> None:
+    from subscribers.services import subscription_start
+
+    person = phone()
+    say(capture, person, "START VERKEHR")
+    subscription_start(subscriber=Subscriber.objects.get(), channels=[channels["internal"]], source=Source.ADMIN)
+    say(capture, person, "STATUS KRISENSTAB")
+    assert last_reply(person).startswith("Sie sind für „Krisenstab“ angemeldet.")
+
+
+def test_a_question_that_starts_with_status_still_reaches_a_person(channels: dict[str, Any], capture: Any) -> None:
+    person = phone()
+    say(capture, person, "Status der U3 bitte?")
+    assert handled(person) == "" and replies(person) == []
 
 
 def test_language_changes_the_replies(channels: dict[str, Any], capture: Any) -> None:
