@@ -26,8 +26,9 @@ def outbound_scrub_task() -> int:
 
 def subscribers_housekeeping_task() -> dict[str, int]:
     """Periodic (per tenant): forget expired unconfirmed e-mail requests, blank the recipients of
-    sent erasure confirmations."""
+    sent erasure confirmations, fail imports whose worker died (and delete their files)."""
     return {
         "expired_confirmations": services.email_confirmations_purge_expired(),
         "scrubbed_messages": services.outbound_scrub(),
+        "stalled_imports": services.subscriber_imports_fail_stalled(),
     }
