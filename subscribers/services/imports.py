@@ -89,7 +89,9 @@ ANALYZE_AFTER_ROWS = 10_000
 # IMPORT_MAX_CELL_CHARS, IMPORT_MAX_XLSX_CELLS, IMPORT_MAX_XLSX_BYTES; see docs/operations.md).
 MAX_COLUMNS = 1000  # a wider row is refused, so no row can be widened to Excel's 16,384 columns
 PREVIEW_BYTES = 64 * 1024  # what the upload request reads of a CSV to check its header at once
-CSV_SNIFF_CHARS = 8192
+# csv.Sniffer's quote guessing is quadratic in its sample (8 KB of '",' cost seconds): a header
+# and a few dozen lines are enough to tell the delimiter.
+CSV_SNIFF_CHARS = 4096
 # An .xlsx file is a zip of XML parts. Checked from the zip's directory at upload (nothing is
 # unpacked there) and, in the worker, by streaming every part through expat before openpyxl
 # sees the file: openpyxl keeps every shared string and every unknown element in memory.
@@ -407,7 +409,7 @@ _MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _WORKSHEET, _SST, _ROW, _SI = (f"{_MAIN_NS} {tag}" for tag in ("worksheet", "sst", "row", "si"))
 _XML_START = re.compile(rb"\s*<")
 _XML_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([^"']*)""")
-_WIDE_ENCODINGS = (b"\xff\xfe", b"\xfe\xff", b"\x00<", b"<\x00", b"\x00\x00")
+_WIDE_ENCODINGS = (b"\xff\xfe", b"\xfe\xff", b"\x00<", b"<\x00")  # UTF-16, which expat detects
 
 
 def _unreadable_xlsx(detail: str) -> ApplicationError:
@@ -465,7 +467,10 @@ class _XmlPartScan:
       sees a chunk, no run of bytes without a "<" may be longer than the longest cell could be
       written, so expat never buffers a longer token.
 
-    Parts that do not start like XML (pictures) are skipped: openpyxl parses none of them."""
+    Parts that do not start like XML (pictures) are skipped: openpyxl parses none of them. A part
+    that is not well-formed is read up to its first error only: openpyxl's parser (expat too)
+    stops at the same place, should it read the part at all (Excel's VML drawings, which it
+    does not read, need not be well-formed)."""
 
     def __init__(self, info: zipfile.ZipInfo, budget: _XlsxBudget) -> None:
         self.part = info.filename[:100]
@@ -481,6 +486,8 @@ class _XmlPartScan:
         self.depth = self.elements = self.loose = 0
         self.rows = self.row = self.cells = self.column = 0
         self.record_depth = self.record_elements = 0  # the open row or shared string
+        self.inner = 0
+        self.max_inner = 4 * self.max_cells + self.max_rows  # a cell is 2-4 elements (c, v or is, t)
         self.string_depth = 0  # the open shared string
         self.text_depth = self.text = 0  # the open cell or shared string, and its characters
         self.offset = 0
@@ -577,6 +584,9 @@ class _XmlPartScan:
                     raise _refuse(IMPORT_TOO_MANY_COLUMNS, limit=MAX_COLUMNS)
                 if self.depth == self.record_depth + 1:
                     self._cell(attrs)
+            self.inner += 1  # all elements in rows and shared strings: what openpyxl works through
+            if self.inner > self.max_inner:
+                raise _refuse(IMPORT_TOO_MANY_CELLS, limit=self.max_cells)
         else:
             self.loose += 1
             limit = XLSX_MAX_OTHER_ELEMENTS if self.kind == "other" else XLSX_MAX_LOOSE_ELEMENTS
@@ -683,8 +693,8 @@ def xlsx_check(data: bytes) -> int:
                 scan.close()
             except ApplicationError:
                 raise
-            except expat.ExpatError as exc:
-                raise _unreadable_xlsx(f"{scan.part}: {expat.ErrorString(exc.code)}, line {exc.lineno}") from None
+            except expat.ExpatError:
+                continue  # not well-formed from here on: see _XmlPartScan
             except Exception as exc:  # zipfile: a bad checksum, an unknown compression, encryption …
                 raise _unreadable_xlsx(f"{scan.part}: {exc.__class__.__name__}") from None
             rows = max(rows, scan.rows if scan.kind == "worksheet" else 0)

@@ -382,6 +382,21 @@ def test_a_workbook_without_the_required_columns_fails_in_the_worker(
     assert_failed(job, "consent_source, consent_date")
 
 
+def test_parts_openpyxl_does_not_read_may_be_what_excel_makes_of_them(
+    channel: Channel, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Excel's legacy drawings (cell comments) need not be well-formed XML; printer settings are
+    binary and may start with NUL bytes. Neither may make the checks refuse a workbook."""
+    extra = {
+        "xl/drawings/vmlDrawing1.vml": b'<xml xmlns:v="urn:schemas-microsoft-com:vml"><v:shape>Notiz<br></v:shape></xml>',
+        "xl/printerSettings/printerSettings1.bin": bytes(64) + b"<\x00?\x00",
+        "xl/media/image1.png": b"\x89PNG\r\n\x1a\n" + os.urandom(2000),
+    }
+    job = upload(django_capture_on_commit_callbacks, xl.package(xl.sheet_xml(xl.good_rows(2)), extra=extra), "l.xlsx")
+    assert job.status == SubscriberImport.Status.DONE, job.failure
+    assert job.subscribers_created == 2
+
+
 def test_a_large_ordinary_workbook_passes_the_checks(channel: Channel, django_capture_on_commit_callbacks: Any) -> None:
     job = upload(django_capture_on_commit_callbacks, xl.package(xl.sheet_xml(xl.good_rows(3000))), "liste.xlsx")
     assert job.status == SubscriberImport.Status.DONE, job.failure
