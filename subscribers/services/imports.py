@@ -120,6 +120,10 @@ IMPORT_OLD_EXCEL = gettext_lazy(
     "This is an old Excel file (.xls). Open it in Excel or LibreOffice, save it as an Excel workbook (.xlsx) or "
     "as “CSV UTF-8”, and upload that."
 )
+IMPORT_ENCRYPTED_EXCEL = gettext_lazy(
+    "The workbook is protected by a password. Open it in Excel, remove the password (File → Info → Protect "
+    "Workbook), save it and upload it again."
+)
 IMPORT_CHANNEL_UNKNOWN = gettext_lazy(
     "One of the chosen channels does not exist any more. Reload the page and choose again."
 )
@@ -284,10 +288,10 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 
 def detect_format(filename: str, data: bytes) -> str:
     name = filename.lower()
+    if data.startswith(OLE_MAGIC):  # a password-protected .xlsx is such a container too
+        raise _refuse(IMPORT_ENCRYPTED_EXCEL if name.endswith(".xlsx") else IMPORT_OLD_EXCEL)
     if data[:4] in _ZIP_MAGIC or name.endswith(".xlsx"):
         return SubscriberImport.Format.XLSX
-    if data.startswith(OLE_MAGIC):
-        raise _refuse(IMPORT_OLD_EXCEL)
     if (
         name.endswith((".csv", ".txt", ".tsv"))
         or data.startswith(tuple(bom for bom, _, _ in _BOMS))

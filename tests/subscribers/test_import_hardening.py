@@ -281,9 +281,10 @@ def test_refusals_speak_german_to_german_staff(channel: Channel) -> None:
     assert "Teile" in message
 
 
-def test_an_old_excel_file_gets_a_hint_to_save_it_as_xlsx(channel: Channel) -> None:
-    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(2000)
-    assert ".xlsx" in refused_at_upload(ole, "liste.xls")
+def test_an_old_or_encrypted_excel_file_gets_a_hint_what_to_do(channel: Channel) -> None:
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(2000)  # the container of both
+    assert "save it as an Excel workbook (.xlsx)" in refused_at_upload(ole, "liste.xls")
+    assert "remove the password" in refused_at_upload(ole, "liste.xlsx")
 
 
 def test_a_huge_cell_is_refused_without_reading_it_into_memory(channel: Channel) -> None:
