@@ -4,8 +4,6 @@ through subscribers.services."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any, cast
 
@@ -603,13 +601,8 @@ class SubscriberImportAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = get_object_or_404(SubscriberImport.objects.defer("data"), pk=pk)
-        buffer = io.StringIO()
-        buffer.write("\ufeff")
-        writer = csv.writer(buffer)
-        writer.writerow(["row", "column", "message"])
-        for error in job.errors:
-            writer.writerow([error.get("row", ""), error.get("column", ""), error.get("message", "")])
-        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        report = services.subscriber_import_errors_csv(job=job)
+        response = HttpResponse(report, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
         return response
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from channels.models import Channel
 from subscribers.models import ConsentText, District, Language
+from subscribers.services.imports import IMPORT_FILE_TOO_BIG
 
 PUBLIC_LANGUAGES = [(Language.DE, "Deutsch"), (Language.EN, "English")]
 
@@ -87,3 +90,13 @@ class ImportForm(forms.Form):
             self.fields.pop("explicit_consent")
         else:
             self.fields["explicit_consent"].required = True
+
+    def clean_file(self) -> Any:
+        """Refuse an oversize upload by its size, before anything reads it into memory."""
+        upload = self.cleaned_data["file"]
+        limit = settings.IMPORT_MAX_FILE_BYTES
+        if upload is not None and upload.size is not None and upload.size > limit:
+            raise forms.ValidationError(
+                str(IMPORT_FILE_TOO_BIG) % {"limit": number_format(limit >> 20, force_grouping=True)}
+            )
+        return upload

@@ -14,6 +14,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStampedModel
@@ -274,6 +275,11 @@ class SubscriberImport(models.Model):
     failure = models.CharField(_("failure"), max_length=500, blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Last sign of life (uploaded, claimed, a chunk written): housekeeping fails a job whose
+    # heartbeat is older than IMPORT_STALL_SECONDS (its task was lost or its worker died).
+    heartbeat_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The uploader's language: the worker writes the failure message in it.
+    language = models.CharField(max_length=16, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("import")

@@ -26,9 +26,11 @@ def outbound_scrub_task() -> int:
 
 def subscribers_housekeeping_task() -> dict[str, int]:
     """Periodic (per tenant): forget expired unconfirmed e-mail requests, blank the recipients of
-    sent erasure confirmations and the provider ids sends in flight recorded after an erasure."""
+    sent erasure confirmations and the provider ids sends in flight recorded after an erasure, fail
+    imports whose worker died (and delete their files)."""
     return {
         "expired_confirmations": services.email_confirmations_purge_expired(),
         "scrubbed_messages": services.outbound_scrub(),
         "late_provider_ids": services.erasure_late_scrub(),
+        "stalled_imports": services.subscriber_imports_fail_stalled(),
     }

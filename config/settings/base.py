@@ -119,6 +119,19 @@ RATELIMIT_KEY_PREFIX = "mnl:rate"  # Redis keys of the send pacing (messengers.r
 # Applied webhook events (raw provider bodies) are deleted after this many days; Meta retries
 # for up to seven, so the dedupe keys must outlive that.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=14)
+# Subscriber imports (subscribers.services.imports; docs/operations.md "Imports"). Uploads above a
+# limit are refused with a message before anything is imported. Rows count the header and empty
+# rows; a cell holds at most what a spreadsheet cell can (32,767 characters). An .xlsx file is
+# bounded by its cells and its unpacked size too: openpyxl needs memory in proportion to them.
+IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=50 * 1024 * 1024)
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=1_000_000)
+IMPORT_MAX_CELL_CHARS = env.int("IMPORT_MAX_CELL_CHARS", default=32_767)
+IMPORT_MAX_XLSX_CELLS = env.int("IMPORT_MAX_XLSX_CELLS", default=2_000_000)
+IMPORT_MAX_XLSX_BYTES = env.int("IMPORT_MAX_XLSX_BYTES", default=256 * 1024 * 1024)
+# An import with no sign of life for this long (its task lost, its worker dead) is failed by the
+# housekeeping schedule and its file deleted. Far above Q_TIMEOUT: a live import writes progress
+# every few seconds, and a queued one may wait behind other work.
+IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=3600)
 
 MIDDLEWARE = [
     "core.middleware.RequestMetricsMiddleware",

@@ -29,8 +29,10 @@ from subscribers.services.gdpr import (
 )
 from subscribers.services.imports import (
     subscriber_import_create,
+    subscriber_import_errors_csv,
     subscriber_import_resume,
     subscriber_import_run,
+    subscriber_imports_fail_stalled,
     subscribers_export,
 )
 from subscribers.services.subscriptions import (
@@ -64,8 +66,10 @@ __all__ = [
     "subscriber_export_personal_data",
     "subscriber_for_contact",
     "subscriber_import_create",
+    "subscriber_import_errors_csv",
     "subscriber_import_resume",
     "subscriber_import_run",
+    "subscriber_imports_fail_stalled",
     "subscriber_preferences_update",
     "subscriber_set_district",
     "subscriber_set_language",
