@@ -72,6 +72,11 @@ from messengers.status import merge, summarise
 
 logger = logging.getLogger(__name__)
 
+MANAGE_PERMISSION = "messengers.manage_connection"
+NOT_A_MANAGER = (
+    "Only administrators may add, change, test, pause or resume messenger connections. "
+    "Ask an administrator of your organisation."
+)
 UNKNOWN_CREDENTIAL = "Unknown credential {key} for {provider}; expected one of: {allowed}."
 MISSING_CREDENTIAL = "{provider} needs the credential(s): {missing}."
 EXTERNAL_ID_TAKEN = "Another connection already uses the {provider} account {external_id}."
@@ -107,6 +112,18 @@ SINGLE_RETRY_WAIT_MAX = 10.0
 # --------------------------------------------------------------------------------------------
 # Connections
 # --------------------------------------------------------------------------------------------
+def user_can_manage_connections(user: User | None) -> bool:
+    return bool(user and user.is_active and user.has_perm(MANAGE_PERMISSION))
+
+
+def _require_manager(actor: User | None) -> None:
+    """Every connection write and provider call made for a person checks that person here, so
+    no interface (admin, a later API) can skip it. No actor: the platform itself (an automatic
+    pause) or an operator's command."""
+    if actor is not None and not user_can_manage_connections(actor):
+        raise ApplicationError(NOT_A_MANAGER)
+
+
 def _clean_credentials(provider: Provider, credentials: dict[str, str]) -> dict[str, str]:
     allowed = CREDENTIAL_FIELDS[provider]
     unknown = [key for key in credentials if key not in allowed]
@@ -135,6 +152,7 @@ def connection_create(
     actor: User | None = None,
     request: HttpRequest | None = None,
 ) -> Connection:
+    _require_manager(actor)
     kind = Provider(provider)
     creds = _clean_credentials(kind, credentials or {})
     if kind == Provider.TELEGRAM:
@@ -242,6 +260,7 @@ def connection_update(
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"connection_update cannot change {sorted(unknown)}")
+    _require_manager(actor)
     kind = connection.provider_enum
     changed = [key for key, value in fields.items() if getattr(connection, key) != value]
     if "external_id" in changed:
@@ -278,6 +297,7 @@ def connection_set_status(
     actor: User | None = None,
     request: HttpRequest | None = None,
 ) -> Connection:
+    _require_manager(actor)
     if connection.status == status and connection.status_detail == detail:
         return connection
     before = connection.status
@@ -294,8 +314,9 @@ def connection_set_status(
     return connection
 
 
-def connection_check(*, connection: Connection) -> CheckResult:
+def connection_check(*, connection: Connection, actor: User | None = None) -> CheckResult:
     """Ask the provider whether the credentials work, and remember the answer."""
+    _require_manager(actor)
     try:
         result = get_adapter(selectors.connection_config(connection)).check_credentials()
     except crypto.SecretDecryptionError:
@@ -307,8 +328,9 @@ def connection_check(*, connection: Connection) -> CheckResult:
     return result
 
 
-def connection_register_webhook(*, connection: Connection) -> CheckResult:
+def connection_register_webhook(*, connection: Connection, actor: User | None = None) -> CheckResult:
     """Telegram: setWebhook with our URL and the connection's secret token."""
+    _require_manager(actor)
     config = selectors.connection_config(connection)
     return get_adapter(config).register_webhook(config.webhook_url)
 
@@ -316,6 +338,7 @@ def connection_register_webhook(*, connection: Connection) -> CheckResult:
 @transaction.atomic
 def connection_sync_templates(*, connection: Connection, actor: User | None = None) -> int:
     """Fetch the WhatsApp templates from the Graph API and upsert them; returns the count."""
+    _require_manager(actor)
     if connection.provider != Provider.WHATSAPP:
         raise ApplicationError("Only WhatsApp connections have message templates.")
     if not connection.account_id:
