@@ -55,6 +55,10 @@ class ConnectionForm(forms.ModelForm):
                 strip=True,
                 widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
             )
+        if "api_base" in self.fields:
+            self.fields["api_base"].help_text = _(
+                "Leave empty for the messenger's own API. Other addresses only if the platform operator allows them."
+            )
         if provider != Provider.WHATSAPP:
             self.fields.pop("whatsapp_tier")
         if provider == Provider.SANDBOX:

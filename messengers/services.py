@@ -35,7 +35,7 @@ from core import crypto
 from core.errors import ApplicationError
 from core.tasks import enqueue_tenant_task
 from core.tenancy import connection as db
-from messengers import ratelimit, selectors
+from messengers import endpoints, ratelimit, selectors
 from messengers.adapters import get_adapter
 from messengers.adapters.base import (
     CREDENTIAL_FIELDS,
@@ -124,6 +124,17 @@ def _require_manager(actor: User | None) -> None:
         raise ApplicationError(NOT_A_MANAGER)
 
 
+def _check_endpoints(api_base: str | None, creds: dict[str, str], *, by_operator: bool) -> None:
+    """Tenant-side values must be on the operator's allow-lists (see messengers.endpoints);
+    `api_base` None / no "host" key: not being set now."""
+    if by_operator:
+        return
+    if api_base is not None:
+        endpoints.api_base_check(api_base)
+    if "host" in creds:
+        endpoints.smtp_host_check(creds["host"])
+
+
 def _clean_credentials(provider: Provider, credentials: dict[str, str]) -> dict[str, str]:
     allowed = CREDENTIAL_FIELDS[provider]
     unknown = [key for key in credentials if key not in allowed]
@@ -151,10 +162,15 @@ def connection_create(
     price_per_message: Decimal | float | None = None,
     actor: User | None = None,
     request: HttpRequest | None = None,
+    by_operator: bool = False,
 ) -> Connection:
+    """A new connection. Its API base and SMTP host must be on the allow-lists unless an operator
+    sets them (`by_operator`: management commands, scripts, never a tenant's request)."""
     _require_manager(actor)
     kind = Provider(provider)
     creds = _clean_credentials(kind, credentials or {})
+    api_base = api_base.strip()
+    _check_endpoints(api_base, creds, by_operator=by_operator)
     if kind == Provider.TELEGRAM:
         creds.setdefault("webhook_secret", secrets.token_urlsafe(32))
         if not external_id and ":" in creds.get("bot_token", ""):
@@ -171,7 +187,7 @@ def connection_create(
         external_id=external_id.strip(),
         account_id=account_id.strip(),
         public_address=public_address.strip(),
-        api_base=api_base.strip(),
+        api_base=api_base,
         rate_limit_per_second=Decimal(str(rate_limit_per_second)) if rate_limit_per_second else DEFAULT_RATES[kind],
         whatsapp_tier=whatsapp_tier,
         price_per_message=Decimal(str(price_per_message)) if price_per_message is not None else Decimal("0"),
@@ -254,9 +270,11 @@ def connection_update(
     actor: User | None,
     credentials: dict[str, str] | None = None,
     request: HttpRequest | None = None,
+    by_operator: bool = False,
     **fields: Any,
 ) -> Connection:
-    """Change settings; `credentials` replaces only the keys given (blank values keep the old)."""
+    """Change settings; `credentials` replaces only the keys given (blank values keep the old).
+    A changed API base or SMTP host must be on the allow-lists unless `by_operator`."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"connection_update cannot change {sorted(unknown)}")
@@ -265,11 +283,16 @@ def connection_update(
     changed = [key for key, value in fields.items() if getattr(connection, key) != value]
     if "external_id" in changed:
         _check_external_id_free(kind, fields["external_id"], exclude_route=connection.route_key)
-    for key in changed:
-        setattr(connection, key, fields[key])
     creds = selectors.connection_credentials(connection)
     new_creds = _clean_credentials(kind, credentials or {})
     changed_keys = sorted(key for key, value in new_creds.items() if creds.get(key) != value)
+    _check_endpoints(
+        fields["api_base"] if "api_base" in changed else None,
+        {key: new_creds[key] for key in changed_keys},
+        by_operator=by_operator,
+    )
+    for key in changed:
+        setattr(connection, key, fields[key])
     if changed_keys:
         creds.update(new_creds)
         connection.credentials_encrypted = crypto.encrypt_json(creds)
@@ -346,7 +369,12 @@ def connection_sync_templates(*, connection: Connection, actor: User | None = No
     try:
         infos = get_adapter(selectors.connection_config(connection)).list_templates()
     except ProviderError as exc:
-        raise ApplicationError(f"Meta refused the template list: {exc.message}") from exc
+        # Meta's own words are in the log (the adapter wrote them there); people see the code.
+        if exc.http_status is None:  # our own message: nothing came back, or nothing was asked
+            raise ApplicationError(f"Meta refused the template list: {exc.message}.") from exc
+        raise ApplicationError(
+            f"Meta refused the template list (code {exc.code or exc.http_status}); the platform's log has its answer."
+        ) from exc
     now = timezone.now()
     for info in infos:
         WhatsAppTemplate.objects.update_or_create(

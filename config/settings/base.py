@@ -112,6 +112,14 @@ ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.broadcast_propose_for_alarm
 # processes across all machines: more senders than workers only wait in the queue.
 BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)
 RATELIMIT_KEY_PREFIX = "mnl:rate"  # Redis keys of the send pacing (messengers.ratelimit)
+# Where tenant admins may point a connection (messengers.endpoints): API bases (scheme, host, port
+# and path prefix must match an entry) and SMTP hosts (exact names, never resolved). Anything else,
+# e.g. a test server, only an operator can set (manage.py connection_add / connection_set).
+MESSENGER_API_BASE_ALLOWLIST = env.list(
+    "MESSENGER_API_BASE_ALLOWLIST",
+    default=["https://graph.facebook.com", "https://api.telegram.org", "https://api.twilio.com"],
+)
+MESSENGER_SMTP_HOST_ALLOWLIST = env.list("MESSENGER_SMTP_HOST_ALLOWLIST", default=[])
 # Applied webhook events (raw provider bodies) are deleted after this many days; Meta retries
 # for up to seven, so the dedupe keys must outlive that.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=14)

@@ -347,7 +347,8 @@ def test_fuzz_parse_arbitrary_bodies(body: bytes) -> None:
 # ------------------------------------------------------------------ account
 def test_check_credentials(tw_fake: FakeTwilio) -> None:
     good = adapter_for(tw_fake).check_credentials()
-    assert good.ok and good.detail == "Connected to Twilio account Stadt Musterstadt"
+    # our account SID, not the friendly name the remote side chose (messengers.endpoints)
+    assert good.ok and good.detail == f"Connected to Twilio account {TW_ACCOUNT}"
     bad = adapter_for(tw_fake, credentials={"auth_token": "nope"}).check_credentials()
     assert not bad.ok and "rejected" in bad.detail and "20003" in bad.detail
     tw_fake.configure(account_status="suspended")

@@ -523,7 +523,8 @@ def test_fuzz_parse_arbitrary_json(value: Any) -> None:
 # ------------------------------------------------------------------ account
 def test_check_credentials(wa_fake: FakeWhatsApp) -> None:
     good = adapter_for(wa_fake).check_credentials()
-    assert good.ok and good.detail == "Connected: Stadt Musterstadt (15550783881)"
+    # the number, not the verified name: no free text of the remote side (messengers.endpoints)
+    assert good.ok and good.detail == "Connected: WhatsApp number 15550783881"
     assert good.info["id"] == WA_PHONE_NUMBER_ID
     bad = adapter_for(wa_fake, credentials={"access_token": "nope"}).check_credentials()
     assert not bad.ok and "Access token rejected" in bad.detail and "nope" not in bad.detail
