@@ -152,6 +152,7 @@ def start_web(port: int, workers: int = 3, threads: int = 4) -> Proc:
             "warning",
             "--keep-alive",
             "30",
+            "--no-control-socket",  # one per user by default: would clash with another gunicorn
         ],
         {"DJANGO_SETTINGS_MODULE": "config.settings.base", "DEBUG": "0", "ALLOWED_HOSTS": "*"},
     )
