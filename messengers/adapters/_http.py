@@ -182,7 +182,7 @@ def unix_time(value: Any) -> datetime:
         raise WebhookParseError("timestamp is not a number")
     if isinstance(value, str):
         text = value.strip()
-        if not text or not text.lstrip("-").isdigit() or len(text) > 12:
+        if not text or not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 12:
             raise WebhookParseError("timestamp is not a number")
         seconds: float = int(text)
     elif isinstance(value, int | float):

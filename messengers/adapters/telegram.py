@@ -173,7 +173,7 @@ class TelegramAdapter(HttpSendAdapter):
             params["disable_notification"] = True
         if message.reply_to_provider_id:
             _, _, reply_id = message.reply_to_provider_id.rpartition(":")
-            if reply_id.isdigit():
+            if reply_id.isascii() and reply_id.isdigit():
                 params["reply_parameters"] = {"message_id": int(reply_id), "allow_sending_without_reply": True}
         return method, params
 
