@@ -124,15 +124,16 @@ def _require_manager(actor: User | None) -> None:
         raise ApplicationError(NOT_A_MANAGER)
 
 
-def _check_endpoints(api_base: str | None, creds: dict[str, str], *, by_operator: bool) -> None:
-    """Tenant-side values must be on the operator's allow-lists (see messengers.endpoints);
-    `api_base` None / no "host" key: not being set now."""
+def _check_endpoints(api_base: str | None, creds: dict[str, str], changed: Iterable[str], *, by_operator: bool) -> None:
+    """Tenant-side values must be on the operator's allow-lists (see messengers.endpoints).
+    `api_base` None: not being set now; `changed`: the credential keys being set now. A new SMTP
+    port counts too, or an operator's off-list host could be probed port by port."""
     if by_operator:
         return
     if api_base is not None:
         endpoints.api_base_check(api_base)
-    if "host" in creds:
-        endpoints.smtp_host_check(creds["host"])
+    if {"host", "port"} & set(changed):
+        endpoints.smtp_host_check(creds.get("host", ""))
 
 
 def _clean_credentials(provider: Provider, credentials: dict[str, str]) -> dict[str, str]:
@@ -170,7 +171,7 @@ def connection_create(
     kind = Provider(provider)
     creds = _clean_credentials(kind, credentials or {})
     api_base = api_base.strip()
-    _check_endpoints(api_base, creds, by_operator=by_operator)
+    _check_endpoints(api_base, creds, creds, by_operator=by_operator)
     if kind == Provider.TELEGRAM:
         creds.setdefault("webhook_secret", secrets.token_urlsafe(32))
         if not external_id and ":" in creds.get("bot_token", ""):
@@ -288,7 +289,8 @@ def connection_update(
     changed_keys = sorted(key for key, value in new_creds.items() if creds.get(key) != value)
     _check_endpoints(
         fields["api_base"] if "api_base" in changed else None,
-        {key: new_creds[key] for key in changed_keys},
+        {**creds, **new_creds},
+        changed_keys,
         by_operator=by_operator,
     )
     for key in changed:

@@ -248,6 +248,24 @@ def test_a_tenant_admin_may_still_edit_a_connection_an_operator_pointed_elsewher
     services.connection_update(connection=conn, actor=admin, name="Umbenannt", api_base="http://127.0.0.1:9")
     conn.refresh_from_db()
     assert (conn.name, conn.api_base) == ("Umbenannt", "http://127.0.0.1:9")
+    mail = services.connection_create(
+        provider="email",
+        name="Relay",
+        external_id="news@example.org",
+        credentials={"host": "10.0.0.25", "port": "587"},
+        by_operator=True,
+    )
+    services.connection_update(connection=mail, actor=admin, credentials={"password": "neu", "username": "city"})
+    # … but cannot aim the operator's internal host at another port (a port scan, one check each)
+    with pytest.raises(ApplicationError, match="SMTP server"):
+        services.connection_update(connection=mail, actor=admin, credentials={"port": "6379"})
+    mail.refresh_from_db()
+    assert selectors.connection_credentials(mail) == {
+        "host": "10.0.0.25",
+        "port": "587",
+        "password": "neu",
+        "username": "city",
+    }
 
 
 # --------------------------------------------------------------------------------------------
