@@ -152,6 +152,7 @@ def start_web(port: int, workers: int = 3, threads: int = 4) -> Proc:
             "warning",
             "--keep-alive",
             "30",
+            "--no-control-socket",  # one per user by default: would clash with another gunicorn
         ],
         {"DJANGO_SETTINGS_MODULE": "config.settings.base", "DEBUG": "0", "ALLOWED_HOSTS": "*"},
     )
@@ -258,6 +259,7 @@ def whatsapp_connection(
         account_id="102290129340398",
         credentials={"access_token": WA_TOKEN, "app_secret": WA_SECRET, "verify_token": "bench"},
         api_base=fake.url,
+        by_operator=True,  # the fake on loopback: only operators may point connections there
         rate_limit_per_second=rate,
         whatsapp_tier=0,
         public_address="+49 711 000000",
@@ -342,6 +344,7 @@ def telegram_connection(
         name=name,
         credentials={"bot_token": token},
         api_base=fake.url,
+        by_operator=True,
         rate_limit_per_second=rate,
         public_address="@city_alerts_bot",
     )

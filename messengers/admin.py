@@ -55,6 +55,10 @@ class ConnectionForm(forms.ModelForm):
                 strip=True,
                 widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
             )
+        if "api_base" in self.fields:
+            self.fields["api_base"].help_text = _(
+                "Leave empty for the messenger's own API. Other addresses only if the platform operator allows them."
+            )
         if provider != Provider.WHATSAPP:
             self.fields.pop("whatsapp_tier")
         if provider == Provider.SANDBOX:
@@ -76,6 +80,22 @@ class ConnectionAdmin(admin.ModelAdmin):
     search_fields = ["name", "public_address", "external_id"]
     actions = ["test_connection", "sync_templates", "register_webhook", "pause", "activate"]
     change_form_template = "messengers/admin/connection_change_form.html"
+
+    # Adding, changing, testing, pausing and re-registering are for administrators only
+    # (messengers.manage_connection); editors and approvers see the list read-only. The services
+    # check the same permission, so no other way in can skip it.
+    def has_manage_permission(self, request: HttpRequest) -> bool:
+        return services.user_can_manage_connections(request_user(request))
+
+    def _require_manage(self, request: HttpRequest) -> None:
+        if not self.has_manage_permission(request):
+            raise PermissionDenied
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and self.has_manage_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self.has_manage_permission(request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         return selectors.connection_list_admin()
@@ -131,6 +151,8 @@ class ConnectionAdmin(admin.ModelAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
         if self._provider(request, None) is None:
             context = {
                 **self.admin_site.each_context(request),
@@ -181,7 +203,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     def _register_telegram(request: HttpRequest, connection: Connection) -> None:
         """On create, and whenever the token, secret or API base changed: Telegram must send
         updates with the secret we check, for the bot we now talk to."""
-        result = services.connection_register_webhook(connection=connection)
+        result = services.connection_register_webhook(connection=connection, actor=request_user(request))
         level = messages.SUCCESS if result.ok else messages.WARNING
         messages.add_message(request, level, _("Telegram webhook: %(detail)s") % {"detail": result.detail})
 
@@ -192,6 +214,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_manage": self.has_manage_permission(request)}
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except _SaveRefusedError:
@@ -200,15 +223,17 @@ class ConnectionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # disable instead: deliveries and consent records point at connections
 
-    @admin.action(description=_("Test connection"))
+    @admin.action(description=_("Test connection"), permissions=["manage"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        self._require_manage(request)
         for connection in queryset:
-            result = services.connection_check(connection=connection)
+            result = services.connection_check(connection=connection, actor=request_user(request))
             level = messages.SUCCESS if result.ok else messages.ERROR
             messages.add_message(request, level, f"{connection.name}: {result.detail}")
 
-    @admin.action(description=_("Sync WhatsApp templates"))
+    @admin.action(description=_("Sync WhatsApp templates"), permissions=["manage"])
     def sync_templates(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        self._require_manage(request)
         for connection in queryset.filter(provider=Provider.WHATSAPP):
             try:
                 count = services.connection_sync_templates(connection=connection, actor=request_user(request))
@@ -218,16 +243,18 @@ class ConnectionAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 messages.error(request, f"{connection.name}: {exc.message}")
 
-    @admin.action(description=_("Register webhook (Telegram)"))
+    @admin.action(description=_("Register webhook (Telegram)"), permissions=["manage"])
     def register_webhook(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        self._require_manage(request)
         for connection in queryset.filter(provider=Provider.TELEGRAM):
-            result = services.connection_register_webhook(connection=connection)
+            result = services.connection_register_webhook(connection=connection, actor=request_user(request))
             messages.add_message(
                 request, messages.SUCCESS if result.ok else messages.ERROR, f"{connection.name}: {result.detail}"
             )
 
-    @admin.action(description=_("Pause sending"))
+    @admin.action(description=_("Pause sending"), permissions=["manage"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        self._require_manage(request)
         for connection in queryset:
             services.connection_set_status(
                 connection=connection,
@@ -236,8 +263,9 @@ class ConnectionAdmin(admin.ModelAdmin):
                 actor=request_user(request),
             )
 
-    @admin.action(description=_("Resume sending"))
+    @admin.action(description=_("Resume sending"), permissions=["manage"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        self._require_manage(request)
         for connection in queryset:
             services.connection_set_status(
                 connection=connection, status=Connection.Status.ACTIVE, detail="", actor=request_user(request)
@@ -261,10 +289,10 @@ class ConnectionAdmin(admin.ModelAdmin):
         ]
 
     def check_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        if request.method != "POST" or not self.has_change_permission(request):
+        if request.method != "POST" or not self.has_manage_permission(request):
             raise PermissionDenied
         connection = get_object_or_404(Connection, pk=pk)
-        result = services.connection_check(connection=connection)
+        result = services.connection_check(connection=connection, actor=request_user(request))
         messages.add_message(request, messages.SUCCESS if result.ok else messages.ERROR, result.detail)
         return HttpResponseRedirect(reverse("tenant_admin:messengers_connection_change", args=[pk]))
 
@@ -274,6 +302,8 @@ class ConnectionAdmin(admin.ModelAdmin):
         return get_object_or_404(Connection, pk=pk, provider=Provider.SANDBOX)
 
     def sandbox_index(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("messengers.use_sandbox"):
+            raise PermissionDenied
         sandbox = selectors.connection_sandbox()
         if sandbox is None:
             messages.warning(request, _("There is no active sandbox connection."))

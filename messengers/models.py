@@ -99,7 +99,10 @@ class Connection(TimeStampedModel):
         verbose_name = _("messenger connection")
         verbose_name_plural = _("messenger connections")
         ordering = ["provider", "name"]
-        permissions = [("use_sandbox", _("Can use the phone simulator"))]
+        permissions = [
+            ("use_sandbox", _("Can use the phone simulator")),
+            ("manage_connection", _("Can add, change, test, pause and resume messenger connections")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_provider_display()})"

@@ -35,7 +35,7 @@ from core import crypto
 from core.errors import ApplicationError
 from core.tasks import enqueue_tenant_task
 from core.tenancy import connection as db
-from messengers import ratelimit, selectors
+from messengers import endpoints, ratelimit, selectors
 from messengers.adapters import get_adapter
 from messengers.adapters.base import (
     CREDENTIAL_FIELDS,
@@ -72,6 +72,11 @@ from messengers.status import merge, summarise
 
 logger = logging.getLogger(__name__)
 
+MANAGE_PERMISSION = "messengers.manage_connection"
+NOT_A_MANAGER = (
+    "Only administrators may add, change, test, pause or resume messenger connections. "
+    "Ask an administrator of your organisation."
+)
 UNKNOWN_CREDENTIAL = "Unknown credential {key} for {provider}; expected one of: {allowed}."
 MISSING_CREDENTIAL = "{provider} needs the credential(s): {missing}."
 EXTERNAL_ID_TAKEN = "Another connection already uses the {provider} account {external_id}."
@@ -108,6 +113,30 @@ SINGLE_RETRY_WAIT_MAX = 10.0
 # --------------------------------------------------------------------------------------------
 # Connections
 # --------------------------------------------------------------------------------------------
+def user_can_manage_connections(user: User | None) -> bool:
+    return bool(user and user.is_active and user.has_perm(MANAGE_PERMISSION))
+
+
+def _require_manager(actor: User | None) -> None:
+    """Every connection write and provider call made for a person checks that person here, so
+    no interface (admin, a later API) can skip it. No actor: the platform itself (an automatic
+    pause) or an operator's command."""
+    if actor is not None and not user_can_manage_connections(actor):
+        raise ApplicationError(NOT_A_MANAGER)
+
+
+def _check_endpoints(api_base: str | None, creds: dict[str, str], changed: Iterable[str], *, by_operator: bool) -> None:
+    """Tenant-side values must be on the operator's allow-lists (see messengers.endpoints).
+    `api_base` None: not being set now; `changed`: the credential keys being set now. A new SMTP
+    port counts too, or an operator's off-list host could be probed port by port."""
+    if by_operator:
+        return
+    if api_base is not None:
+        endpoints.api_base_check(api_base)
+    if {"host", "port"} & set(changed):
+        endpoints.smtp_host_check(creds.get("host", ""))
+
+
 def _clean_credentials(provider: Provider, credentials: dict[str, str]) -> dict[str, str]:
     allowed = CREDENTIAL_FIELDS[provider]
     unknown = [key for key in credentials if key not in allowed]
@@ -135,9 +164,15 @@ def connection_create(
     price_per_message: Decimal | float | None = None,
     actor: User | None = None,
     request: HttpRequest | None = None,
+    by_operator: bool = False,
 ) -> Connection:
+    """A new connection. Its API base and SMTP host must be on the allow-lists unless an operator
+    sets them (`by_operator`: management commands, scripts, never a tenant's request)."""
+    _require_manager(actor)
     kind = Provider(provider)
     creds = _clean_credentials(kind, credentials or {})
+    api_base = api_base.strip()
+    _check_endpoints(api_base, creds, creds, by_operator=by_operator)
     if kind == Provider.TELEGRAM:
         creds.setdefault("webhook_secret", secrets.token_urlsafe(32))
         if not external_id and ":" in creds.get("bot_token", ""):
@@ -154,7 +189,7 @@ def connection_create(
         external_id=external_id.strip(),
         account_id=account_id.strip(),
         public_address=public_address.strip(),
-        api_base=api_base.strip(),
+        api_base=api_base,
         rate_limit_per_second=Decimal(str(rate_limit_per_second)) if rate_limit_per_second else DEFAULT_RATES[kind],
         whatsapp_tier=whatsapp_tier,
         price_per_message=Decimal(str(price_per_message)) if price_per_message is not None else Decimal("0"),
@@ -237,21 +272,30 @@ def connection_update(
     actor: User | None,
     credentials: dict[str, str] | None = None,
     request: HttpRequest | None = None,
+    by_operator: bool = False,
     **fields: Any,
 ) -> Connection:
-    """Change settings; `credentials` replaces only the keys given (blank values keep the old)."""
+    """Change settings; `credentials` replaces only the keys given (blank values keep the old).
+    A changed API base or SMTP host must be on the allow-lists unless `by_operator`."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"connection_update cannot change {sorted(unknown)}")
+    _require_manager(actor)
     kind = connection.provider_enum
     changed = [key for key, value in fields.items() if getattr(connection, key) != value]
     if "external_id" in changed:
         _check_external_id_free(kind, fields["external_id"], exclude_route=connection.route_key)
-    for key in changed:
-        setattr(connection, key, fields[key])
     creds = selectors.connection_credentials(connection)
     new_creds = _clean_credentials(kind, credentials or {})
     changed_keys = sorted(key for key, value in new_creds.items() if creds.get(key) != value)
+    _check_endpoints(
+        fields["api_base"] if "api_base" in changed else None,
+        {**creds, **new_creds},
+        changed_keys,
+        by_operator=by_operator,
+    )
+    for key in changed:
+        setattr(connection, key, fields[key])
     if changed_keys:
         creds.update(new_creds)
         connection.credentials_encrypted = crypto.encrypt_json(creds)
@@ -279,6 +323,7 @@ def connection_set_status(
     actor: User | None = None,
     request: HttpRequest | None = None,
 ) -> Connection:
+    _require_manager(actor)
     if connection.status == status and connection.status_detail == detail:
         return connection
     before = connection.status
@@ -295,8 +340,9 @@ def connection_set_status(
     return connection
 
 
-def connection_check(*, connection: Connection) -> CheckResult:
+def connection_check(*, connection: Connection, actor: User | None = None) -> CheckResult:
     """Ask the provider whether the credentials work, and remember the answer."""
+    _require_manager(actor)
     try:
         result = get_adapter(selectors.connection_config(connection)).check_credentials()
     except crypto.SecretDecryptionError:
@@ -308,8 +354,9 @@ def connection_check(*, connection: Connection) -> CheckResult:
     return result
 
 
-def connection_register_webhook(*, connection: Connection) -> CheckResult:
+def connection_register_webhook(*, connection: Connection, actor: User | None = None) -> CheckResult:
     """Telegram: setWebhook with our URL and the connection's secret token."""
+    _require_manager(actor)
     config = selectors.connection_config(connection)
     return get_adapter(config).register_webhook(config.webhook_url)
 
@@ -317,6 +364,7 @@ def connection_register_webhook(*, connection: Connection) -> CheckResult:
 @transaction.atomic
 def connection_sync_templates(*, connection: Connection, actor: User | None = None) -> int:
     """Fetch the WhatsApp templates from the Graph API and upsert them; returns the count."""
+    _require_manager(actor)
     if connection.provider != Provider.WHATSAPP:
         raise ApplicationError("Only WhatsApp connections have message templates.")
     if not connection.account_id:
@@ -324,7 +372,12 @@ def connection_sync_templates(*, connection: Connection, actor: User | None = No
     try:
         infos = get_adapter(selectors.connection_config(connection)).list_templates()
     except ProviderError as exc:
-        raise ApplicationError(f"Meta refused the template list: {exc.message}") from exc
+        # Meta's own words are in the log (the adapter wrote them there); people see the code.
+        if exc.http_status is None:  # our own message: nothing came back, or nothing was asked
+            raise ApplicationError(f"Meta refused the template list: {exc.message}.") from exc
+        raise ApplicationError(
+            f"Meta refused the template list (code {exc.code or exc.http_status}); the platform's log has its answer."
+        ) from exc
     now = timezone.now()
     for info in infos:
         WhatsAppTemplate.objects.update_or_create(

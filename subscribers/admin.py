@@ -56,7 +56,7 @@ class ChannelFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> QuerySet[Subscriber]:
         value = self.value() or ""
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):  # not "²"
             return queryset
         active = Subscription.objects.filter(channel_id=int(value), status=Subscription.Status.ACTIVE)
         return queryset.filter(pk__in=active.values("subscriber_id"))

@@ -295,7 +295,7 @@ def subscriber_search(queryset: QuerySet[Subscriber], term: str) -> QuerySet[Sub
     term = term.strip()[:200]
     if not term:
         return queryset
-    if term.startswith("#") and term[1:].isdigit():
+    if term.startswith("#") and term[1:].isascii() and term[1:].isdigit():  # not "#²"
         return queryset.filter(pk=int(term[1:]))
     addresses: set[str] = set()
     if "@" in term and " " not in term:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
 from csp.constants import NONCE, NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.env import BASE_DIR, env
@@ -115,7 +118,14 @@ ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.broadcast_propose_for_alarm
 # Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
 # processes across all machines: more senders than workers only wait in the queue.
 BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)
-RATELIMIT_KEY_PREFIX = "mnl:rate"  # Redis keys of the send pacing (messengers.ratelimit)
+# Where tenant admins may point a connection (messengers.endpoints): API bases (scheme, host, port
+# and path prefix must match an entry) and SMTP hosts (exact names, never resolved). Anything else,
+# e.g. a test server, only an operator can set (manage.py connection_add / connection_set).
+MESSENGER_API_BASE_ALLOWLIST = env.list(
+    "MESSENGER_API_BASE_ALLOWLIST",
+    default=["https://graph.facebook.com", "https://api.telegram.org", "https://api.twilio.com"],
+)
+MESSENGER_SMTP_HOST_ALLOWLIST = env.list("MESSENGER_SMTP_HOST_ALLOWLIST", default=[])
 # Applied webhook events (raw provider bodies) are deleted after this many days; Meta retries
 # for up to seven, so the dedupe keys must outlive that.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=14)
@@ -203,9 +213,32 @@ def _database() -> dict[str, object]:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+# --------------------------------------------------------------------------------------------
+# This installation's name in what several installations may share (one Redis): the task queue,
+# the cache keys and the send-pacing keys carry it, so two installations never take each other's
+# tasks or read each other's cache. Default: derived from what all processes of one installation
+# share, the secret key and the database name (not the host: web and workers may reach the same
+# database under different addresses). Set it explicitly in production, since a new SECRET_KEY
+# or database name would otherwise rename the queue.
+# --------------------------------------------------------------------------------------------
+def _default_instance_name(database_name: str) -> str:
+    digest = hashlib.sha256(f"instance-name:{SECRET_KEY}:{database_name}".encode()).hexdigest()[:8]
+    readable = re.sub(r"[^a-z0-9]+", "-", database_name.lower()).strip("-")[:40] or "messenger"
+    return f"{readable}-{digest}"
+
+
+INSTANCE_NAME = env("INSTANCE_NAME", default="") or _default_instance_name(str(DATABASES["default"]["NAME"]))
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", INSTANCE_NAME):
+    raise ImproperlyConfigured(
+        f"INSTANCE_NAME {INSTANCE_NAME!r}: use up to 63 letters, digits, '.', '_' or '-' (no leading punctuation)."
+    )
+RATELIMIT_KEY_PREFIX = f"{INSTANCE_NAME}:rate"  # Redis keys of the send pacing (messengers.ratelimit)
+
 # --------------------------------------------------------------------------------------------
 # Cache: Redis when REDIS_URL is set, else a database table (shared by all processes, so login
-# throttling works across gunicorn workers). Keys are prefixed with the tenant schema.
+# throttling works across gunicorn workers). Keys are prefixed with the tenant schema and
+# INSTANCE_NAME.
 # --------------------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
@@ -214,7 +247,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_FUNCTION": "django_tenants.cache.make_key",
-            "KEY_PREFIX": "mnl",
+            "KEY_PREFIX": INSTANCE_NAME,
         }
     }
 else:
@@ -223,7 +256,7 @@ else:
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "core_cache",
             "KEY_FUNCTION": "django_tenants.cache.make_key",
-            "KEY_PREFIX": "mnl",
+            "KEY_PREFIX": INSTANCE_NAME,
         }
     }
 
@@ -232,7 +265,7 @@ else:
 # `retry` must exceed `timeout`, or the broker hands a running task out a second time.
 # --------------------------------------------------------------------------------------------
 Q_CLUSTER: dict[str, object] = {
-    "name": "messenger",
+    "name": INSTANCE_NAME,  # the queue's key in Redis (and django-q's signing salt)
     # Sending is I/O-bound (paced senders mostly wait), so more worker processes than cores:
     # at least as many as broadcasts that should send at the same time (quality goal P3).
     "workers": env.int("Q_WORKERS", default=4),

@@ -14,14 +14,16 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # A fixed key so encrypted fixtures are reproducible; never used outside tests.
 FERNET_KEYS = ["pGk8eU3l0ay6Vd7pRj0mVxS9j0bZlO8wq3d3ZqkQf1Y="]
 
+# A fresh name per test run, so throttling counters and pacing keys of one run never meet the
+# next one's (the test database restarts its id sequences). Worker processes started by tests
+# inherit TEST_RUN_ID, so they share the queue name (base derives it from the database name,
+# which differs between this process and a worker pointed at the test database).
+_RUN = os.environ.setdefault("TEST_RUN_ID", uuid.uuid4().hex[:8])
+INSTANCE_NAME = f"test-{_RUN}"
+Q_CLUSTER = {**Q_CLUSTER, "name": INSTANCE_NAME}
+RATELIMIT_KEY_PREFIX = f"{INSTANCE_NAME}:rate"
 if REDIS_URL:
-    # A fresh key space per test run, so throttling counters of one run never leak into the next.
-    # Worker processes started by tests inherit TEST_RUN_ID, so they share the queue name.
-    _RUN = os.environ.setdefault("TEST_RUN_ID", uuid.uuid4().hex[:8])
-    CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": f"test-{_RUN}"}}
-    Q_CLUSTER = {**Q_CLUSTER, "name": f"test-{_RUN}"}
-    # the test database restarts its id sequences every run; the pacing keys must not collide
-    RATELIMIT_KEY_PREFIX = f"test-{_RUN}:rate"
+    CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": INSTANCE_NAME}}
 else:
     CACHES = {
         "default": {

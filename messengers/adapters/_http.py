@@ -3,13 +3,17 @@
 One `requests.Session` per thread (connection pooling for the synchronous path), one request
 helper for each of requests and aiohttp that both return the same `RawResponse`, so each
 adapter's response-interpreting code is shared between `send` and `send_async`. Network failures
-become `ProviderError(TEMPORARY)` whose message never contains the URL (Telegram puts the bot
-token in the path) or any other secret.
+become `ProviderError(TEMPORARY)` whose message names only the kind of failure: never the URL
+(Telegram puts the bot token in the path), a secret, or bytes the remote side sent (those go to
+the server log, cut short). Redirects are never followed: a provider API does not redirect, and
+an allowed host must not be able to send our credentials on to another one (messengers.endpoints).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,8 +34,20 @@ from messengers.adapters.base import (
     WebhookParseError,
 )
 
+logger = logging.getLogger(__name__)
 _local = threading.local()
 POOL_SIZE = 32
+EXCERPT_CHARS = 200  # of a remote answer or error, in the server log
+# Values from a provider's answer that may appear in texts people see ("Test connection"): only
+# these narrow shapes, never free text (names, descriptions, error messages) the remote chose.
+DIGITS = re.compile(r"[0-9]{1,20}")
+PHONE_DISPLAY = re.compile(r"\+?[0-9][0-9 ()-]{2,23}")
+BOT_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{1,29}[Bb][Oo][Tt]")
+
+
+def shown(pattern: re.Pattern[str], value: str) -> str:
+    """`value` when it has exactly the expected shape, else ""."""
+    return value if pattern.fullmatch(value) else ""
 
 
 def http_session() -> requests.Session:
@@ -74,9 +90,18 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def excerpt(data: bytes | str, secrets: Iterable[str] = ()) -> str:
+    """The start of a remote answer for the server log: decoded, secrets redacted, one line."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = " ".join(redact(text, secrets).split())
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+
+
 def describe(exc: BaseException, secrets: Iterable[str]) -> str:
-    detail = redact(str(exc), secrets)
-    return f"{type(exc).__name__}: {detail}"[:300] if detail else type(exc).__name__
+    """The exception's type for messages people see; its text (which may quote bytes the remote
+    side sent, e.g. a broken chunk header) only in the server log."""
+    logger.info("provider request failed: %s: %s", type(exc).__name__, excerpt(str(exc), secrets))
+    return type(exc).__name__
 
 
 def request_sync(
@@ -89,7 +114,9 @@ def request_sync(
     secrets: Iterable[str] = (),
 ) -> RawResponse:
     try:
-        response = http_session().request(method, url, data=body, headers=headers, timeout=timeout)
+        response = http_session().request(
+            method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        )
     except requests.Timeout:
         raise ProviderError(ErrorKind.TEMPORARY, f"no answer within {timeout:g} s") from None
     except requests.RequestException as exc:
@@ -108,7 +135,9 @@ async def request_async(
     secrets: Iterable[str] = (),
 ) -> RawResponse:
     try:
-        async with session.request(method, url, data=body, headers=headers, timeout=timeout) as response:
+        async with session.request(
+            method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        ) as response:
             data = await response.read()
             return RawResponse(response.status, data, response.headers.get("Retry-After"))
     except TimeoutError:
@@ -153,7 +182,7 @@ def unix_time(value: Any) -> datetime:
         raise WebhookParseError("timestamp is not a number")
     if isinstance(value, str):
         text = value.strip()
-        if not text or not text.lstrip("-").isdigit() or len(text) > 12:
+        if not text or not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 12:
             raise WebhookParseError("timestamp is not a number")
         seconds: float = int(text)
     elif isinstance(value, int | float):
@@ -186,6 +215,19 @@ class SecretSafeAdapter(Adapter):
     @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(str(v) for v in self.config.credentials.values() if v)
+
+    def log_answer(self, what: str, raw: RawResponse, *, ok: bool) -> None:
+        """What the provider answered to a check/registration/listing, for the operator's log
+        (the tenant sees only our summary of it)."""
+        logger.log(
+            logging.INFO if ok else logging.WARNING,
+            "%s %s for connection %s: HTTP %s %s",
+            self.provider.value,
+            what,
+            self.config.connection_id,
+            raw.status,
+            excerpt(raw.body, self.secrets),
+        )
 
 
 class HttpSendAdapter(SecretSafeAdapter):

@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import aiohttp
 
 from messengers.adapters._http import (
+    BOT_USERNAME,
+    DIGITS,
     HttpSendAdapter,
     RawResponse,
     compact_json,
     load_json_body,
     parse_retry_after,
     request_sync,
+    shown,
     unix_time,
 )
 from messengers.adapters.base import (
@@ -170,7 +173,7 @@ class TelegramAdapter(HttpSendAdapter):
             params["disable_notification"] = True
         if message.reply_to_provider_id:
             _, _, reply_id = message.reply_to_provider_id.rpartition(":")
-            if reply_id.isdigit():
+            if reply_id.isascii() and reply_id.isdigit():
                 params["reply_parameters"] = {"message_id": int(reply_id), "allow_sending_without_reply": True}
         return method, params
 
@@ -409,22 +412,31 @@ class TelegramAdapter(HttpSendAdapter):
             raw, data = self._call("getMe")
         except ProviderError as exc:
             return CheckResult(ok=False, detail=f"Telegram API not reachable: {exc.message}")
-        if raw.ok and isinstance(data, dict) and isinstance(data.get("result"), dict):
-            bot = data["result"]
-            username = _text(bot.get("username"))
-            bot_id = _text(bot.get("id"))
+        bot = data.get("result") if raw.ok and isinstance(data, dict) else None
+        # What the tenant sees: our words, ids and a well-formed bot username, never the remote
+        # free text (Telegram's description): see messengers.endpoints.
+        bot_id = shown(DIGITS, _text(bot.get("id"))) if isinstance(bot, dict) else ""
+        self.log_answer("check", raw, ok=bool(bot_id))
+        if isinstance(bot, dict) and bot_id:
+            username = shown(BOT_USERNAME, _text(bot.get("username")))
             info = {"id": bot_id, "username": username, "first_name": _text(bot.get("first_name"))}
-            if self.config.external_id and bot_id and self.config.external_id != bot_id:
+            who = f"@{username}" if username else f"bot {bot_id}"
+            if self.config.external_id and self.config.external_id != bot_id:
                 return CheckResult(
                     ok=False,
-                    detail=f"The token belongs to @{username} (id {bot_id}), not to bot {self.config.external_id}.",
+                    detail=f"The token belongs to {who} (id {bot_id}), not to bot {self.config.external_id}.",
                     info=info,
                 )
-            return CheckResult(ok=True, detail=f"Connected as @{username}", info=info)
+            return CheckResult(ok=True, detail=f"Connected as {who}", info=info)
+        if isinstance(bot, dict):
+            return CheckResult(ok=False, detail="Telegram answered without a bot id; the platform's log has it.")
         error = self.error_from(raw, data)
+        code = error.code or str(raw.status)
         if error.kind == K.BAD_CREDENTIALS:
-            return CheckResult(ok=False, detail=f"Bot token rejected by Telegram ({error.message}, code {error.code}).")
-        return CheckResult(ok=False, detail=f"Telegram API error: {error.message} (code {error.code or raw.status}).")
+            return CheckResult(ok=False, detail=f"Bot token rejected by Telegram (code {code}).")
+        return CheckResult(
+            ok=False, detail=f"The Telegram API refused the check (code {code}); the platform's log has its answer."
+        )
 
     def register_webhook(self, url: str) -> CheckResult:
         secret = self.config.credentials.get("webhook_secret", "")
@@ -442,10 +454,17 @@ class TelegramAdapter(HttpSendAdapter):
             raw, data = self._call("setWebhook", params)
         except ProviderError as exc:
             return CheckResult(ok=False, detail=f"Telegram API not reachable: {exc.message}")
-        if raw.ok and isinstance(data, dict) and data.get("ok") is True:
-            return CheckResult(ok=True, detail=_text(data.get("description")) or "Webhook was set", info={"url": url})
+        done = raw.ok and isinstance(data, dict) and data.get("ok") is True
+        self.log_answer("setWebhook", raw, ok=done)
+        if done:
+            return CheckResult(ok=True, detail="Webhook was set", info={"url": url})
         error = self.error_from(raw, data)
-        return CheckResult(ok=False, detail=f"setWebhook failed: {error.message}", info={"code": error.code})
+        detail = f"setWebhook failed (code {error.code or raw.status})."
+        if not url.lower().startswith("https://"):
+            detail += f" Telegram only delivers to HTTPS addresses, and this one is {url}: set PUBLIC_URL to https://…"
+        else:
+            detail += " The platform's log has Telegram's answer."
+        return CheckResult(ok=False, detail=detail, info={"code": error.code})
 
     def webhook_info(self) -> dict[str, Any]:
         """getWebhookInfo's result (url, pending_update_count, last_error_message …)."""

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 API_VERSION = "2010-04-01"
+# Twilio account states (Accounts resource); anything else is reported as "not active".
+ACCOUNT_STATES = frozenset({"active", "suspended", "closed"})
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -171,7 +173,7 @@ def _form(body: bytes) -> list[tuple[str, str]]:
 def _code(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²"
         return int(value.strip())
     return None
 
@@ -371,14 +373,22 @@ class TwilioAdapter(HttpSendAdapter):
         except ProviderError as exc:
             return CheckResult(ok=False, detail=f"Twilio API not reachable: {exc.message}")
         data = raw.json()
+        active = raw.ok and isinstance(data, dict) and data.get("status") == "active"
+        self.log_answer("check", raw, ok=active)
+        # What the tenant sees: our words, our account SID and Twilio's code, never the remote
+        # free text (the friendly name, Twilio's message): see messengers.endpoints.
+        account = self.config.account_id
         if raw.ok and isinstance(data, dict):
-            name = data.get("friendly_name") or self.config.account_id
-            status = data.get("status") or "unknown"
-            info = {"sid": data.get("sid"), "friendly_name": name, "status": status, "type": data.get("type")}
-            if status != "active":
-                return CheckResult(ok=False, detail=f"Twilio account {name} is {status}.", info=info)
-            return CheckResult(ok=True, detail=f"Connected to Twilio account {name}", info=info)
+            status = data.get("status")
+            info = {"sid": data.get("sid"), "friendly_name": data.get("friendly_name"), "status": status}
+            if not active:
+                state = status if status in ACCOUNT_STATES else "not active"
+                return CheckResult(ok=False, detail=f"Twilio account {account} is {state}.", info=info)
+            return CheckResult(ok=True, detail=f"Connected to Twilio account {account}", info=info)
         error = self.error_from(raw, data)
+        code = error.code or str(raw.status)
         if error.kind == K.BAD_CREDENTIALS:
-            return CheckResult(ok=False, detail=f"Account SID or auth token rejected by Twilio (code {error.code}).")
-        return CheckResult(ok=False, detail=f"Twilio API error: {error.message} (code {error.code or raw.status}).")
+            return CheckResult(ok=False, detail=f"Account SID or auth token rejected by Twilio (code {code}).")
+        return CheckResult(
+            ok=False, detail=f"The Twilio API refused the check (code {code}); the platform's log has its answer."
+        )

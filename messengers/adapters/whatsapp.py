@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 
 from messengers.adapters._http import (
+    PHONE_DISPLAY,
     HttpSendAdapter,
     RawResponse,
     compact_json,
@@ -30,6 +31,7 @@ from messengers.adapters._http import (
     load_json_body,
     parse_retry_after,
     request_sync,
+    shown,
     unix_time,
 )
 from messengers.adapters.base import (
@@ -188,7 +190,7 @@ def _code(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²"
         return int(value.strip())
     return None
 
@@ -489,20 +491,24 @@ class WhatsAppAdapter(HttpSendAdapter):
         except ProviderError as exc:
             return CheckResult(ok=False, detail=f"WhatsApp API not reachable: {exc.message}")
         data = raw.json()
+        self.log_answer("check", raw, ok=raw.ok and isinstance(data, dict))
+        # What the tenant sees: our words, the error code and the number's shape, never the
+        # remote free text (the verified name, Meta's message): see messengers.endpoints.
         if raw.ok and isinstance(data, dict):
-            name = _text(data.get("verified_name")) or "unnamed"
-            number = _text(data.get("display_phone_number"))
+            number = shown(PHONE_DISPLAY, _text(data.get("display_phone_number")))
             info = {k: data[k] for k in ("id", "verified_name", "display_phone_number", "quality_rating") if k in data}
-            return CheckResult(ok=True, detail=f"Connected: {name} ({number})", info=info)
+            what = f"WhatsApp number {number}" if number else f"phone number ID {self.config.external_id}"
+            return CheckResult(ok=True, detail=f"Connected: {what}", info=info)
         error = self.error_from(raw, data)
+        code = error.code or str(raw.status)
         if error.kind == K.BAD_CREDENTIALS:
-            detail = f"Access token rejected by Meta (code {error.code or raw.status})."
+            detail = f"Access token rejected by Meta (code {code})."
         elif error.code == "100":
             detail = (
                 f"Phone number ID {self.config.external_id} not found or not accessible with this token (code 100)."
             )
         else:
-            detail = f"WhatsApp API error: {error.message} (code {error.code or raw.status})."
+            detail = f"The WhatsApp API refused the check (code {code}); the platform's log has its full answer."
         return CheckResult(ok=False, detail=detail, info={"code": error.code, "kind": error.kind.value})
 
     def list_templates(self) -> list[TemplateInfo]:
@@ -522,6 +528,7 @@ class WhatsAppAdapter(HttpSendAdapter):
             )
             data = raw.json()
             if not raw.ok or not isinstance(data, dict):
+                self.log_answer("template list", raw, ok=False)
                 raise self.error_from(raw, data)
             items = data.get("data")
             if isinstance(items, list):

@@ -74,6 +74,7 @@ def whatsapp_connection(
         external_id=pnid,
         account_id=waba_id,
         api_base=api_base,
+        by_operator=True,  # an operator points connections at the fakes (messengers.endpoints)
     )
 
 
@@ -83,7 +84,9 @@ def telegram_connection(
     credentials = {"bot_token": token}
     if secret:
         credentials["webhook_secret"] = secret
-    return services.connection_create(provider="telegram", name=name, credentials=credentials, api_base=api_base)
+    return services.connection_create(
+        provider="telegram", name=name, credentials=credentials, api_base=api_base, by_operator=True
+    )
 
 
 def twilio_connection(
@@ -96,6 +99,7 @@ def twilio_connection(
         external_id=number,
         account_id=TW_ACCOUNT,
         api_base=api_base,
+        by_operator=True,
     )
 
 

@@ -363,3 +363,9 @@ def test_check_credentials(tg_fake: FakeTelegram) -> None:
     assert not bad.ok and "rejected" in bad.detail and "wrongwrongwrong" not in bad.detail
     offline = adapter_for(None).check_credentials()
     assert not offline.ok and "not reachable" in offline.detail and TG_TOKEN not in offline.detail
+
+
+@pytest.mark.parametrize("digits", ["²", "٣", "１２"])  # digits to str.isdigit(), not to int()
+def test_a_reply_to_a_non_ascii_digit_id_is_sent_without_the_quote(digits: str) -> None:
+    _, params = adapter_for().build_request(OutgoingMessage(to="42", text="Hallo", reply_to_provider_id=f"42:{digits}"))
+    assert "reply_parameters" not in params

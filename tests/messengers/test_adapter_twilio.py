@@ -347,7 +347,8 @@ def test_fuzz_parse_arbitrary_bodies(body: bytes) -> None:
 # ------------------------------------------------------------------ account
 def test_check_credentials(tw_fake: FakeTwilio) -> None:
     good = adapter_for(tw_fake).check_credentials()
-    assert good.ok and good.detail == "Connected to Twilio account Stadt Musterstadt"
+    # our account SID, not the friendly name the remote side chose (messengers.endpoints)
+    assert good.ok and good.detail == f"Connected to Twilio account {TW_ACCOUNT}"
     bad = adapter_for(tw_fake, credentials={"auth_token": "nope"}).check_credentials()
     assert not bad.ok and "rejected" in bad.detail and "20003" in bad.detail
     tw_fake.configure(account_status="suspended")
@@ -356,3 +357,10 @@ def test_check_credentials(tw_fake: FakeTwilio) -> None:
     offline = adapter_for(None).check_credentials()
     assert not offline.ok and "not reachable" in offline.detail
     assert not adapter_for(tw_fake, account_id="").check_credentials().ok
+
+
+@pytest.mark.parametrize("digits", ["²", "٣", "１２"])  # digits to str.isdigit(), not to int()
+def test_non_ascii_digits_in_an_error_code_do_not_crash_the_parser(digits: str) -> None:
+    body = urlencode({"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": digits}).encode()
+    (event,) = adapter_for().parse_webhook(form_request("https://a/h", body, None))
+    assert isinstance(event, StatusEvent) and event.status == "failed"

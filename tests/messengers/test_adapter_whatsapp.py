@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from messengers.adapters import get_adapter
+from messengers.adapters._http import unix_time
 from messengers.adapters.base import (
     Button,
     ConnectionConfig,
@@ -32,6 +33,7 @@ from tests.fakes.common import RecordingServer
 from tests.fakes.fixtures import WA_APP_SECRET, WA_PHONE_NUMBER_ID, WA_TOKEN, WA_VERIFY_TOKEN, WA_WABA_ID
 from tests.fakes.strategies import json_values, wa_envelopes
 from tests.fakes.whatsapp import FakeWhatsApp
+from tests.messengers.support import meta_json, wa_envelope
 
 TO = "+49 170 1234567"
 WA_ID = "491701234567"
@@ -523,7 +525,8 @@ def test_fuzz_parse_arbitrary_json(value: Any) -> None:
 # ------------------------------------------------------------------ account
 def test_check_credentials(wa_fake: FakeWhatsApp) -> None:
     good = adapter_for(wa_fake).check_credentials()
-    assert good.ok and good.detail == "Connected: Stadt Musterstadt (15550783881)"
+    # the number, not the verified name: no free text of the remote side (messengers.endpoints)
+    assert good.ok and good.detail == "Connected: WhatsApp number 15550783881"
     assert good.info["id"] == WA_PHONE_NUMBER_ID
     bad = adapter_for(wa_fake, credentials={"access_token": "nope"}).check_credentials()
     assert not bad.ok and "Access token rejected" in bad.detail and "nope" not in bad.detail
@@ -560,3 +563,14 @@ def test_handshake_and_mark_read(wa_fake: FakeWhatsApp) -> None:
     inbound = wa_fake.inbound(sender=WA_ID, text="hi")
     assert adapter.mark_read(inbound["id"])
     assert not adapter.mark_read("wamid.unknown")
+
+
+@pytest.mark.parametrize("digits", ["²", "٣", "１２"])  # digits to str.isdigit(), not to int()
+def test_non_ascii_digits_in_codes_and_timestamps_do_not_crash_the_parser(digits: str) -> None:
+    status: dict[str, Any] = {"id": "wamid.X", "status": "failed", "timestamp": "1700000000", "recipient_id": "49"}
+    status["errors"] = [{"code": digits, "title": "x"}]
+    body = meta_json(wa_envelope((WA_PHONE_NUMBER_ID, {"statuses": [status]})))
+    (event,) = adapter_for().parse_webhook(webhook(body))
+    assert isinstance(event, StatusEvent) and event.status == "failed"
+    with pytest.raises(WebhookParseError):
+        unix_time(digits)

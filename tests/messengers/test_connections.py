@@ -158,11 +158,15 @@ def test_change_form_never_shows_credentials_and_blank_fields_keep_them(admin_cl
     # blank credential fields: settings change, every secret stays
     response = admin_client.post(
         CHANGE.format(pk=conn.pk),
-        form_data(conn, name="Umbenannt", api_base="http://127.0.0.1:9", public_address="+49 1"),
+        form_data(conn, name="Umbenannt", api_base="https://graph.facebook.com/v23.0", public_address="+49 1"),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     conn.refresh_from_db()
-    assert (conn.name, conn.api_base, conn.public_address) == ("Umbenannt", "http://127.0.0.1:9", "+49 1")
+    assert (conn.name, conn.api_base, conn.public_address) == (
+        "Umbenannt",
+        "https://graph.facebook.com/v23.0",
+        "+49 1",
+    )
     assert selectors.connection_credentials(conn) == dict(
         zip(("access_token", "app_secret", "verify_token"), SECRETS, strict=True)
     )
@@ -216,7 +220,7 @@ def test_test_connection_whatsapp(admin_client: Client, wa_fake: FakeWhatsApp) -
     good = whatsapp_connection(api_base=wa_fake.url)
     bad = whatsapp_connection(api_base=wa_fake.url, pnid="444444444", access_token="EAAG-revoked", name="Bad")
     messages, good = check_via_admin(admin_client, good)
-    assert messages == ["Connected: Stadt Musterstadt (15550783881)"]
+    assert messages == ["Connected: WhatsApp number 15550783881"]
     assert good.last_check_ok is True and good.last_check_at is not None
     messages, bad = check_via_admin(admin_client, bad)
     assert messages == ["Access token rejected by Meta (code 190)."]
@@ -236,7 +240,7 @@ def test_test_connection_telegram(admin_client: Client, tg_fake: FakeTelegram) -
 def test_test_connection_twilio(admin_client: Client, tw_fake: FakeTwilio) -> None:
     good = twilio_connection(api_base=tw_fake.url)
     bad = twilio_connection(api_base=tw_fake.url, token="f" * 32, name="Bad", number="+4930999999")
-    assert check_via_admin(admin_client, good)[0] == ["Connected to Twilio account Stadt Musterstadt"]
+    assert check_via_admin(admin_client, good)[0] == [f"Connected to Twilio account {TW_ACCOUNT}"]
     assert check_via_admin(admin_client, bad)[0] == ["Account SID or auth token rejected by Twilio (code 20003)."]
 
 
@@ -249,6 +253,7 @@ def test_test_connection_smtp_and_sandbox(admin_client: Client, smtp_fake: FakeS
             name=name,
             external_id="newsletter@example.org",
             credentials={"host": host, "port": port, "username": SMTP_USER, "password": password},
+            by_operator=True,
         )
 
     good, bad = mail(SMTP_PASSWORD, "Mail"), mail("wrong-password", "Bad mail")
@@ -269,7 +274,7 @@ def test_test_connection_admin_action_checks_every_selected(admin_client: Client
     )
     assert sorted(texts(response)) == [
         "Bad: Access token rejected by Meta (code 190).",
-        "WhatsApp: Connected: Stadt Musterstadt (15550783881)",
+        "WhatsApp: Connected: WhatsApp number 15550783881",
     ]
 
 
@@ -286,6 +291,11 @@ def test_test_connection_needs_a_post_and_change_permission(client_a: Client, te
 # Telegram: the webhook is registered on save
 # --------------------------------------------------------------------------------------------
 def test_saving_a_telegram_connection_registers_its_webhook(admin_client: Client, tg_fake: FakeTelegram) -> None:
+    with override_settings(MESSENGER_API_BASE_ALLOWLIST=[tg_fake.url]):  # the operator allowed the fake
+        _save_a_telegram_connection(admin_client, tg_fake)
+
+
+def _save_a_telegram_connection(admin_client: Client, tg_fake: FakeTelegram) -> None:
     response = admin_client.post(
         "/admin/messengers/connection/add/?provider=telegram",
         {
@@ -332,7 +342,7 @@ def test_register_webhook_failure_is_shown(admin_client: Client, tg_fake: FakeTe
         follow=True,
     )
     (message,) = texts(response)
-    assert message.startswith("Bot: setWebhook failed:") and "HTTPS" in message
+    assert message.startswith("Bot: setWebhook failed (code 400).") and "HTTPS" in message
 
 
 # --------------------------------------------------------------------------------------------

@@ -149,7 +149,11 @@ def test_a_number_or_bot_cannot_be_registered_by_two_tenants(tenant: Tenant, ten
         # e-mail senders may be shared (no webhooks to route)
         for _ in range(2):
             services.connection_create(
-                provider="email", name="Mail", credentials={"host": "127.0.0.1"}, external_id="noreply@example.org"
+                provider="email",
+                name="Mail",
+                credentials={"host": "127.0.0.1"},
+                external_id="noreply@example.org",
+                by_operator=True,
             )
         assert list(Connection.objects.exclude(provider="sandbox").values_list("provider", flat=True)) == [
             "email",

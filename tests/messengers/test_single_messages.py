@@ -141,6 +141,7 @@ def test_email_through_the_smtp_sink(smtp_fake: FakeSMTP, django_capture_on_comm
             "username": SMTP_USER,
             "password": SMTP_PASSWORD,
         },
+        by_operator=True,  # the fake SMTP server on loopback
     )
     outbound = send(
         conn, "erika@example.org", django_capture_on_commit_callbacks, text="Willkommen!", subject="Ihre Anmeldung"
@@ -264,6 +265,7 @@ def test_email_recipient_refused_blocks_the_contact(
             "username": SMTP_USER,
             "password": SMTP_PASSWORD,
         },
+        by_operator=True,  # the fake SMTP server on loopback
     )
     smtp_fake.reject_recipient("gone@example.org", 550)
     outbound = send(conn, "gone@example.org", django_capture_on_commit_callbacks, text="Hallo")

@@ -197,3 +197,10 @@ def test_channels_are_created_in_the_admin_with_checked_keywords(admin_client: C
     assert channel.keywords == ["FEINSTAUB", "FEINSTAUBALARM"] and list(channel.connections.all()) == [sandbox()]
     taken = admin_client.post("/admin/channels/channel/add/", {**data, "name": "Stau", "keywords_text": "verkehr"})
     assert taken.status_code == 200 and "already used by the channel" in taken.content.decode()
+
+
+@pytest.mark.parametrize("digits", ["²", "٣", "１２"])  # digits to str.isdigit(), not (all) to int()
+def test_search_and_filters_take_non_ascii_digits_without_failing(admin_client: Client, digits: str) -> None:
+    make_people(1, [make_channel()])
+    assert admin_client.get(LIST, {"q": f"#{digits}"}).status_code == 200
+    assert admin_client.get(LIST, {"channel": digits}).status_code == 200

@@ -235,7 +235,7 @@ def test_the_confirmation_goes_through_the_tenants_smtp_connection(
     sink, port = smtp_sink
     connection = connection_create(
         provider="email", name="Rathaus-Newsletter", external_id="newsletter@stadt-a.example",
-        credentials={"host": "127.0.0.1", "port": str(port)},
+        credentials={"host": "127.0.0.1", "port": str(port)}, by_operator=True,
     )  # fmt: skip
     channel = make_channel("Verkehr", ["VERKEHR"], connections=[connection])
     submit(client_a, django_capture_on_commit_callbacks, channel, email="anna@example.org")

@@ -1,0 +1,97 @@
+"""Where a tenant may point a connection: provider API bases and SMTP hosts from the allow-lists.
+
+A connection's API base (or an e-mail connection's SMTP host) is where the platform sends the
+stored credentials and whose answer "Test connection" reports. If a tenant admin could choose
+any address, they could make our servers call internal ones (server-side request forgery). So
+every value set from the tenant side must be on an operator's list in settings:
+
+- MESSENGER_API_BASE_ALLOWLIST: base URLs; a value is allowed when its scheme, host and port equal
+  an entry's and its path starts with the entry's path (default: the three official APIs).
+- MESSENGER_SMTP_HOST_ALLOWLIST: host names, compared exactly (default: none).
+
+Names are compared as written (case-insensitive) and never resolved. A name on a list is
+trusted because an operator put it there; every other name, IP literal or spelling of one
+(127.1, 2130706433, 0x7f.0.0.1, [::1], "localhost.") is refused whatever it resolves to, so
+names that resolve to private addresses and DNS rebinding between check and use have nothing to
+work with. Provider calls also never follow redirects (messengers.adapters._http), so an allowed
+host cannot pass us on. Operator paths (management commands, scripts, the benchmarks) call the
+services with `by_operator=True` and may set any address, e.g. a fake provider on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from core.errors import ApplicationError
+
+API_BASE_REFUSED = (
+    "The API address {value} is not allowed. Leave the field empty to use the messenger's own API; "
+    "other addresses (test servers, proxies) can only be set up by the platform operator."
+)
+SMTP_HOST_REFUSED = (
+    "The SMTP server {value} is not on this platform's list of allowed mail servers. "
+    "Ask the platform operator to allow it or to set up the e-mail connection for you."
+)
+HOST_NAME = re.compile(r"^[a-z0-9.-]+$")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class _Base:
+    scheme: str
+    host: str
+    port: int
+    path: str  # without a trailing slash
+
+    def covers(self, other: _Base) -> bool:
+        return (
+            (self.scheme, self.host, self.port) == (other.scheme, other.host, other.port)
+            and (other.path == self.path or other.path.startswith(self.path + "/"))
+        )  # fmt: skip
+
+
+def _parse(value: str) -> _Base | None:
+    """The parts of a plain http(s) URL, or None for anything unusual (refused)."""
+    if not value or not value.isascii() or any(c.isspace() or c == "\\" or ord(c) < 32 for c in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or "@" in parts.netloc or parts.query or parts.fragment:
+        return None
+    host = parts.hostname or ""
+    if not HOST_NAME.match(host):
+        return None
+    return _Base(parts.scheme, host, port or DEFAULT_PORTS[parts.scheme], parts.path.rstrip("/"))
+
+
+def api_base_allowed(value: str) -> bool:
+    """Whether a tenant may set this API base ("" is the provider's own API)."""
+    if value == "":
+        return True
+    base = _parse(value)
+    if base is None:
+        return False
+    entries = (_parse(entry.strip()) for entry in settings.MESSENGER_API_BASE_ALLOWLIST)
+    return any(entry is not None and entry.covers(base) for entry in entries)
+
+
+def smtp_host_allowed(value: str) -> bool:
+    allowed = {entry.strip().lower() for entry in settings.MESSENGER_SMTP_HOST_ALLOWLIST if entry.strip()}
+    return value.strip().lower() in allowed
+
+
+def api_base_check(value: str) -> None:
+    if not api_base_allowed(value):
+        raise ApplicationError(API_BASE_REFUSED.format(value=ascii(value) if not value.isprintable() else value))
+
+
+def smtp_host_check(value: str) -> None:
+    if not smtp_host_allowed(value):
+        raise ApplicationError(SMTP_HOST_REFUSED.format(value=ascii(value) if not value.isprintable() else value))
