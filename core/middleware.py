@@ -15,7 +15,10 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from core import metrics
 
 # Paths a suspended tenant still answers: load balancers and the static files of the notice.
-SUSPENSION_EXEMPT = ("/healthz", "/static/")
+# Compared with path_info (what the URL resolver sees), never with request.path, which starts
+# with SCRIPT_NAME: a prefix such as /healthz there must not open the tenant's pages.
+SUSPENSION_EXEMPT_PATHS = ("/healthz",)
+SUSPENSION_EXEMPT_PREFIXES = ("/static/",)
 
 
 class RequestMetricsMiddleware:
@@ -49,7 +52,7 @@ class TenantContextMiddleware:
         tenant = getattr(request, "tenant", None)
         if tenant is None or tenant.schema_name == "public":
             return self.get_response(request)
-        if not tenant.is_active and not request.path.startswith(SUSPENSION_EXEMPT):
+        if not tenant.is_active and not self._exempt(request.path_info):
             return render(request, "core/suspended.html", {"tenant": tenant}, status=503)
         try:
             timezone.activate(zoneinfo.ZoneInfo(tenant.timezone))
@@ -64,6 +67,10 @@ class TenantContextMiddleware:
         finally:
             timezone.deactivate()
         return response
+
+    @staticmethod
+    def _exempt(path_info: str) -> bool:
+        return path_info in SUSPENSION_EXEMPT_PATHS or path_info.startswith(SUSPENSION_EXEMPT_PREFIXES)
 
     @staticmethod
     def _language(request: HttpRequest, tenant_default: str) -> str | None:
