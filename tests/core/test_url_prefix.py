@@ -88,17 +88,19 @@ def _is_full_path(node: ast.AST) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get_full_path"
 
 
+def _is_decision(node: ast.AST) -> bool:
+    if isinstance(node, ast.Compare):
+        return any(_is_full_path(n) for n in [node.left, *node.comparators])
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in TESTS
+        and (_is_full_path(node.func.value) or any(_is_full_path(arg) for arg in node.args))
+    )
+
+
 def _decisions(tree: ast.AST) -> list[int]:
-    lines = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and any(_is_full_path(n) for n in [node.left, *node.comparators]):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in TESTS and (
-                _is_full_path(node.func.value) or any(_is_full_path(arg) for arg in node.args)
-            ):
-                lines.append(node.lineno)
-    return lines
+    return sorted(node.lineno for node in ast.walk(tree) if _is_decision(node))  # type: ignore[attr-defined]
 
 
 def test_no_code_decides_on_the_path_with_script_name() -> None:
@@ -107,7 +109,9 @@ def test_no_code_decides_on_the_path_with_script_name() -> None:
         for file in sorted((Path(settings.BASE_DIR) / package).rglob("*.py")):
             if "migrations" in file.parts:
                 continue
-            found += [f"{file.relative_to(settings.BASE_DIR)}:{line}" for line in _decisions(ast.parse(file.read_text()))]
+            found += [
+                f"{file.relative_to(settings.BASE_DIR)}:{line}" for line in _decisions(ast.parse(file.read_text()))
+            ]
     assert not found, "use request.path_info (or the resolver match) to decide access: " + ", ".join(found)
 
 
