@@ -1,4 +1,5 @@
-"""Operational endpoints: /healthz (database and queue) and /metrics (Prometheus)."""
+"""Operational endpoints: /healthz (database and queue; answers everyone, so it tells no versions)
+and /metrics (Prometheus; every tenant's figures, so production requires METRICS_TOKEN)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ def _check_queue() -> dict[str, object]:
     broker = get_broker()
     started = time.perf_counter()
     reachable = bool(broker.ping())
+    # no broker.info(): it names the broker's version, which is nobody's business outside
     result: dict[str, object] = {
         "ok": reachable,
-        "broker": broker.info(),
         "waiting": broker.queue_size() if reachable else None,
         "ms": round((time.perf_counter() - started) * 1000, 1),
     }
