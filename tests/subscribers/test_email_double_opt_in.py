@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from messengers.models import Connection, Contact
@@ -144,6 +144,26 @@ def test_the_form_is_rate_limited_per_address_of_the_client(
     )
     assert other_client.status_code == 302
     assert not Contact.objects.filter(address="late@example.org").exists()
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_the_proxy_the_form_limit_counts_each_client_on_its_own(
+    email_channel: Any, client_a: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    def post(email: str, forwarded: str) -> Any:
+        data = {"email": email, "channels": [str(email_channel.pk)], "language": "de", "consent": "on"}
+        with django_capture_on_commit_callbacks(execute=True):
+            return client_a.post(
+                "/subscribe/email/", data, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded
+            )
+
+    for number in range(FORM_POSTS_PER_IP_PER_HOUR):  # a client varying its own X-Forwarded-For entry
+        assert post(f"p{number}@example.org", f"10.0.0.{number}, 198.51.100.7").status_code == 302
+    assert post("late@example.org", "198.51.100.7").status_code == 429
+    assert post("other@example.org", "203.0.113.9").status_code == 302  # another client, same proxy
+    for number in range(FORM_POSTS_PER_IP_PER_HOUR):  # one IPv6 client, many addresses of its /64
+        post(f"v{number}@example.org", f"2001:db8:5:6::{number + 1:x}")
+    assert post("v-late@example.org", "2001:db8:5:6::ffff").status_code == 429
 
 
 def test_one_address_gets_at_most_a_few_mails_a_day(
