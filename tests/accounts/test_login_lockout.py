@@ -188,7 +188,9 @@ def test_a_client_cannot_get_fresh_tries_by_sending_its_own_forwarded_for(tenant
 def test_ipv6_clients_are_limited_per_network_not_per_address(tenant: Tenant) -> None:
     make_user(roles.EDITOR, username="alice")
     for number in range(FAILURES_PER_IP):
-        login(_client(), f"nobody{number}", "x", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=f"2001:db8:1:2::{number + 1:x}")
+        login(
+            _client(), f"nobody{number}", "x", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=f"2001:db8:1:2::{number + 1:x}"
+        )
     assert not _can_sign_in("alice", "2001:db8:1:2::ffff")
     assert _can_sign_in("alice", "2001:db8:1:3::1")
 
@@ -198,7 +200,11 @@ def test_without_trusted_proxies_forwarded_for_is_ignored(tenant: Tenant, forwar
     make_user(roles.EDITOR, username="alice")
     for number in range(FAILURES_PER_IP):
         login(
-            _client(), f"nobody{number}", "x", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR=forwarded.format(n=number + 1)
+            _client(),
+            f"nobody{number}",
+            "x",
+            REMOTE_ADDR="192.0.2.1",
+            HTTP_X_FORWARDED_FOR=forwarded.format(n=number + 1),
         )
     assert not _can_sign_in("alice", "198.51.100.250", remote="192.0.2.1")
     assert _can_sign_in("alice", None, remote="192.0.2.2")

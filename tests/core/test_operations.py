@@ -7,9 +7,8 @@ import re
 from typing import Any
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
-
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
 from core.logging import JsonFormatter, TenantFilter
@@ -95,7 +94,9 @@ def _import_production(monkeypatch: pytest.MonkeyPatch, **env: str | None) -> An
 
 
 @pytest.mark.parametrize("token", [None, "", "   ", "short"])
-def test_production_refuses_to_start_without_a_metrics_token(monkeypatch: pytest.MonkeyPatch, token: str | None) -> None:
+def test_production_refuses_to_start_without_a_metrics_token(
+    monkeypatch: pytest.MonkeyPatch, token: str | None
+) -> None:
     with pytest.raises(ImproperlyConfigured, match="METRICS_TOKEN"):
         _import_production(monkeypatch, METRICS_TOKEN=token)
 

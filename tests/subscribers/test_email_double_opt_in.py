@@ -153,9 +153,7 @@ def test_behind_the_proxy_the_form_limit_counts_each_client_on_its_own(
     def post(email: str, forwarded: str) -> Any:
         data = {"email": email, "channels": [str(email_channel.pk)], "language": "de", "consent": "on"}
         with django_capture_on_commit_callbacks(execute=True):
-            return client_a.post(
-                "/subscribe/email/", data, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded
-            )
+            return client_a.post("/subscribe/email/", data, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
 
     for number in range(FORM_POSTS_PER_IP_PER_HOUR):  # a client varying its own X-Forwarded-For entry
         assert post(f"p{number}@example.org", f"10.0.0.{number}, 198.51.100.7").status_code == 302
