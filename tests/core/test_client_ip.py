@@ -3,14 +3,17 @@ address the client wrote itself; client_network groups an IPv6 client's /64."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.http import HttpRequest
 from django.test import RequestFactory, override_settings
 
 from core.http import client_ip, client_network
 
 
-def _request(remote: str = "127.0.0.1", forwarded: str | None = None) -> object:
-    extra = {"REMOTE_ADDR": remote}
+def _request(remote: str = "127.0.0.1", forwarded: str | None = None) -> HttpRequest:
+    extra: dict[str, Any] = {"REMOTE_ADDR": remote}
     if forwarded is not None:
         extra["HTTP_X_FORWARDED_FOR"] = forwarded
     return RequestFactory().get("/", **extra)
@@ -38,13 +41,13 @@ def _request(remote: str = "127.0.0.1", forwarded: str | None = None) -> object:
 )
 def test_client_ip(count: int, remote: str, forwarded: str | None, expected: str | None) -> None:
     with override_settings(TRUSTED_PROXY_COUNT=count):
-        assert client_ip(_request(remote, forwarded)) == expected  # type: ignore[arg-type]
+        assert client_ip(_request(remote, forwarded)) == expected
 
 
 @override_settings(TRUSTED_PROXY_COUNT=1)
 def test_client_network_groups_an_ipv6_clients_64() -> None:
-    one = client_network(_request(forwarded="2001:db8:1:2::1"))  # type: ignore[arg-type]
-    assert one == client_network(_request(forwarded="2001:db8:1:2:ffff:ffff:ffff:ffff"))  # type: ignore[arg-type]
-    assert one != client_network(_request(forwarded="2001:db8:1:3::1"))  # type: ignore[arg-type]
-    assert client_network(_request(forwarded="198.51.100.7")) == "198.51.100.7"  # type: ignore[arg-type]
-    assert client_network(_request(remote="", forwarded="junk")) == "unknown"  # type: ignore[arg-type]
+    one = client_network(_request(forwarded="2001:db8:1:2::1"))
+    assert one == client_network(_request(forwarded="2001:db8:1:2:ffff:ffff:ffff:ffff"))
+    assert one != client_network(_request(forwarded="2001:db8:1:3::1"))
+    assert client_network(_request(forwarded="198.51.100.7")) == "198.51.100.7"
+    assert client_network(_request(remote="", forwarded="junk")) == "unknown"

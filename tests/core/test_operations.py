@@ -125,7 +125,7 @@ def test_production_starts_with_a_metrics_token(monkeypatch: pytest.MonkeyPatch)
 def test_metrics_refuse_every_request_without_the_exact_token(
     client_public: Client, public: Any, header: str | None
 ) -> None:
-    extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
+    extra: dict[str, Any] = {} if header is None else {"HTTP_AUTHORIZATION": header}
     response = client_public.get("/metrics", **extra)
     assert response.status_code == 401
     assert "mnl_tenants" not in response.content.decode() and "test_a" not in response.content.decode()
