@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +87,13 @@ def _route_from_row(row: Any) -> Route:
     )
 
 
+# What messengers.models.new_route_key makes (token_urlsafe); anything else is nobody's route.
+ROUTE_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}", re.ASCII)
+
+
 def route_by_key(provider: Provider, route_key: str) -> Route | None:
+    if not ROUTE_KEY.fullmatch(route_key):
+        return None
     return _cached(
         ("key", f"{provider.value}:{route_key}"), lambda: _lookup(provider=provider.value, route_key=route_key)
     )
@@ -100,6 +107,9 @@ def route_by_external_id(provider: Provider, external_id: str) -> Route | None:
 
 def _lookup(**filters: str) -> Route | None:
     from tenants.models import WebhookRoute
+
+    if any("\x00" in value for value in filters.values()):
+        return None  # PostgreSQL refuses NUL in text; no route has one
 
     with schema_context(get_public_schema_name()):
         row = WebhookRoute.objects.select_related("tenant").filter(**filters).first()
