@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from core import crypto
+from core.memo import BoundedTTLCache
 from core.tenancy import connection as db
 from messengers.adapters.base import ConnectionConfig, Provider
 from messengers.models import Connection, Contact, SandboxMessage
@@ -70,12 +70,13 @@ class Route:
     tenant_active: bool
 
 
-_ROUTE_CACHE: dict[tuple[str, str], tuple[float, Route | None]] = {}
-ROUTE_CACHE_SECONDS = 5.0
+# Unknown keys are cached too (a retrying provider asks again and again), so the cache is bounded:
+# route keys in URLs are chosen by whoever sends the request.
+ROUTE_CACHE: BoundedTTLCache[Route | None] = BoundedTTLCache(maxsize=4096, ttl=5.0)
 
 
 def route_cache_clear() -> None:
-    _ROUTE_CACHE.clear()
+    ROUTE_CACHE.clear()
 
 
 def _route_from_row(row: Any) -> Route:
@@ -117,13 +118,7 @@ def _lookup(**filters: str) -> Route | None:
 
 
 def _cached(key: tuple[str, str], load: Any) -> Route | None:
-    hit = _ROUTE_CACHE.get(key)
-    now = time.monotonic()
-    if hit and now - hit[0] < ROUTE_CACHE_SECONDS:
-        return hit[1]
-    value = load()
-    _ROUTE_CACHE[key] = (now, value)
-    return value
+    return ROUTE_CACHE.get_or_load(key, load)
 
 
 def route_by_verify_token(token: str) -> Route | None:
