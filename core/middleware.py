@@ -36,6 +36,21 @@ class RequestMetricsMiddleware:
         return response
 
 
+class RejectNulBytesMiddleware:
+    """400 for a NUL byte in the path or the query string. PostgreSQL refuses NUL in text, so such
+    a value reaching any query (an admin filter, a token lookup) would end as a 500; no URL of ours
+    ever holds one. Form fields are covered by Django's own ProhibitNullCharactersValidator."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path_info or "%00" in query or "\x00" in query:
+            return HttpResponse("NUL bytes are not allowed in URLs.\n", status=400, content_type="text/plain")
+        return self.get_response(request)
+
+
 class TenantContextMiddleware:
     """Runs after TenantMainMiddleware, sessions, locale and auth.
 

@@ -121,6 +121,7 @@ MIDDLEWARE = [
     "core.middleware.WebhookFastPathMiddleware",  # provider webhooks skip everything below
     "core.middleware.CachedTenantMiddleware",  # django-tenants' host routing, lookups cached
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.RejectNulBytesMiddleware",  # 400, not a 500 from PostgreSQL
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -8,7 +8,6 @@ refuses them in text), and the shapes of our own tokens with each part broken.""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from tenants.models import Tenant
+from tests.helpers import ROUTE_PARAMETER, fill_route
 
 SIG = "AAAAAAAAAAAA"  # the length of a tracked-link signature
 HOSTILE = [
@@ -65,32 +65,13 @@ def _routes(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield prefix + text, entry
 
 
-PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
-GROUP = re.compile(r"\(\?P<\w+>[^)]*\)")
-
-
-def _fill(route: str, value: str) -> str | None:
-    """The URL path of `route` with every parameter set to `value`, or None when the URL resolver
-    could never pass that value to the view (Django's converters and regexes check it first)."""
-    if "RE:" in route:
-        head, _, regex = route.partition("RE:")
-        body = regex.lstrip("^").rstrip("$")
-        filled = GROUP.sub(lambda _m: value.replace("\\", "\\\\"), body)
-        return f"/{head}{filled}" if re.fullmatch(body, filled) else None
-    converters = {"int": r"[0-9]+", "slug": r"[-a-zA-Z0-9_]+", "str": r"[^/]+", "path": r".+", None: r"[^/]+"}
-    for match in PARAMETER.finditer(route):
-        if not re.fullmatch(converters.get(match.group(1), r"[^/]+"), value):
-            return None
-    return "/" + PARAMETER.sub(lambda _m: value, route)
-
-
 def _urls(urlconf: str) -> list[str]:
     urls = []
     for route, _entry in _routes(get_resolver(urlconf).url_patterns):
-        if not PARAMETER.search(route) and "RE:" not in route:
+        if not ROUTE_PARAMETER.search(route) and "RE:" not in route:
             continue
         for value in HOSTILE:
-            filled = _fill(route, value)
+            filled = fill_route(route, value)
             if filled is not None:
                 urls.append(filled)
     return urls
@@ -136,4 +117,12 @@ def test_every_url_parameter_of_the_platform_domain_survives_hostile_values(publ
     ],
 )
 def test_the_walker_fills_only_what_the_resolver_would_pass(route: str, value: str, expected: str | None) -> None:
-    assert _fill(route, value) == expected
+    assert fill_route(route, value) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["/subscribe/?channel=%00", "/archive/?page=1%00", "/admin/?q=%00", "/accounts/login/?next=%00", "/x%00/"]
+)
+def test_nul_bytes_in_the_url_are_refused_with_400(tenant: Tenant, url: str) -> None:
+    response = Client(HTTP_HOST="tenant-a.localhost", raise_request_exception=False).get(url)
+    assert response.status_code == 400
