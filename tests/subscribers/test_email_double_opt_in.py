@@ -173,6 +173,48 @@ def test_one_address_gets_at_most_a_few_mails_a_day(
     assert len(mail.outbox) == MAILS_PER_ADDRESS_PER_DAY
 
 
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        [
+            "victim+1@example.org",
+            "victim+2@example.org",
+            "Victim+news@Example.org",
+            "victim@EXAMPLE.ORG",
+            "victim+@example.org",
+        ],
+        [
+            "victim@gmail.com",
+            "v.i.c.t.i.m@gmail.com",
+            "Vic.tim+x@googlemail.com",
+            "victim+y@GMAIL.com",
+            "vi.ctim@gmail.com",
+        ],
+        ["victim@bücher.example", "victim+1@xn--bcher-kva.example", "VICTIM@BÜCHER.example", "victim+2@bücher.example"],
+    ],
+    ids=["plus-tags", "gmail-dots", "idn-domain"],
+)
+def test_the_daily_cap_counts_the_mailbox_not_its_spellings(
+    email_channel: Any, django_capture_on_commit_callbacks: Any, spellings: list[str]
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        for spelling in spellings * 2:
+            email_subscription_request(email=spelling, channel_ids=[email_channel.pk], language="de")
+    assert len(mail.outbox) == MAILS_PER_ADDRESS_PER_DAY
+    # the mails go to the address as typed (lower-cased), never to the normalised one
+    assert [m.to[0] for m in mail.outbox] == [s.lower() for s in spellings[:MAILS_PER_ADDRESS_PER_DAY]]
+
+
+def test_the_cap_does_not_join_different_mailboxes(email_channel: Any, django_capture_on_commit_callbacks: Any) -> None:
+    """Dots count outside Gmail, tags need their +, and other domains are other mailboxes."""
+    addresses = ["anna@example.org", "a.nna@example.org", "anna-x@example.org", "anna@example.net", "anna@gmail.com"]
+    with django_capture_on_commit_callbacks(execute=True):
+        for address in addresses:
+            for _ in range(MAILS_PER_ADDRESS_PER_DAY):
+                email_subscription_request(email=address, channel_ids=[email_channel.pk], language="de")
+    assert len(mail.outbox) == len(addresses) * MAILS_PER_ADDRESS_PER_DAY
+
+
 def test_a_poster_code_on_the_form_attributes_the_subscription(
     email_channel: Any, client_a: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
