@@ -136,4 +136,6 @@ class WebhookFastPathMiddleware:
         request.resolver_match = match
         response = match.func(request, *match.args, **match.kwargs)
         response.setdefault("Cache-Control", "no-store")
+        # SecurityMiddleware comes later and never sees these; the handshake echoes its challenge
+        response.setdefault("X-Content-Type-Options", "nosniff")
         return response

@@ -119,8 +119,9 @@ WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=1
 MIDDLEWARE = [
     "core.middleware.RequestMetricsMiddleware",
     "core.middleware.WebhookFastPathMiddleware",  # provider webhooks skip everything below
-    "core.middleware.CachedTenantMiddleware",  # django-tenants' host routing, lookups cached
+    # before the tenant routing, so its 404 for unknown hosts carries the security headers too
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.CachedTenantMiddleware",  # django-tenants' host routing, lookups cached
     "core.middleware.RejectNulBytesMiddleware",  # 400, not a 500 from PostgreSQL
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
