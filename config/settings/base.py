@@ -373,7 +373,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"tenant": {"()": "core.logging.TenantFilter"}},
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s [%(schema_name)s] %(name)s: %(message)s"},
+        # both formatters redact secrets in URLs (core.logging.SECRET_PARAMETERS)
+        "text": {
+            "()": "core.logging.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s [%(schema_name)s] %(name)s: %(message)s",
+        },
         "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
@@ -386,6 +390,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # the development server's request lines hold query strings: through our (redacting) handler
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "faker": {"level": "WARNING"},
         "django-q": {"level": env("Q_LOG_LEVEL", default="WARNING")},
     },
