@@ -86,7 +86,7 @@ def admin_object_or_404(
     For custom change views: get_object_or_404(Model, pk=object_id) lets ids that are no id at
     all ("abc", "1/2", 5,000 digits, a NUL byte) escape as a 500."""
     try:
-        pk = model_admin.model._meta.pk.to_python(unquote(object_id))  # type: ignore[union-attr]
+        pk = model_admin.model._meta.pk.to_python(unquote(object_id))
     except (ValidationError, ValueError, TypeError):
         raise Http404("no such object") from None
     rows = queryset if queryset is not None else model_admin.get_queryset(request)

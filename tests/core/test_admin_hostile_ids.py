@@ -67,7 +67,7 @@ def _object_urls(model_admin: ModelAdmin[Any]) -> list[tuple[str, str]]:
         for value in HOSTILE_IDS if route.endswith("/change/") else FEW_IDS:
             if fill_route(route, value.replace("%", "P")) is None:  # the resolver's check, on a %-free stand-in
                 continue
-            url = "/" + ROUTE_PARAMETER.sub(lambda _m, value=value: value, route)
+            url = "/" + ROUTE_PARAMETER.sub(value.replace("\\", "\\\\"), route)
             urls.append(("get", url))
             if value in POSTED_IDS:
                 urls.append(("post", url))

@@ -53,9 +53,9 @@ def _routes(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for entry in patterns:
         pattern = entry.pattern
         if isinstance(pattern, RoutePattern):
-            text = str(pattern._route)
+            text = str(pattern)
         elif isinstance(pattern, RegexPattern):
-            text = "RE:" + pattern._regex
+            text = "RE:" + str(pattern)
         else:  # pragma: no cover - Django has only these two
             raise AssertionError(pattern)
         if isinstance(entry, URLResolver):

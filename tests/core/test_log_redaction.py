@@ -92,12 +92,12 @@ def test_redact_keeps_everything_else() -> None:
 def _captured_log_output(formatter: logging.Formatter | None = None) -> Iterator[io.StringIO]:
     """Everything the configured log handlers (settings.LOGGING) write, as written."""
     buffer = io.StringIO()
-    handlers: dict[logging.Handler, tuple[Any, logging.Formatter | None]] = {}
+    handlers: dict[logging.StreamHandler[Any], tuple[Any, logging.Formatter | None]] = {}
     for name in ("", "django", "django.server", "django.request", "messengers"):
         for handler in logging.getLogger(name).handlers:
             if type(handler) is logging.StreamHandler and handler not in handlers:
                 handlers[handler] = (handler.stream, handler.formatter)
-                handler.setStream(buffer)  # type: ignore[arg-type]
+                handler.setStream(buffer)
                 if formatter is not None:
                     handler.setFormatter(formatter)
     assert handlers, "no configured stream handler found"

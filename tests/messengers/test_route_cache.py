@@ -3,6 +3,7 @@ put into URLs, and keep the routes in use while unknown keys churn through."""
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -58,7 +59,7 @@ def test_the_bounded_cache_stays_bounded_under_threads() -> None:
         try:
             for number in range(5000):
                 key = (offset * 7919 + number) % 1000
-                assert cache.get_or_load(key, lambda key=key: key) == key
+                assert cache.get_or_load(key, functools.partial(int, key)) == key
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
