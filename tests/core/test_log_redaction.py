@@ -133,7 +133,9 @@ def test_the_development_server_and_django_logs_do_not_contain_the_verify_token(
     with _development_server() as port, _captured_log_output(formatter) as output:
         assert _get(port, _handshake_path(TOKEN)) == (200, CHALLENGE.encode())
         assert _get(port, _handshake_path(TOKEN + "-wrong"))[0] == 403  # django.request logs a warning
-        time.sleep(0.2)  # the server thread writes its log line after the response
+        deadline = time.monotonic() + 30  # the server thread writes its line after the response
+        while output.getvalue().count("GET /webhooks/whatsapp/") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     written = output.getvalue()
     assert "/webhooks/whatsapp/" in written and "403" in written, written  # the requests were logged …
     assert TOKEN not in written, written  # … without the token
