@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
 
 from accounts import roles
 from accounts.models import User
@@ -29,3 +32,22 @@ def user_requires_mfa(user: User | AnonymousUser) -> bool:
 def user_may_skip_mfa(user: User) -> bool:
     """Only seeded demo users, and only while DEMO_MODE is on (never in production settings)."""
     return bool(settings.DEMO_MODE and getattr(user, "is_demo", False))
+
+
+def user_id_for_login(identifiers: list[str]) -> int | None:
+    """The one user of the current schema that any of these login identifiers (username or
+    e-mail address as typed, any case) can name, or None when none or several do. Login
+    throttling counts failures per user with this, so that "anna", "ANNA" and "anna@example.org"
+    are the same account."""
+    from allauth.account.models import EmailAddress
+
+    values = {unicodedata.normalize("NFKC", value).strip() for value in identifiers if value and value.strip()}
+    if not values:
+        return None
+    names, emails = Q(pk__in=[]), Q(pk__in=[])
+    for value in values:
+        names |= Q(username__iexact=value) | Q(email__iexact=value)
+        emails |= Q(email__iexact=value)
+    ids = set(User.objects.filter(names).values_list("pk", flat=True)[:2])
+    ids |= set(EmailAddress.objects.filter(emails).values_list("user_id", flat=True)[:2])
+    return ids.pop() if len(ids) == 1 else None

@@ -16,6 +16,7 @@ from django.urls import reverse
 from accounts import roles
 from accounts.models import AuditEvent, User
 from core.errors import ApplicationError
+from core.http import client_ip
 from core.tenancy import connection
 
 logger = logging.getLogger(__name__)
@@ -26,9 +27,7 @@ UNKNOWN_ROLE = "Unknown role: {role}. Choose from: {choices}."
 
 
 def _client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request) if request is not None else None
 
 
 def audit_log(

@@ -3,7 +3,7 @@ workflow buttons and live progress while sending. Every write goes through broad
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,7 +21,7 @@ from accounts.models import AuditEvent
 from broadcasts import selectors, services
 from broadcasts.models import Broadcast, Delivery
 from channels.models import Channel
-from core.admin_sites import ReadOnlyAdminMixin, tenant_site
+from core.admin_sites import ReadOnlyAdminMixin, admin_object_or_404, tenant_site
 from core.errors import ApplicationError
 from core.http import request_user
 from messengers.models import WhatsAppTemplate
@@ -319,7 +319,7 @@ class BroadcastAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        broadcast = get_object_or_404(Broadcast, pk=object_id)
+        broadcast = cast(Broadcast, admin_object_or_404(self, request, object_id))
         user = request_user(request)
         allowed = {key for key, _label in _available_actions(broadcast, user)}
         # controls a poll may switch on without a reload (a pause shows "resume"), rendered hidden

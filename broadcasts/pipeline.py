@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -199,11 +200,20 @@ def link_token(schema: str, link_id: int, delivery_id: int) -> str:
     return f"{link_id:x}-{delivery_id:x}-{base64.urlsafe_b64encode(digest[:9]).decode()}"
 
 
+# <link id hex>-<delivery id hex>-<12 characters of signature>, ids within PostgreSQL's bigint.
+# Checked before anything else: int() accepts non-ASCII digits and any length (and turning a
+# 5,000-digit number into text raises), hmac.compare_digest refuses non-ASCII text.
+LINK_TOKEN = re.compile(r"([0-9a-f]{1,16})-([0-9a-f]{1,16})-[A-Za-z0-9_-]{12}", re.ASCII)
+BIGINT_MAX = 2**63 - 1
+
+
 def link_token_parse(schema: str, token: str) -> tuple[int, int] | None:
-    try:
-        link_hex, delivery_hex, _sig = token.split("-", 2)
-        link_id, delivery_id = int(link_hex, 16), int(delivery_hex, 16)
-    except ValueError:
+    """(link id, delivery id) of a token made by link_token for this schema; None for anything else."""
+    match = LINK_TOKEN.fullmatch(token)
+    if match is None:
+        return None
+    link_id, delivery_id = int(match.group(1), 16), int(match.group(2), 16)
+    if link_id > BIGINT_MAX or delivery_id > BIGINT_MAX:
         return None
     if not hmac.compare_digest(link_token(schema, link_id, delivery_id), token):
         return None

@@ -12,7 +12,10 @@ from typing import Any
 
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 
@@ -73,3 +76,21 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def admin_object_or_404(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, object_id: str, queryset: QuerySet[Any] | None = None
+) -> Model:
+    """The object an admin URL names (from the admin's own queryset unless one is given), or 404.
+
+    For custom change views: get_object_or_404(Model, pk=object_id) lets ids that are no id at
+    all ("abc", "1/2", 5,000 digits, a NUL byte) escape as a 500."""
+    try:
+        pk = model_admin.model._meta.pk.to_python(unquote(object_id))
+    except (ValidationError, ValueError, TypeError):
+        raise Http404("no such object") from None
+    rows = queryset if queryset is not None else model_admin.get_queryset(request)
+    found: Model | None = rows.filter(pk=pk).first()
+    if found is None:
+        raise Http404("no such object")
+    return found

@@ -15,7 +15,10 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from core import metrics
 
 # Paths a suspended tenant still answers: load balancers and the static files of the notice.
-SUSPENSION_EXEMPT = ("/healthz", "/static/")
+# Compared with path_info (what the URL resolver sees), never with request.path, which starts
+# with SCRIPT_NAME: a prefix such as /healthz there must not open the tenant's pages.
+SUSPENSION_EXEMPT_PATHS = ("/healthz",)
+SUSPENSION_EXEMPT_PREFIXES = ("/static/",)
 
 
 class RequestMetricsMiddleware:
@@ -31,6 +34,21 @@ class RequestMetricsMiddleware:
             view=view or "unknown", status=response.status_code, seconds=time.perf_counter() - started
         )
         return response
+
+
+class RejectNulBytesMiddleware:
+    """400 for a NUL byte in the path or the query string. PostgreSQL refuses NUL in text, so such
+    a value reaching any query (an admin filter, a token lookup) would end as a 500; no URL of ours
+    ever holds one. Form fields are covered by Django's own ProhibitNullCharactersValidator."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path_info or "%00" in query or "\x00" in query:
+            return HttpResponse("NUL bytes are not allowed in URLs.\n", status=400, content_type="text/plain")
+        return self.get_response(request)
 
 
 class TenantContextMiddleware:
@@ -49,7 +67,7 @@ class TenantContextMiddleware:
         tenant = getattr(request, "tenant", None)
         if tenant is None or tenant.schema_name == "public":
             return self.get_response(request)
-        if not tenant.is_active and not request.path.startswith(SUSPENSION_EXEMPT):
+        if not tenant.is_active and not self._exempt(request.path_info):
             return render(request, "core/suspended.html", {"tenant": tenant}, status=503)
         try:
             timezone.activate(zoneinfo.ZoneInfo(tenant.timezone))
@@ -64,6 +82,10 @@ class TenantContextMiddleware:
         finally:
             timezone.deactivate()
         return response
+
+    @staticmethod
+    def _exempt(path_info: str) -> bool:
+        return path_info in SUSPENSION_EXEMPT_PATHS or path_info.startswith(SUSPENSION_EXEMPT_PREFIXES)
 
     @staticmethod
     def _language(request: HttpRequest, tenant_default: str) -> str | None:
@@ -114,4 +136,6 @@ class WebhookFastPathMiddleware:
         request.resolver_match = match
         response = match.func(request, *match.args, **match.kwargs)
         response.setdefault("Cache-Control", "no-store")
+        # SecurityMiddleware comes later and never sees these; the handshake echoes its challenge
+        response.setdefault("X-Content-Type-Options", "nosniff")
         return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from core import crypto
+from core.memo import BoundedTTLCache
 from core.tenancy import connection as db
 from messengers.adapters.base import ConnectionConfig, Provider
 from messengers.models import Connection, Contact, SandboxMessage
@@ -69,12 +70,13 @@ class Route:
     tenant_active: bool
 
 
-_ROUTE_CACHE: dict[tuple[str, str], tuple[float, Route | None]] = {}
-ROUTE_CACHE_SECONDS = 5.0
+# Unknown keys are cached too (a retrying provider asks again and again), so the cache is bounded:
+# route keys in URLs are chosen by whoever sends the request.
+ROUTE_CACHE: BoundedTTLCache[Route | None] = BoundedTTLCache(maxsize=4096, ttl=5.0)
 
 
 def route_cache_clear() -> None:
-    _ROUTE_CACHE.clear()
+    ROUTE_CACHE.clear()
 
 
 def _route_from_row(row: Any) -> Route:
@@ -86,7 +88,13 @@ def _route_from_row(row: Any) -> Route:
     )
 
 
+# What messengers.models.new_route_key makes (token_urlsafe); anything else is nobody's route.
+ROUTE_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}", re.ASCII)
+
+
 def route_by_key(provider: Provider, route_key: str) -> Route | None:
+    if not ROUTE_KEY.fullmatch(route_key):
+        return None
     return _cached(
         ("key", f"{provider.value}:{route_key}"), lambda: _lookup(provider=provider.value, route_key=route_key)
     )
@@ -101,19 +109,16 @@ def route_by_external_id(provider: Provider, external_id: str) -> Route | None:
 def _lookup(**filters: str) -> Route | None:
     from tenants.models import WebhookRoute
 
+    if any("\x00" in value for value in filters.values()):
+        return None  # PostgreSQL refuses NUL in text; no route has one
+
     with schema_context(get_public_schema_name()):
         row = WebhookRoute.objects.select_related("tenant").filter(**filters).first()
         return _route_from_row(row) if row else None
 
 
 def _cached(key: tuple[str, str], load: Any) -> Route | None:
-    hit = _ROUTE_CACHE.get(key)
-    now = time.monotonic()
-    if hit and now - hit[0] < ROUTE_CACHE_SECONDS:
-        return hit[1]
-    value = load()
-    _ROUTE_CACHE[key] = (now, value)
-    return value
+    return ROUTE_CACHE.get_or_load(key, load)
 
 
 def route_by_verify_token(token: str) -> Route | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from django_tenants.utils import schema_context
 
+from core.memo import BoundedTTLCache
 from messengers import selectors
 from messengers.adapters import get_adapter
 from messengers.adapters.base import (
@@ -34,28 +34,24 @@ from messengers.models import Connection
 
 logger = logging.getLogger(__name__)
 
-_ADAPTERS: dict[tuple[str, int], tuple[float, Connection, Adapter]] = {}
-ADAPTER_CACHE_SECONDS = 5.0
+ADAPTERS: BoundedTTLCache[tuple[Connection, Adapter] | None] = BoundedTTLCache(maxsize=1024, ttl=5.0)
 
 
 def _adapter_for(schema_name: str, connection_id: int) -> tuple[Connection, Adapter] | None:
     """Connection + adapter (decrypted credentials) cached briefly per process: thousands of
     status webhooks a second must not each decrypt the credentials again."""
-    key = (schema_name, connection_id)
-    hit = _ADAPTERS.get(key)
-    now = time.monotonic()
-    if hit and now - hit[0] < ADAPTER_CACHE_SECONDS:
-        return hit[1], hit[2]
-    connection = Connection.objects.filter(pk=connection_id).first()
-    if connection is None:
-        return None
-    adapter = get_adapter(selectors.connection_config(connection))
-    _ADAPTERS[key] = (now, connection, adapter)
-    return connection, adapter
+
+    def load() -> tuple[Connection, Adapter] | None:
+        connection = Connection.objects.filter(pk=connection_id).first()
+        if connection is None:
+            return None
+        return connection, get_adapter(selectors.connection_config(connection))
+
+    return ADAPTERS.get_or_load((schema_name, connection_id), load)
 
 
 def adapter_cache_clear() -> None:
-    _ADAPTERS.clear()
+    ADAPTERS.clear()
 
 
 def _request(request: HttpRequest, url: str | None = None) -> WebhookRequest:

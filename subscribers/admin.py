@@ -21,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from channels.models import Channel
-from core.admin_sites import ReadOnlyAdminMixin, tenant_site
+from core.admin_sites import ReadOnlyAdminMixin, admin_object_or_404, tenant_site
 from core.errors import ApplicationError
 from core.http import request_user
 from messengers.adapters.base import Provider
@@ -575,7 +575,9 @@ class SubscriberImportAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        job = get_object_or_404(SubscriberImport.objects.defer("data"), pk=object_id)
+        job = cast(
+            SubscriberImport, admin_object_or_404(self, request, object_id, SubscriberImport.objects.defer("data"))
+        )
         context = {
             **self.admin_site.each_context(request), "title": str(job), "opts": self.model._meta, "job": job,
             "errors": job.errors[:ERRORS_SHOWN], "more_errors": max(0, len(job.errors) - ERRORS_SHOWN),

@@ -113,9 +113,12 @@ def district_by_word(words: str, districts: list[District] | None = None) -> Dis
     return None
 
 
+POSTER_CODE = re.compile(r"[A-Z0-9]{1,12}", re.ASCII)  # generated codes use a part of this
+
+
 def poster_by_code(code: str) -> Poster | None:
     code = code.strip().upper()
-    if not code or len(code) > 12:
+    if not POSTER_CODE.fullmatch(code):  # also keeps NUL bytes, which PostgreSQL refuses, out
         return None
     return Poster.objects.select_related("channel").filter(code=code).first()
 

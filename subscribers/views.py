@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from channels.selectors import channel_get_public
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import client_network, request_user
 from subscribers import links, qr, selectors, services
 from subscribers.forms import EmailSubscribeForm, PreferencesForm
 from subscribers.models import Poster, Source, Subscriber
@@ -50,7 +50,7 @@ def _base_context(request: HttpRequest) -> dict[str, Any]:
 
 
 def _ip_allowed(request: HttpRequest) -> bool:
-    address = request.META.get("REMOTE_ADDR", "") or "unknown"
+    address = client_network(request)  # the client behind our proxies, an IPv6 client's /64
     key = "subscribers:form-ip:" + hashlib.sha256(address.encode()).hexdigest()[:32]
     cache.add(key, 0, timeout=3600)
     try:

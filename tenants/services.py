@@ -35,7 +35,11 @@ from tenants.models import Domain, Tenant
 logger = logging.getLogger(__name__)
 
 SCHEMA_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
-RESERVED_SCHEMAS = {"public", "information_schema", settings.TENANT_BASE_SCHEMA, "admin", "www", "api", "static"}
+# "branding" is the folder of the logos, which every domain serves (core.views.media): a tenant of
+# that name would have its private uploads there.
+RESERVED_SCHEMAS = {
+    "public", "information_schema", settings.TENANT_BASE_SCHEMA, "admin", "www", "api", "static", "branding",
+}  # fmt: skip
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 SCHEMA_INVALID = "The short name must start with a letter and use only a-z, 0-9 and _ (2-41 characters), e.g. bochum."

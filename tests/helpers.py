@@ -1,10 +1,11 @@
-"""Small helpers shared by tests (two-factor codes)."""
+"""Small helpers shared by tests (two-factor codes, URL patterns filled with test values)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import re
 import struct
 import time
 
@@ -37,3 +38,25 @@ def totp_code_lasting(secret: str, seconds: float = 8.0) -> str:
     if left < seconds:
         time.sleep(left + 0.1)
     return totp_code(secret)
+
+
+# --------------------------------------------------------------------------------------------
+# URL patterns
+# --------------------------------------------------------------------------------------------
+ROUTE_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
+_REGEX_GROUP = re.compile(r"\(\?P<\w+>[^)]*\)")
+
+
+def fill_route(route: str, value: str) -> str | None:
+    """The URL path of `route` with every parameter set to `value`, or None when the URL resolver
+    could never pass that value to the view (Django's converters and regexes check it first)."""
+    if "RE:" in route:
+        head, _, regex = route.partition("RE:")
+        body = regex.lstrip("^").rstrip("$")
+        filled = _REGEX_GROUP.sub(lambda _m: value, body)
+        return f"/{head}{filled}" if re.fullmatch(body, filled) else None
+    converters = {"int": r"[0-9]+", "slug": r"[-a-zA-Z0-9_]+", "str": r"[^/]+", "path": r".+", None: r"[^/]+"}
+    for match in ROUTE_PARAMETER.finditer(route):
+        if not re.fullmatch(converters.get(match.group(1), r"[^/]+"), value):
+            return None
+    return "/" + ROUTE_PARAMETER.sub(lambda _m: value, route)

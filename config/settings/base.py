@@ -146,8 +146,10 @@ IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=3600)
 MIDDLEWARE = [
     "core.middleware.RequestMetricsMiddleware",
     "core.middleware.WebhookFastPathMiddleware",  # provider webhooks skip everything below
-    "core.middleware.CachedTenantMiddleware",  # django-tenants' host routing, lookups cached
+    # before the tenant routing, so its 404 for unknown hosts carries the security headers too
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.CachedTenantMiddleware",  # django-tenants' host routing, lookups cached
+    "core.middleware.RejectNulBytesMiddleware",  # 400, not a 500 from PostgreSQL
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -307,7 +309,9 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_SESSION_REMEMBER = False
 # Lockout: after 5 failed logins for one account within 15 minutes, further attempts are refused
-# until the window passes; an IP gets 20 failures per minute across accounts.
+# until the window passes; an IP gets 20 failures per minute across accounts. The account is
+# tenant + user however the login is spelled (accounts.adapters); the IP is the client's behind
+# TRUSTED_PROXY_COUNT proxies (core.http.client_ip), an IPv6 client's /64.
 ACCOUNT_RATE_LIMITS = {
     "login_failed": "20/m/ip,5/15m/key",
     "reset_password": "20/m/ip,5/m/key",
@@ -323,6 +327,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# How many reverse proxies of ours stand in front of the app, each appending the address it got
+# the request from to X-Forwarded-For (1 for the documented TLS proxy). Per-client limits (login
+# throttling, the subscribe form) and the audit log use the address these proxies report; with 0
+# the header is ignored, as anyone can send it.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 SESSION_COOKIE_NAME = "mnl_session"
 # Host-only cookies: a session of stuttgart.localhost is never sent to spd.localhost.
@@ -399,7 +409,8 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Optional bearer token for /metrics (leave empty to expose it to whoever reaches the port).
+# Bearer token for /metrics; production settings refuse to start without one (empty: open, for
+# development only).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 # --------------------------------------------------------------------------------------------
@@ -412,7 +423,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"tenant": {"()": "core.logging.TenantFilter"}},
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s [%(schema_name)s] %(name)s: %(message)s"},
+        # both formatters redact secrets in URLs (core.logging.SECRET_PARAMETERS)
+        "text": {
+            "()": "core.logging.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s [%(schema_name)s] %(name)s: %(message)s",
+        },
         "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
@@ -425,6 +440,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # the development server's request lines hold query strings: through our (redacting) handler
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "faker": {"level": "WARNING"},
         "django-q": {"level": env("Q_LOG_LEVEL", default="WARNING")},
     },

@@ -1,5 +1,7 @@
 """Production settings: everything secure by default; `manage.py check --deploy` is clean."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env
 from config.settings.base import *  # noqa: F403
 from config.settings.base import CONTENT_SECURITY_POLICY, LOGGING, STORAGES
@@ -11,6 +13,13 @@ DEMO_MODE = False
 SECRET_KEY = env("SECRET_KEY")  # no default: refuse to start without one
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 FERNET_KEYS = env.list("FERNET_KEYS")
+# /metrics lists every tenant with its figures: in production it always needs the bearer token.
+METRICS_TOKEN = env("METRICS_TOKEN", default="").strip()
+if len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured(
+        "Set METRICS_TOKEN to a random string of at least 16 characters (e.g. `openssl rand -hex 32`) "
+        "and give it to the Prometheus scraper as `Authorization: Bearer <token>`."
+    )
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -7,7 +7,8 @@ when they expire, address included.
 
 The form never reveals whether an address is known: a known address gets the same page and a
 mail telling its owner there is nothing to do. Mails to one address are capped per day so the
-form cannot be used to flood someone's inbox.
+form cannot be used to flood someone's inbox (counted per inbox: +tags and Gmail's dots do not
+open new ones).
 """
 
 from __future__ import annotations
@@ -62,9 +63,32 @@ def _normalise_email(value: str) -> str:
     return email.lower()
 
 
+# Google documents that dots in a gmail.com name do not matter and that googlemail.com is the
+# same mailbox; other providers' dots do matter, so only these two domains drop them.
+DOTLESS_MAILBOX_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def _mailbox(email: str) -> str:
+    """Whose inbox a mail to `email` lands in, for counting only (mail always goes to the address
+    as typed): the domain in its ASCII form, the name without a +tag (RFC 5233 sub-addressing,
+    which most providers deliver to the plain name) and, at Gmail, without dots. Otherwise one
+    inbox could be flooded through victim+1@, victim+2@, … each with a cap of its own."""
+    local, _, domain = email.lower().rpartition("@")
+    domain = domain.rstrip(".")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass  # validate_email let it through; count it as written
+    name = local.split("+", 1)[0] or local
+    if domain in DOTLESS_MAILBOX_DOMAINS:
+        domain = DOTLESS_MAILBOX_DOMAINS[domain]
+        name = name.replace(".", "")
+    return f"{name}@{domain}"
+
+
 def _address_allowance(email: str) -> bool:
-    """Whether another mail to this address is allowed today (tenant-scoped cache counter)."""
-    key = "subscribers:mails-to:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+    """Whether another mail to this address's inbox is allowed today (tenant-scoped cache counter)."""
+    key = "subscribers:mails-to:" + hashlib.sha256(_mailbox(email).encode()).hexdigest()[:32]
     cache.add(key, 0, timeout=24 * 3600)
     try:
         count = cache.incr(key)

@@ -98,6 +98,7 @@ def test_production_settings_never_enable_demo_mode(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("ALLOWED_HOSTS", "example.org")
     monkeypatch.setenv("FERNET_KEYS", "pGk8eU3l0ay6Vd7pRj0mVxS9j0bZlO8wq3d3ZqkQf1Y=")
     monkeypatch.setenv("DATABASE_URL", "postgres://x@127.0.0.1:1/x")
+    monkeypatch.setenv("METRICS_TOKEN", "m" * 32)
     sys.modules.pop("config.settings.production", None)
     production = importlib.import_module("config.settings.production")
     assert production.DEMO_MODE is False

@@ -18,6 +18,7 @@ def test_production_settings_pass_the_deploy_check() -> None:
         "ALLOWED_HOSTS": "newsletter.example.org,.newsletter.example.org",
         "FERNET_KEYS": "pGk8eU3l0ay6Vd7pRj0mVxS9j0bZlO8wq3d3ZqkQf1Y=",
         "DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing",  # the check needs no connection
+        "METRICS_TOKEN": secrets.token_hex(32),
     }
     env.pop("DEMO_MODE", None)
     done = subprocess.run(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from messengers.models import Connection, Contact
@@ -146,6 +146,24 @@ def test_the_form_is_rate_limited_per_address_of_the_client(
     assert not Contact.objects.filter(address="late@example.org").exists()
 
 
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_the_proxy_the_form_limit_counts_each_client_on_its_own(
+    email_channel: Any, client_a: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    def post(email: str, forwarded: str) -> Any:
+        data = {"email": email, "channels": [str(email_channel.pk)], "language": "de", "consent": "on"}
+        with django_capture_on_commit_callbacks(execute=True):
+            return client_a.post("/subscribe/email/", data, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+
+    for number in range(FORM_POSTS_PER_IP_PER_HOUR):  # a client varying its own X-Forwarded-For entry
+        assert post(f"p{number}@example.org", f"10.0.0.{number}, 198.51.100.7").status_code == 302
+    assert post("late@example.org", "198.51.100.7").status_code == 429
+    assert post("other@example.org", "203.0.113.9").status_code == 302  # another client, same proxy
+    for number in range(FORM_POSTS_PER_IP_PER_HOUR):  # one IPv6 client, many addresses of its /64
+        post(f"v{number}@example.org", f"2001:db8:5:6::{number + 1:x}")
+    assert post("v-late@example.org", "2001:db8:5:6::ffff").status_code == 429
+
+
 def test_one_address_gets_at_most_a_few_mails_a_day(
     email_channel: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -153,6 +171,48 @@ def test_one_address_gets_at_most_a_few_mails_a_day(
         for _ in range(MAILS_PER_ADDRESS_PER_DAY + 2):
             email_subscription_request(email="victim@example.org", channel_ids=[email_channel.pk], language="de")
     assert len(mail.outbox) == MAILS_PER_ADDRESS_PER_DAY
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        [
+            "victim+1@example.org",
+            "victim+2@example.org",
+            "Victim+news@Example.org",
+            "victim@EXAMPLE.ORG",
+            "victim+@example.org",
+        ],
+        [
+            "victim@gmail.com",
+            "v.i.c.t.i.m@gmail.com",
+            "Vic.tim+x@googlemail.com",
+            "victim+y@GMAIL.com",
+            "vi.ctim@gmail.com",
+        ],
+        ["victim@bücher.example", "victim+1@xn--bcher-kva.example", "VICTIM@BÜCHER.example", "victim+2@bücher.example"],
+    ],
+    ids=["plus-tags", "gmail-dots", "idn-domain"],
+)
+def test_the_daily_cap_counts_the_mailbox_not_its_spellings(
+    email_channel: Any, django_capture_on_commit_callbacks: Any, spellings: list[str]
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        for spelling in spellings * 2:
+            email_subscription_request(email=spelling, channel_ids=[email_channel.pk], language="de")
+    assert len(mail.outbox) == MAILS_PER_ADDRESS_PER_DAY
+    # the mails go to the address as typed (lower-cased), never to the normalised one
+    assert [m.to[0] for m in mail.outbox] == [s.lower() for s in spellings[:MAILS_PER_ADDRESS_PER_DAY]]
+
+
+def test_the_cap_does_not_join_different_mailboxes(email_channel: Any, django_capture_on_commit_callbacks: Any) -> None:
+    """Dots count outside Gmail, tags need their +, and other domains are other mailboxes."""
+    addresses = ["anna@example.org", "a.nna@example.org", "anna-x@example.org", "anna@example.net", "anna@gmail.com"]
+    with django_capture_on_commit_callbacks(execute=True):
+        for address in addresses:
+            for _ in range(MAILS_PER_ADDRESS_PER_DAY):
+                email_subscription_request(email=address, channel_ids=[email_channel.pk], language="de")
+    assert len(mail.outbox) == len(addresses) * MAILS_PER_ADDRESS_PER_DAY
 
 
 def test_a_poster_code_on_the_form_attributes_the_subscription(
