@@ -110,10 +110,10 @@ UPDATE {table} AS t
        read_at = LEAST(t.read_at, v.read_at),
        error_code = CASE WHEN {takes_error} THEN v.code ELSE t.error_code END,
        error_detail = CASE WHEN {takes_error} THEN v.detail ELSE t.error_detail END{extra_set}
-  FROM unnest(%(pids)s::text[], %(statuses)s::text[], %(ranks_of)s::int[], %(delivered)s::timestamptz[],
+  FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(ranks_of)s::int[], %(delivered)s::timestamptz[],
               %(read)s::timestamptz[], %(codes)s::text[], %(details)s::text[], %(kinds)s::text[])
-       AS v(pid, status, rank, delivered_at, read_at, code, detail, kind)
- WHERE t.connection_id = %(connection)s AND t.provider_message_id <> '' AND t.provider_message_id = v.pid
+       AS v(id, status, rank, delivered_at, read_at, code, detail, kind)
+ WHERE t.id = v.id AND t.id = ANY(%(ids)s::bigint[])
    AND ({new_status} <> t.status
         OR LEAST(t.delivered_at, v.delivered_at) IS DISTINCT FROM t.delivered_at
         OR LEAST(t.read_at, v.read_at) IS DISTINCT FROM t.read_at
@@ -149,10 +149,11 @@ def merge_into(
             "ORDER BY id FOR UPDATE",
             [connection_id, list(summaries)],
         )
-        matched = {pid for _, pid in cursor.fetchall()}
-        if not matched:
+        locked = cursor.fetchall()
+        if not locked:
             return MergeResult(set(), [])
-        batch = [(pid, summary) for pid, summary in summaries.items() if pid in matched]
+        # one entry per row (by primary key, so the UPDATE finds its rows by index)
+        batch = [(pk, summaries[pid]) for pk, pid in locked]
         error_max, detail_max = _max_length(model, "error_code"), _max_length(model, "error_detail")
         cursor.execute(
             _MERGE_SQL.format(
@@ -164,8 +165,7 @@ def merge_into(
             ),
             {
                 "ranks": _RANKS_JSON,
-                "connection": connection_id,
-                "pids": [pid for pid, _ in batch],
+                "ids": [pk for pk, _ in batch],
                 "statuses": [s.status for _, s in batch],
                 "ranks_of": [RANK[s.status] for _, s in batch],
                 "delivered": [s.delivered_at for _, s in batch],
@@ -176,7 +176,7 @@ def merge_into(
             },
         )
         changed = [MergedRow(*row) for row in cursor.fetchall()]
-    return MergeResult(matched, changed)
+    return MergeResult({pid for _, pid in locked}, changed)
 
 
 def _max_length(model: type[models.Model], name: str) -> int:
