@@ -52,13 +52,12 @@ from accounts.models import User
 from accounts.services import audit_log
 from broadcasts import pipeline, selectors
 from broadcasts.models import Broadcast, BroadcastEdit, BroadcastVariant, Delivery, SenderLease, TrackedLink
+from broadcasts.status_sink import delivery_apply_statuses  # noqa: F401 - settings.MESSENGER_STATUS_SINKS names it here
 from channels.models import Channel, Priority
 from core.errors import ApplicationError
 from core.tasks import enqueue_tenant_task
 from core.tenancy import connection as db
-from messengers.adapters.base import StatusEvent
 from messengers.models import Connection
-from messengers.status import merge, summarise
 
 logger = logging.getLogger(__name__)
 
@@ -774,90 +773,6 @@ def broadcast_cancel(*, broadcast: Broadcast, actor: User | None, request: HttpR
     _due_work_clear("broadcast-tick", broadcast.pk)
     logger.info("broadcast %s cancelled, %s deliveries skipped", broadcast.pk, skipped)
     return broadcast
-
-
-# --------------------------------------------------------------------------------------------
-# Status webhooks → deliveries (a messenger status sink)
-# --------------------------------------------------------------------------------------------
-def delivery_apply_statuses(*, connection_id: int, events: list[StatusEvent]) -> set[str]:
-    """Status sink: merge a batch of status events into the deliveries they belong to (one
-    SELECT, one UPDATE). Returns the provider ids it recognised; the rest stay deferred.
-
-    Everything here depends only on the set of events seen, not on their order or batching:
-    the status is the maximum by rank, the first error reported is kept whatever comes after,
-    and a contact is unreachable exactly while its delivery's final state is `failed` with an
-    unreachable reason (a later `delivered` — multi-device — makes it reachable again)."""
-    summaries = summarise(events)
-    rows = list(
-        Delivery.objects.filter(connection_id=connection_id, provider_message_id__in=list(summaries)).values_list(
-            "pk",
-            "status",
-            "delivered_at",
-            "read_at",
-            "error_code",
-            "error_detail",
-            "error_kind",
-            "provider_message_id",
-            "contact_id",
-        )
-    )
-    updates: list[tuple[Any, ...]] = []
-    unreachable: list[int] = []
-    reachable: list[int] = []
-    for pk, status, delivered_at, read_at, error_code, error_detail, error_kind, provider_id, contact_id in rows:
-        summary = summaries[provider_id]
-        merged = merge(
-            status=status,
-            delivered_at=delivered_at,
-            read_at=read_at,
-            error_code=error_code,
-            error_title=error_detail,
-            summary=summary,
-        )
-        error_changed = bool(summary.error_code and not error_code)
-        if error_changed:
-            error_code, error_detail = merged.error_code[:40], merged.error_title[:300]
-            error_kind = summary.error_kind.value if summary.error_kind else "provider"
-        if merged.changed or error_changed:
-            updates.append(
-                (pk, merged.status, merged.delivered_at, merged.read_at, error_code, error_detail, error_kind)
-            )
-        if not contact_id:
-            continue
-        if merged.status == Delivery.Status.FAILED and error_kind in (
-            "blocked",
-            "not_on_messenger",
-            "invalid_recipient",
-        ):
-            unreachable.append(contact_id)
-        elif merged.status in (Delivery.Status.DELIVERED, Delivery.Status.READ):
-            reachable.append(contact_id)
-    if updates:
-        columns = list(zip(*updates, strict=True))
-        with db.cursor() as cursor:
-            cursor.execute(
-                """
-                UPDATE broadcasts_delivery d
-                   SET status = v.status, delivered_at = v.delivered_at, read_at = v.read_at,
-                       error_code = v.code, error_detail = v.detail, error_kind = v.kind
-                  FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::text[]) AS status,
-                               unnest(%s::timestamptz[]) AS delivered_at, unnest(%s::timestamptz[]) AS read_at,
-                               unnest(%s::text[]) AS code, unnest(%s::text[]) AS detail,
-                               unnest(%s::text[]) AS kind) AS v
-                 WHERE d.id = v.id AND d.id = ANY(%s::bigint[])
-                """,
-                [*[list(column) for column in columns], list(columns[0])],
-            )
-    from messengers.services import contacts_mark_reachable, contacts_mark_unreachable
-
-    if unreachable:
-        contacts_mark_unreachable(contact_ids=unreachable, reason=UNREACHABLE_REASON)
-    if reachable:
-        contacts_mark_reachable(contact_ids=reachable, reason=UNREACHABLE_REASON)
-    return {row[7] for row in rows}
-
-
-UNREACHABLE_REASON = "provider: unreachable"
 
 
 # --------------------------------------------------------------------------------------------

@@ -223,6 +223,12 @@ class WebhookEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "id"], name="webhook_event_state_idx", condition=~models.Q(state="applied")),
+            # inbound messages waiting, found without walking a backlog of statuses (webhook_events_apply)
+            models.Index(
+                fields=["id"],
+                name="webhook_event_inbound_idx",
+                condition=models.Q(kind="inbound") & ~models.Q(state="applied"),
+            ),
         ]
 
     def __str__(self) -> str:

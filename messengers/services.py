@@ -5,6 +5,12 @@ batches (`webhook_events_apply`): statuses go to the status sinks (settings.MESS
 single messages here, broadcast deliveries in broadcasts), inbound messages become
 InboundMessage rows that the handlers in settings.MESSENGER_INBOUND_HANDLERS see in order
 (keyword commands first, later the inbox).
+
+Apply runs may overlap (a second one queued by the dispatcher's sweep, a task retried). Status
+batches run side by side: the sinks merge in SQL under row locks taken in one order
+(messengers.status.merge_into), so the result does not depend on how events are split between
+runs. Inbound batches run one at a time per tenant (an advisory lock), oldest first by the
+provider's timestamp, so a person's messages are handled in the order they were sent.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import DateTimeField, F, Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -39,6 +47,7 @@ from messengers import endpoints, ratelimit, selectors
 from messengers.adapters import get_adapter
 from messengers.adapters.base import (
     CREDENTIAL_FIELDS,
+    UNREACHABLE_KINDS,
     Adapter,
     Button,
     CheckResult,
@@ -68,7 +77,7 @@ from messengers.models import (
     WebhookEvent,
     WhatsAppTemplate,
 )
-from messengers.status import merge, summarise
+from messengers.status import merge_into
 
 logger = logging.getLogger(__name__)
 
@@ -98,13 +107,26 @@ REQUIRED_CREDENTIALS = {
 # Accounts that can belong to one connection only, platform-wide: their webhooks go to one URL.
 # (E-mail senders may be shared; sandboxes are per tenant.)
 UNIQUE_ACCOUNTS = frozenset({Provider.WHATSAPP, Provider.TELEGRAM, Provider.SMS})
+# Why a contact was blocked when a provider said it cannot be reached (undone when a later
+# delivery says otherwise, and only then).
+PROVIDER_UNREACHABLE = "provider: unreachable"
 
 # Deferred statuses (their message is not recorded yet) are retried with growing pauses and
 # kept — never dropped — for this long; after that they stay visible as deferred in the admin
 # for WEBHOOK_EVENT_RETENTION_DAYS more (webhook_events_purge).
 DEFERRED_RETRY_FOR = timedelta(days=7)
-APPLY_LOCK_SECONDS = 10
+# An apply run starts no batch after APPLY_TIME_BUDGET seconds, and one batch takes a small
+# part of that; the flag that keeps a second run from being queued lives twice as long, so it
+# does not expire under a working run (it still expires should the worker die). Overlapping
+# runs are safe anyway (statuses merge in SQL, inbound messages take a lock); the flag only
+# keeps them from being the rule.
+APPLY_TIME_BUDGET = 20.0
+APPLY_LOCK_SECONDS = int(2 * APPLY_TIME_BUDGET)
 APPLY_FLAG = "messengers:apply-scheduled"
+# PostgreSQL advisory lock (two-key form: this class, hash of the schema): held by the one
+# transaction that applies a tenant's inbound messages, so a person's messages are applied in
+# the order they were sent even when apply runs overlap.
+INBOUND_LOCK_CLASS = 0x6D6E6C02
 # Single messages: tries per send, and the longest pause between tries a worker may sit out.
 SINGLE_SEND_ATTEMPTS = 3
 SINGLE_RETRY_WAIT_MAX = 10.0
@@ -451,6 +473,29 @@ def contacts_mark_reachable(*, contact_ids: Iterable[int], reason: str) -> int:
     )
 
 
+def contacts_follow_messages(*, outcomes: Iterable[tuple[int | None, str, str]], reason: str) -> None:
+    """Status sinks: contacts follow the final state of their messages, given as (contact id,
+    status, error kind) of rows just merged (read back from the merge, under the rows' locks, so
+    a concurrent run's newer state is never overwritten by an older view). A contact is
+    unreachable while its message ended `failed` for an unreachable reason; a message that was
+    delivered after all (multi-device) makes it reachable again."""
+    unreachable: set[int] = set()
+    reachable: set[int] = set()
+    for contact_id, status, kind in outcomes:
+        if not contact_id:
+            continue
+        if status == "failed" and kind in UNREACHABLE_KINDS:
+            unreachable.add(contact_id)
+        elif status in ("delivered", "read"):
+            reachable.add(contact_id)
+    if not unreachable and not reachable:
+        return
+    # lock in id order first: concurrent runs touching the same people wait instead of deadlocking
+    list(Contact.objects.select_for_update().filter(pk__in=unreachable | reachable).order_by("pk").values_list("pk"))
+    contacts_mark_unreachable(contact_ids=unreachable - reachable, reason=reason)
+    contacts_mark_reachable(contact_ids=reachable, reason=reason)
+
+
 def contacts_mark_unreachable(*, contact_ids: Iterable[int], reason: str) -> int:
     """A provider said these people cannot be reached (blocked the bot, not on WhatsApp…)."""
     ids = list(contact_ids)
@@ -554,15 +599,17 @@ def webhook_events_apply_and_release() -> dict[str, int]:
     return stats
 
 
-def webhook_events_apply(*, batch_size: int = 1000, time_budget: float = 20.0) -> dict[str, int]:
+def webhook_events_apply(*, batch_size: int = 1000, time_budget: float = APPLY_TIME_BUDGET) -> dict[str, int]:
     """Apply pending events until none are left (or the time budget is spent)."""
     started = time.monotonic()
     totals: dict[str, int] = defaultdict(int)
     while time.monotonic() - started < time_budget:
-        stats = _apply_batch(batch_size)
-        for key, value in stats.items():
-            totals[key] += value
-        if stats["picked"] < batch_size:
+        statuses = _apply_status_batch(batch_size)
+        inbound = _apply_inbound_batch(batch_size)
+        for stats in (statuses, inbound):
+            for key, value in stats.items():
+                totals[key] += value
+        if statuses["picked"] < batch_size and inbound["picked"] < batch_size:
             break
     return dict(totals)
 
@@ -579,13 +626,15 @@ def _retry_at(now: datetime, attempts: int) -> datetime:
     return now + timedelta(seconds=min(300, 2 ** min(attempts, 9)))
 
 
-def _apply_batch(batch_size: int) -> dict[str, int]:
+def _apply_status_batch(batch_size: int) -> dict[str, int]:
+    """Status events: any number of runs at once, each on the rows it could lock (the sinks
+    merge so that the result does not depend on how events are split between runs)."""
     now = timezone.now()
     stats = {"picked": 0, "applied": 0, "deferred": 0, "failed": 0}
     with transaction.atomic():
         rows = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
-            .filter(_ready_filter(now))
+            .filter(_ready_filter(now), kind=WebhookEvent.Kind.STATUS)
             .order_by("id")
             .only("id", "connection_id", "kind", "payload", "attempts", "state")[:batch_size]
         )
@@ -595,11 +644,11 @@ def _apply_batch(batch_size: int) -> dict[str, int]:
         outcome: dict[int, tuple[str, str]] = {}
         by_connection: dict[int, list[tuple[WebhookEvent, StatusEvent]]] = defaultdict(list)
         for row in rows:
-            if row.kind == WebhookEvent.Kind.STATUS:
-                event = event_from_json(row.payload)
-                assert isinstance(event, StatusEvent)
-                by_connection[row.connection_id].append((row, event))
-        for connection_id, pairs in by_connection.items():
+            event = event_from_json(row.payload)
+            assert isinstance(event, StatusEvent)
+            by_connection[row.connection_id].append((row, event))
+        for connection_id in sorted(by_connection):  # one order for every run: no lock cycles
+            pairs = by_connection[connection_id]
             try:
                 with transaction.atomic():
                     matched = _apply_statuses(connection_id, [event for _, event in pairs])
@@ -613,19 +662,48 @@ def _apply_batch(batch_size: int) -> dict[str, int]:
                     outcome[row.pk] = (WebhookEvent.State.APPLIED, "")
                 else:
                     outcome[row.pk] = (WebhookEvent.State.DEFERRED, "no message with this id recorded yet")
-        for row in rows:
-            if row.kind == WebhookEvent.Kind.INBOUND:
-                try:
-                    with transaction.atomic():
-                        _apply_inbound(row)
-                    outcome[row.pk] = (WebhookEvent.State.APPLIED, "")
-                except Exception as exc:  # one odd message must not block the others
-                    logger.exception("inbound webhook event %s failed", row.pk)
-                    outcome[row.pk] = (WebhookEvent.State.FAILED, f"{exc.__class__.__name__}: {exc}"[:500])
         _write_outcomes(rows, outcome, now)
+    _count(stats, outcome)
+    return stats
+
+
+def _apply_inbound_batch(batch_size: int) -> dict[str, int]:
+    """Inbound messages: one transaction per tenant at a time (the others wait for it), taking
+    the oldest by the provider's timestamp (then by arrival), so a person's commands are applied
+    in the order sent even when apply runs overlap. One that arrives after a later one of the
+    same person was applied is the handlers' business (subscribers.keywords compares times)."""
+    now = timezone.now()
+    stats = {"picked": 0, "applied": 0, "deferred": 0, "failed": 0}
+    ready = WebhookEvent.objects.filter(kind=WebhookEvent.Kind.INBOUND).exclude(state=WebhookEvent.State.APPLIED)
+    if not ready.filter(_ready_filter(now)).exists():  # the usual case: no lock, no wait
+        return stats
+    with transaction.atomic():
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [INBOUND_LOCK_CLASS, db.schema_name])
+        rows = list(
+            ready.select_for_update()
+            .filter(_ready_filter(timezone.now()))
+            .order_by(Cast(KeyTextTransform("at", "payload"), DateTimeField()), "id")
+            .only("id", "connection_id", "kind", "payload", "attempts", "state")[:batch_size]
+        )
+        stats["picked"] = len(rows)
+        outcome: dict[int, tuple[str, str]] = {}
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    _apply_inbound(row)
+                outcome[row.pk] = (WebhookEvent.State.APPLIED, "")
+            except Exception as exc:  # one odd message must not block the others
+                logger.exception("inbound webhook event %s failed", row.pk)
+                outcome[row.pk] = (WebhookEvent.State.FAILED, f"{exc.__class__.__name__}: {exc}"[:500])
+        _write_outcomes(rows, outcome, now)
+    _count(stats, outcome)
+    return stats
+
+
+def _count(stats: dict[str, int], outcome: dict[int, tuple[str, str]]) -> None:
     for state, _ in outcome.values():
         stats[str(state)] = stats.get(str(state), 0) + 1
-    return stats
 
 
 def _write_outcomes(rows: list[WebhookEvent], outcome: dict[int, tuple[str, str]], now: datetime) -> None:
@@ -686,7 +764,9 @@ def _apply_inbound(row: WebhookEvent) -> InboundMessage | None:
     except IntegrityError:
         return None  # the same message arrived under another event key; already handled
     if event.kind == "block":
-        contact_set_status(contact=contact, status=Contact.Status.BLOCKED, reason="blocked the bot")
+        # unless the person wrote to us after blocking (so they unblocked; that signal may be late)
+        if contact.last_inbound_at is None or contact.last_inbound_at <= event.at:
+            contact_set_status(contact=contact, status=Contact.Status.BLOCKED, reason="blocked the bot")
     elif event.kind == "unblock" and contact.status == Contact.Status.BLOCKED:
         contact_set_status(contact=contact, status=Contact.Status.ACTIVE, reason="unblocked the bot")
     for path in settings.MESSENGER_INBOUND_HANDLERS:
@@ -699,37 +779,13 @@ def _apply_inbound(row: WebhookEvent) -> InboundMessage | None:
 
 
 def outbound_apply_statuses(*, connection_id: int, events: list[StatusEvent]) -> set[str]:
-    """Status sink for single messages (keyword replies, tests, inbox replies)."""
-    summaries = summarise(events)
-    rows = list(OutboundMessage.objects.filter(connection_id=connection_id, provider_message_id__in=list(summaries)))
-    changed = []
-    unreachable: list[int] = []
-    for row in rows:
-        summary = summaries[row.provider_message_id]
-        merged = merge(
-            status=row.status,
-            delivered_at=row.delivered_at,
-            read_at=row.read_at,
-            error_code=row.error_code,
-            error_title=row.error_detail,
-            summary=summary,
-        )
-        if merged.changed:
-            row.status, row.delivered_at, row.read_at = merged.status, merged.delivered_at, merged.read_at
-            row.error_code, row.error_detail = merged.error_code, merged.error_title[:300]
-            changed.append(row)
-        if (
-            summary.error_kind is not None
-            and summary.error_kind.value in {"blocked", "not_on_messenger", "invalid_recipient"}
-            and row.contact_id
-        ):
-            unreachable.append(row.contact_id)
-    if changed:
-        OutboundMessage.objects.bulk_update(
-            changed, ["status", "delivered_at", "read_at", "error_code", "error_detail"]
-        )
-    contacts_mark_unreachable(contact_ids=unreachable, reason="provider: unreachable")
-    return {row.provider_message_id for row in rows}
+    """Status sink for single messages (keyword replies, tests, inbox replies). Safe under any
+    number of concurrent runs (see messengers.status.merge_into)."""
+    result = merge_into(model=OutboundMessage, connection_id=connection_id, events=events, has_error_kind=False)
+    contacts_follow_messages(
+        outcomes=[(row.contact_id, row.status, row.error_kind) for row in result.changed], reason=PROVIDER_UNREACHABLE
+    )
+    return result.matched
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,13 +6,24 @@ Telegram deep links (/start <channel> or /start qr_<poster>), reply-button taps 
 a command, and block signals; everything else returns None and goes on to the next handler
 (the inbox). Every command is answered in the person's language through
 messengers.services.message_queue, i.e. by a worker after this transaction commits.
+
+A person's consent commands take effect in the order they sent them. The messenger layer applies
+a tenant's inbound messages one run at a time, oldest first by the provider's timestamp; a
+message can still arrive after a later one of the same person was applied (providers do not
+promise order, and a message whose handling failed is retried later). So every consent command
+notes what it decided in InboundMessage.handled_detail ("start:3,7", "stop:3", "stop:*"), and a
+command that arrives late looks there first: for the channels a later command of the person
+decided, the later command stands (an old START does not resubscribe after a STOP, an old STOP
+does not end what a later START asked for); for every other channel it still counts. Commands
+sent in the same second count in the order they arrived. A block counts as a STOP of everything.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
+from django.db.models import Q
 from django.utils import formats, timezone, translation
 
 from channels.keywords import match_key
@@ -46,6 +57,11 @@ STOP_FILLERS: Final = frozenset(
     for w in ("ALL", "ALLE", "ALLES", "BITTE", "PLEASE", "NOW", "JETZT", "SOFORT", "DANKE", "THANKS", "EVERYTHING")
 )
 NO_DISTRICT_WORDS: Final = frozenset(match_key(w) for w in ("KEINER", "KEIN", "KEINEN", "NONE", "ALLE", "ALL"))
+# What a consent command decided (InboundMessage.handled_detail): verb, ":", channel ids or "*".
+DECIDED_START: Final = "start"
+DECIDED_STOP: Final = "stop"
+EVERY_CHANNEL: Final = "*"
+SUPERSEDED: Final = "superseded: a later command of this person decided it"
 LANGUAGE_WORDS: Final = {
     match_key(word): language
     for language, words in (
@@ -89,6 +105,53 @@ class Context:
             self.subscriber = subscriber_for_contact(contact=self.contact, language=self.language)
         assert self.subscriber is not None
         return self.subscriber
+
+
+@dataclass(frozen=True)
+class Later:
+    """What the person's later commands (already applied) decided; see the module docstring."""
+
+    stopped_everything: bool = False
+    started: frozenset[int] = field(default_factory=frozenset)
+    stopped: frozenset[int] = field(default_factory=frozenset)
+
+    def decided(self, channel: Channel) -> bool:
+        return self.stopped_everything or channel.pk in self.started or channel.pk in self.stopped
+
+
+def _later(ctx: Context) -> Later:
+    contact = ctx.contact
+    person = Q(contact=contact)
+    if contact.subscriber_id is not None:  # a STOP on one messenger ends the person's subscriptions
+        person |= Q(contact__subscriber_id=contact.subscriber_id)
+    details = (
+        InboundMessage.objects.filter(person, handled_by=HANDLED, sent_at__gt=ctx.message.sent_at)
+        .exclude(handled_detail="")
+        .values_list("handled_detail", flat=True)
+    )
+    everything, started, stopped = False, set[int](), set[int]()
+    for detail in details:
+        verb, _, ids = detail.partition(":")
+        if verb == DECIDED_STOP and ids == EVERY_CHANNEL:
+            everything = True
+        elif verb in (DECIDED_START, DECIDED_STOP):
+            (started if verb == DECIDED_START else stopped).update(int(i) for i in ids.split(",") if i.isdigit())
+    return Later(everything, frozenset(started), frozenset(stopped))
+
+
+def _decided(message: InboundMessage, verb: str, channels: list[Channel] | None) -> None:
+    ids = EVERY_CHANNEL if channels is None else ",".join(str(channel.pk) for channel in channels)
+    detail = f"{verb}:{ids}"
+    limit = InboundMessage._meta.get_field("handled_detail").max_length or 200
+    if len(detail) > limit:  # drop whole ids: an older STOP may then still end those (the safe side)
+        detail = detail[:limit].rsplit(",", 1)[0]
+    InboundMessage.objects.filter(pk=message.pk).update(handled_detail=detail)
+
+
+def _superseded(ctx: Context) -> str:
+    """Too late to change anything: no reply (the later command was answered)."""
+    InboundMessage.objects.filter(pk=ctx.message.pk).update(handled_detail=SUPERSEDED)
+    return IGNORED
 
 
 def handle_inbound(*, message: InboundMessage, event: InboundEvent) -> str | None:
@@ -154,6 +217,11 @@ def _subscribe(ctx: Context, channels: list[Channel], source: str, detail: str =
     if not channels:
         ctx.reply(ctx.text("no_channels"))
         return HANDLED
+    later = _later(ctx)
+    channels = [channel for channel in channels if not later.decided(channel)]
+    if not channels:
+        return _superseded(ctx)
+    _decided(ctx.message, DECIDED_START, channels)
     person = ctx.person()
     contact_reactivate(ctx.contact, "subscribed by keyword")
     result = subscription_start(
@@ -229,6 +297,9 @@ def _stop(ctx: Context, args: tuple[str, ...]) -> str | None:
         if len(args) > 1 and not fillers_only:
             return None  # prose that happens to start with "Stop": a person should read it
         return _stop_all(ctx)
+    if _later(ctx).decided(channel):
+        return _superseded(ctx)
+    _decided(ctx.message, DECIDED_STOP, [channel])  # even with nothing to end: an older START must not subscribe
     if channel not in subscribed or ctx.subscriber is None:
         ctx.reply(ctx.text("not_subscribed_one", channel=channel.name))
         return HANDLED
@@ -241,6 +312,12 @@ def _stop(ctx: Context, args: tuple[str, ...]) -> str | None:
 
 
 def _stop_all(ctx: Context) -> str:
+    later = _later(ctx)
+    if later.stopped_everything:
+        return _superseded(ctx)
+    _decided(ctx.message, DECIDED_STOP, None)
+    if later.started:
+        return _stop_all_but(ctx, later.started)
     if ctx.subscriber is not None:
         subscriber_unsubscribe_all(
             subscriber=ctx.subscriber, source=Source.KEYWORD, evidence=ctx.evidence, connection=ctx.connection
@@ -252,12 +329,32 @@ def _stop_all(ctx: Context) -> str:
     return HANDLED
 
 
+def _stop_all_but(ctx: Context, kept: frozenset[int]) -> str:
+    """A STOP of everything sent before a START that was applied first: in the order sent, the
+    STOP ended everything and the START brought its channels back, so only the others end, and
+    the contact stays active for the channels kept."""
+    if ctx.subscriber is None:
+        return HANDLED
+    ending = [c for c in selectors.subscriber_active_channels(ctx.subscriber) if c.pk not in kept]
+    if ending:
+        subscriptions_stop(
+            subscriber=ctx.subscriber, channels=ending, source=Source.KEYWORD, evidence=ctx.evidence,
+            connection=ctx.connection,
+        )  # fmt: skip
+        ctx.reply("\n\n".join(ctx.text("stopped_one", channel=channel.name) for channel in ending))
+    return HANDLED
+
+
 def _blocked(message: InboundMessage) -> str:
     """The person blocked us on this messenger (the messenger layer marked the contact blocked).
     If this was their only way to reach them, that is a withdrawal of every subscription; if
     they also get the channels elsewhere (e.g. by e-mail), those continue. No reply: a blocked
     contact cannot receive one."""
     contact = message.contact
+    contact.refresh_from_db(fields=["status", "subscriber"])
+    if contact.status != Contact.Status.BLOCKED:
+        return IGNORED  # an old block: the person wrote to us after it (see messengers.services)
+    _decided(message, DECIDED_STOP, None)
     subscriber = subscriber_for_contact(contact=contact, create=False)
     if subscriber is None:
         return HANDLED

@@ -39,8 +39,8 @@ WA_PATH = "/webhooks/whatsapp/"
 
 
 def forget_caches() -> None:
-    """Route and adapter caches live 5 s per process and the apply flag 10 s in the cache; a
-    test must not see the previous test's (rolled back) connections through them."""
+    """Route and adapter caches live 5 s per process and the apply flag APPLY_LOCK_SECONDS in the
+    cache; a test must not see the previous test's (rolled back) connections through them."""
     selectors.route_cache_clear()
     webhooks.adapter_cache_clear()
     # The flag is per tenant (tenant-aware cache keys). A rolled-back test never ran the apply
