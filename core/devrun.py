@@ -23,13 +23,17 @@ from types import FrameType
 from core import embedded_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR = BASE_DIR / "var"
+VAR = Path(os.environ.get("VAR_DIR") or BASE_DIR / "var")  # the settings' VAR_DIR
 PYTHON = sys.executable
 WEB_PORT = int(os.environ.get("PORT", "8000"))
 
 
 def _log(message: str) -> None:
     print(f"[devrun] {message}", flush=True)
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(BASE_DIR)) if path.is_relative_to(BASE_DIR) else str(path)
 
 
 def _fernet_key() -> None:
@@ -41,7 +45,7 @@ def _fernet_key() -> None:
 
         key_file.write_text(Fernet.generate_key().decode())
         key_file.chmod(0o600)
-        _log(f"generated a development encryption key in {key_file.relative_to(BASE_DIR)}")
+        _log(f"generated a development encryption key in {_shown(key_file)}")
     os.environ["FERNET_KEYS"] = key_file.read_text().strip()
 
 
@@ -53,7 +57,7 @@ def _database(pgdata: Path, *, fast: bool) -> embedded_db.EmbeddedPostgres | Non
     server = embedded_db.start_or_reuse(pgdata, fast=fast)
     os.environ["DATABASE_URL"] = server.database_url
     verb = "started" if server.owned else "reusing"
-    _log(f"{verb} embedded PostgreSQL in {pgdata.relative_to(BASE_DIR)} ({time.perf_counter() - started:.1f}s)")
+    _log(f"{verb} embedded PostgreSQL in {_shown(pgdata)} ({time.perf_counter() - started:.1f}s)")
     return server
 
 
@@ -130,7 +134,7 @@ def _banner(setup_seconds: float) -> str:
 
 def cmd_run() -> int:
     started = time.perf_counter()
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("DEMO_MODE", "1")
@@ -202,7 +206,7 @@ def _wait_for_web(timeout: float = 60) -> None:
 
 
 def cmd_test(pytest_args: list[str]) -> int:
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     server = _database(VAR / "postgres-test", fast=True)
     try:
@@ -213,7 +217,7 @@ def cmd_test(pytest_args: list[str]) -> int:
 
 
 def cmd_exec(command: list[str], *, pgdata: str = "postgres") -> int:
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     _fernet_key()
     server = _database(VAR / pgdata, fast=pgdata == "postgres-test")
     try:
