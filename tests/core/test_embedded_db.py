@@ -1,11 +1,13 @@
 """The embedded PostgreSQL's lifetime rules: started by one process, reused by others,
-stopped by its owner only, adopted when the owner died."""
+stopped by its owner only, stopped by the owner's watchdog when the owner is killed, adopted
+when the owner and its watchdog both died."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -50,15 +52,94 @@ def test_owner_starts_and_stops_and_a_second_process_only_reuses(pgdata: Path) -
     assert not _alive(owner)
 
 
+BASE_DIR = Path(embedded_db.__file__).parent.parent
+
+
+def _start_in_a_process_that_dies(pgdata: Path, *, watchdog: bool, how: str = "os._exit(0)") -> None:
+    """Start the server in another process that then ends without any clean-up."""
+    code = (
+        "import sys, os, signal; from core import embedded_db as e; "
+        f"e.start_or_reuse(sys.argv[1], fast=True, watchdog={watchdog}); {how}"
+    )
+    subprocess.run([sys.executable, "-c", code, str(pgdata)], check=False, cwd=BASE_DIR)
+
+
+def _socket(pgdata: Path) -> embedded_db.EmbeddedPostgres:
+    return embedded_db.EmbeddedPostgres(pgdata=pgdata, socket_dir=embedded_db._socket_dir(pgdata), owned=False)
+
+
+def _wait_stopped(pgdata: Path, timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if embedded_db._running_postmaster(pgdata) is None:
+            return True
+        time.sleep(0.3)
+    return False
+
+
 def test_a_server_whose_owner_died_is_adopted_and_then_stopped(pgdata: Path) -> None:
-    code = "import sys, os; from core import embedded_db as e; e.start_or_reuse(sys.argv[1], fast=True); os._exit(0)"
-    subprocess.run(
-        [sys.executable, "-c", code, str(pgdata)], check=True, cwd=Path(embedded_db.__file__).parent.parent
-    )  # exits without cleanup, like a SIGKILL
+    # exits without cleanup, like a SIGKILL, and its watchdog is gone too (killed with it)
+    _start_in_a_process_that_dies(pgdata, watchdog=False)
+    assert _alive(_socket(pgdata))
     adopted = embedded_db.start_or_reuse(pgdata, fast=True)
     assert adopted.owned, "an orphaned server must be adopted, so it does not outlive the next run"
     adopted.stop()
     assert not _alive(adopted)
+
+
+@pytest.mark.parametrize("how", ["os.kill(os.getpid(), signal.SIGKILL)", "os._exit(0)"], ids=["sigkill", "exit"])
+def test_the_watchdog_stops_the_server_of_a_killed_owner_without_any_next_process(pgdata: Path, how: str) -> None:
+    _start_in_a_process_that_dies(pgdata, watchdog=True, how=how)
+    assert _wait_stopped(pgdata), "the server of a killed owner must not run on until someone starts it again"
+    assert not embedded_db._owner_file(pgdata).exists()
+
+
+def test_the_watchdog_leaves_a_server_alone_that_another_process_adopted(pgdata: Path) -> None:
+    adopted = None
+    try:
+        _start_in_a_process_that_dies(pgdata, watchdog=False)
+        adopted = embedded_db.start_or_reuse(pgdata, fast=True)  # adopts; its own watchdog
+        assert adopted.owned
+        # a watchdog of the first owner that only now sees its owner gone
+        stale = subprocess.run(
+            [sys.executable, "-m", "core.embedded_db", "watch", str(pgdata), "4242 1.00"],
+            stdin=subprocess.DEVNULL,
+            cwd=BASE_DIR,
+            timeout=120,
+            check=False,
+        )
+        assert stale.returncode == 0
+        assert _alive(adopted), "a watchdog must only stop the server of its own owner"
+    finally:
+        if adopted is not None:
+            adopted.stop()
+    assert _wait_stopped(pgdata)
+
+
+def test_a_reused_owner_pid_is_not_taken_for_the_live_owner(pgdata: Path) -> None:
+    _start_in_a_process_that_dies(pgdata, watchdog=False)
+    # the dead owner's pid now belongs to a live, unrelated process (here: this one)
+    embedded_db._owner_file(pgdata).write_text(f"{os.getpid()} 12345.00")
+    adopted = embedded_db.start_or_reuse(pgdata, fast=True)
+    try:
+        assert adopted.owned, "an owner file naming a live pid with another start time names a dead owner"
+    finally:
+        adopted.stop()
+    assert not _alive(adopted)
+
+
+def test_stop_orphaned_stops_only_a_server_whose_owner_has_ended(pgdata: Path) -> None:
+    assert embedded_db.stop_orphaned(pgdata) == "not running"
+    owner = embedded_db.start_or_reuse(pgdata, fast=True)
+    try:
+        assert embedded_db.stop_orphaned(pgdata) == f"in use by pid {os.getpid()}"
+        assert _alive(owner)
+    finally:
+        owner.stop()
+    _start_in_a_process_that_dies(pgdata, watchdog=False)
+    assert embedded_db.stop_orphaned(pgdata) == "stopped"
+    assert not _alive(_socket(pgdata))
+    assert embedded_db.stop_orphaned(pgdata) == "not running"
 
 
 def test_forked_children_never_stop_the_owners_server(pgdata: Path) -> None:

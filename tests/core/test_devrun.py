@@ -1,0 +1,283 @@
+"""The supervisor behind `make run` and `make test` leaves nothing running behind it.
+
+Closing the terminal (SIGHUP), `kill` (SIGTERM) and `kill -9` (SIGKILL) of the supervisor must
+each end with no runserver, no qcluster (nor its worker processes), no dispatcher and no embedded
+PostgreSQL left, and the next `make run` must start. These tests start the real supervisor
+(`python -m core.devrun run`: migrations, demo seed, web, workers, dispatcher) in a scratch
+VAR_DIR on a free port, so they never touch a developer's running demo.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.supervisor
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 600  # the first start migrates and seeds the demo; generous for a loaded 2-core machine
+GONE_TIMEOUT = 120
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as runserver does
+        try:
+            sock.bind(("0.0.0.0", port))  # noqa: S104 - runserver listens on every interface
+        except OSError:
+            return False
+        return True
+
+
+def _env(var_dir: Path, port: int) -> dict[str, str]:
+    """A developer's shell: none of the settings this pytest process runs with (test settings,
+    the test database's URL, TEST_RUN_ID …)."""
+    keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME"}
+    env = {key: value for key, value in os.environ.items() if key in keep or key.startswith("XDG_")}
+    return {**env, "VAR_DIR": str(var_dir), "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _describe(procs: list[psutil.Process]) -> str:
+    lines = []
+    for proc in procs:
+        try:
+            lines.append(f"{proc.pid} {' '.join(proc.cmdline())[:150]}")
+        except psutil.Error:
+            lines.append(f"{proc.pid} (gone)")
+    return "\n".join(lines)
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float = GONE_TIMEOUT) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    left = [p for p in procs if _alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = [p for p in left if _alive(p)]
+    return left
+
+
+def _postmaster(pgdata: Path) -> list[psutil.Process]:
+    """The embedded PostgreSQL of a data directory and its backends (a daemon, not our child)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+        postmaster = psutil.Process(pid)
+        return [postmaster, *postmaster.children(recursive=True)]
+    except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
+        return []
+
+
+@dataclass
+class Scratch:
+    var_dir: Path
+    port: int
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    seen: list[psutil.Process] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return _env(self.var_dir, self.port)
+
+    def devrun(self, *args: str, log_name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = self.var_dir.parent / f"{log_name}-{len(self.started)}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "core.devrun", *args],
+                cwd=BASE_DIR,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.started.append(proc)
+        return proc, log
+
+    def snapshot(self, proc: subprocess.Popen[bytes], pgdata: str = "postgres") -> list[psutil.Process]:
+        """Every process this supervisor is responsible for, right now."""
+        procs = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        procs += _postmaster(self.var_dir / pgdata)
+        self.seen += procs
+        return procs
+
+    def cleanup(self) -> None:
+        """Whatever a failed test left running (never needed when the tests pass)."""
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for proc in self.seen:
+            if _alive(proc):
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+        for pgdata in ("postgres", "postgres-test"):
+            for proc in _postmaster(self.var_dir / pgdata):
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+
+
+@pytest.fixture(scope="module")
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # one scratch var/ for the module: only the first start migrates and seeds the demo
+    return tmp_path_factory.mktemp("run", numbered=True) / "var"
+
+
+@pytest.fixture
+def scratch(var_dir: Path) -> Iterator[Scratch]:
+    scratch = Scratch(var_dir=var_dir, port=_free_port())
+    yield scratch
+    scratch.cleanup()
+
+
+class Run:
+    def __init__(self, scratch: Scratch) -> None:
+        self.scratch = scratch
+        self.proc, self.log = scratch.devrun("run", log_name="run")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until_running(self) -> list[psutil.Process]:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Messenger-Newsletter is running" not in self.output():
+            assert self.proc.poll() is None, f"make run ended early:\n{self.output()[-4000:]}"
+            assert time.monotonic() < deadline, f"make run did not start:\n{self.output()[-4000:]}"
+            time.sleep(0.5)
+        procs = self.scratch.snapshot(self.proc)
+        commands = " ".join(" ".join(p.cmdline()) for p in procs)
+        # the test is only worth something if the processes it checks were there
+        for expected in ("runserver", "qcluster", "run_dispatcher", "postgres -D"):
+            assert expected in commands, f"{expected} not running:\n{_describe(procs)}"
+        assert sum("qcluster" in " ".join(p.cmdline()) for p in procs) > 1, "qcluster's worker processes"
+        return procs
+
+    def ended(self, timeout: float = GONE_TIMEOUT) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"make run did not end:\n{self.output()[-4000:]}")
+
+
+def _assert_nothing_left(scratch: Scratch, procs: list[psutil.Process]) -> None:
+    left = _wait_gone(procs)
+    assert not left, f"still running:\n{_describe(left)}"
+    assert _port_free(scratch.port), f"port {scratch.port} is still taken"
+
+
+def test_sighup_stops_every_process_and_the_next_start_works(scratch: Scratch) -> None:
+    first = Run(scratch)
+    procs = first.wait_until_running()
+
+    first.proc.send_signal(signal.SIGHUP)  # the terminal was closed
+    assert first.ended() == 0, first.output()[-4000:]
+    _assert_nothing_left(scratch, procs)
+    assert not (scratch.var_dir / "run.pid").exists()
+
+    second = Run(scratch)
+    procs = second.wait_until_running()
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.ended() == 0, second.output()[-4000:]
+    _assert_nothing_left(scratch, procs)
+
+
+def test_sigkill_leaves_nothing_and_make_stop_stops_a_running_demo(scratch: Scratch) -> None:
+    first = Run(scratch)
+    procs = first.wait_until_running()
+
+    first.proc.kill()
+    first.ended()
+    # no new start needed: the children die with the supervisor, the database's watchdog stops it
+    _assert_nothing_left(scratch, procs)
+
+    second = Run(scratch)
+    procs = second.wait_until_running()
+
+    # a second `make run` on the same var/ explains instead of failing on the port later
+    third, third_log = scratch.devrun("run", log_name="third")
+    assert third.wait(timeout=GONE_TIMEOUT) != 0
+    assert "make stop" in third_log.read_text(), third_log.read_text()[-4000:]
+    assert second.proc.poll() is None, "the running demo must be left alone"
+
+    stop, stop_log = scratch.devrun("stop", log_name="stop")
+    assert stop.wait(timeout=GONE_TIMEOUT + 60) == 0, stop_log.read_text()
+    second.ended()
+    _assert_nothing_left(scratch, procs)
+
+    stop, stop_log = scratch.devrun("stop", log_name="stop")
+    assert stop.wait(timeout=GONE_TIMEOUT) == 0, stop_log.read_text()
+    assert "nothing" in stop_log.read_text().lower(), stop_log.read_text()
+
+
+def test_leftovers_of_a_run_killed_with_all_its_helpers_are_stopped_by_the_next_start(scratch: Scratch) -> None:
+    """`kill -9` of the whole list of processes except qcluster's workers (so neither the
+    parent-death signal nor the database's watchdog can help): the next start finds what the
+    previous run left in var/run.pid and stops it."""
+    first = Run(scratch)
+    procs = first.wait_until_running()
+    supervisor = psutil.Process(first.proc.pid)
+    qcluster = next(p for p in supervisor.children() if "qcluster" in p.cmdline())
+    watchdogs = [p for p in supervisor.children() if "core.embedded_db" in p.cmdline()]
+    for proc in (qcluster, *watchdogs):
+        proc.kill()
+    first.proc.kill()
+    first.ended()
+    left_behind = [p for p in procs if _alive(p)]
+    assert any("qcluster" in p.cmdline() for p in left_behind), "django-q2 leaves its workers when killed"
+
+    second = Run(scratch)
+    second_procs = second.wait_until_running()
+    left = _wait_gone([p for p in left_behind if p not in second_procs])
+    assert not left, f"left behind by the killed run:\n{_describe(left)}"
+
+    second.proc.send_signal(signal.SIGINT)
+    assert second.ended() == 0, second.output()[-4000:]
+    _assert_nothing_left(scratch, second_procs)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL], ids=["hup", "term", "kill"])
+def test_the_test_supervisor_leaves_no_database_and_no_pytest_behind(
+    scratch: Scratch, tmp_path: Path, signum: int
+) -> None:
+    started = tmp_path / "started"
+    sleeper = tmp_path / "test_sleeper.py"
+    sleeper.write_text(
+        f"import pathlib, time\n\ndef test_sleeps():\n    pathlib.Path({str(started)!r}).touch()\n    time.sleep(900)\n"
+    )
+    proc, log = scratch.devrun("test", str(sleeper), "-q", "-p", "no:cacheprovider", log_name="test")
+    deadline = time.monotonic() + START_TIMEOUT
+    while not started.exists():
+        assert proc.poll() is None, log.read_text()[-4000:]
+        assert time.monotonic() < deadline, log.read_text()[-4000:]
+        time.sleep(0.3)
+    procs = scratch.snapshot(proc, pgdata="postgres-test")
+    commands = " ".join(" ".join(p.cmdline()) for p in procs)
+    assert "pytest" in commands and "postgres -D" in commands, _describe(procs)
+
+    proc.send_signal(signum)
+    proc.wait(timeout=GONE_TIMEOUT)
+    left = _wait_gone(procs)
+    assert not left, f"still running:\n{_describe(left)}"
