@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -86,7 +87,7 @@ def _database(pgdata: Path, *, fast: bool) -> embedded_db.EmbeddedPostgres | Non
     started = time.perf_counter()
     server = embedded_db.start_or_reuse(pgdata, fast=fast)
     os.environ["DATABASE_URL"] = server.database_url
-    verb = "started" if server.owned else "reusing"
+    verb = "adopted the" if server.adopted else "started" if server.owned else "reusing"
     _log(f"{verb} embedded PostgreSQL in {_shown(pgdata)} ({time.perf_counter() - started:.1f}s)")
     return server
 
@@ -332,20 +333,41 @@ def _banner(setup_seconds: float) -> str:
 
 
 class _Signals:
-    """SIGINT, SIGTERM and SIGHUP (terminal closed) become a request to stop: a flag the
-    supervisor checks, never an exception in the middle of starting or stopping something."""
+    """SIGINT, SIGTERM and SIGHUP become a request to stop: a flag the supervisor checks, never
+    an exception in the middle of starting or stopping something.
+
+    A closed terminal counts as SIGHUP even when the signal never comes: the kernel sends it only
+    to the session leader, and a `make` that leads the session (`xterm -e make run`, an IDE's
+    task) waits for its children instead of passing it on."""
 
     def __init__(self) -> None:
         self.received: int | None = None
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
+        self._terminal = next((fd for fd in (0, 1, 2) if _isatty(fd)), None)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received = signum
 
     def __bool__(self) -> bool:
+        if self.received is None and self._terminal is not None and _hung_up(self._terminal):
+            self.received = signal.SIGHUP
         return self.received is not None
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the terminal on `fd` has gone away (a hung-up terminal polls as POLLHUP)."""
+    poller = select.poll()
+    poller.register(fd, 0)
+    return any(events & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, events in poller.poll(0))
 
 
 def _run_lock() -> int | None:
@@ -533,7 +555,7 @@ def _call(command: list[str], stop: _Signals) -> int:
             return proc.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             pass
-        if stop.received in (signal.SIGTERM, signal.SIGHUP) and escalation and time.monotonic() >= next_at:
+        if stop and stop.received in (signal.SIGTERM, signal.SIGHUP) and escalation and time.monotonic() >= next_at:
             signum, grace = escalation.pop(0)
             proc.send_signal(signum)
             next_at = time.monotonic() + grace

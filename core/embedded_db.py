@@ -91,6 +91,7 @@ class EmbeddedPostgres:
     owned: bool
     owner_pid: int = field(default_factory=os.getpid)
     owner: str = ""  # the identity written to the owner file when this process owns the server
+    adopted: bool = False  # owned, but started by a process that has ended
     watchdog: subprocess.Popen[bytes] | None = None
     _watchdog_fd: int | None = None
     _stopped: bool = False
@@ -316,14 +317,14 @@ def start_or_reuse(
     _prepare_dirs(pgdata, socket_dir)
     me = _identity(os.getpid())
     with _locked(pgdata):
-        owned = False
+        owned = adopted = False
         running = _running_postmaster(pgdata)
         if running is not None:
             owner_file = _owner_file(pgdata)
             owner = owner_file.read_text().strip() if owner_file.exists() else ""
             if not owner or not _owner_alive(owner):
                 # the process that started it is gone: adopt it, so it still gets stopped
-                owned = True
+                owned = adopted = True
                 logger.info("adopting embedded PostgreSQL left running by pid %s", owner.split(" ")[0] or "?")
         else:
             if not (pgdata / "PG_VERSION").exists():
@@ -339,7 +340,9 @@ def start_or_reuse(
             _owner_file(pgdata).write_text(me)
         _wait_ready(socket_dir)
         _ensure_database(socket_dir)
-    server = EmbeddedPostgres(pgdata=pgdata, socket_dir=socket_dir, owned=owned, owner=me if owned else "")
+    server = EmbeddedPostgres(
+        pgdata=pgdata, socket_dir=socket_dir, owned=owned, owner=me if owned else "", adopted=adopted
+    )
     if owned and watchdog:
         server.watchdog, server._watchdog_fd = _start_watchdog(pgdata, me)
     atexit.register(server.stop)

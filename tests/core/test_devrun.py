@@ -1,6 +1,6 @@
 """The supervisor behind `make run` and `make test` leaves nothing running behind it.
 
-Closing the terminal (SIGHUP), `kill` (SIGTERM) and `kill -9` (SIGKILL) of the supervisor must
+Closing the terminal, SIGHUP, `kill` (SIGTERM) and `kill -9` (SIGKILL) of the supervisor must
 each end with no runserver, no qcluster (nor its worker processes), no dispatcher and no embedded
 PostgreSQL left, and the next `make run` must start. These tests start the real supervisor
 (`python -m core.devrun run`: migrations, demo seed, web, workers, dispatcher) in a scratch
@@ -9,7 +9,10 @@ VAR_DIR on a free port, so they never touch a developer's running demo.
 
 from __future__ import annotations
 
+import itertools
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -27,6 +30,7 @@ pytestmark = pytest.mark.supervisor
 BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 600  # the first start migrates and seeds the demo; generous for a loaded 2-core machine
 GONE_TIMEOUT = 120
+_logs = itertools.count()
 
 
 def _free_port() -> int:
@@ -101,7 +105,7 @@ class Scratch:
         return _env(self.var_dir, self.port)
 
     def devrun(self, *args: str, log_name: str) -> tuple[subprocess.Popen[bytes], Path]:
-        log = self.var_dir.parent / f"{log_name}-{len(self.started)}.log"
+        log = self.var_dir.parent / f"{next(_logs):02d}-{log_name}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", "core.devrun", *args],
@@ -113,9 +117,9 @@ class Scratch:
         self.started.append(proc)
         return proc, log
 
-    def snapshot(self, proc: subprocess.Popen[bytes], pgdata: str = "postgres") -> list[psutil.Process]:
-        """Every process this supervisor is responsible for, right now."""
-        procs = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    def snapshot(self, pid: int, pgdata: str = "postgres") -> list[psutil.Process]:
+        """Every process this supervisor (or the make above it) is responsible for, right now."""
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
         procs += _postmaster(self.var_dir / pgdata)
         self.seen += procs
         return procs
@@ -167,13 +171,7 @@ class Run:
             assert self.proc.poll() is None, f"make run ended early:\n{self.output()[-4000:]}"
             assert time.monotonic() < deadline, f"make run did not start:\n{self.output()[-4000:]}"
             time.sleep(0.5)
-        procs = self.scratch.snapshot(self.proc)
-        commands = " ".join(" ".join(p.cmdline()) for p in procs)
-        # the test is only worth something if the processes it checks were there
-        for expected in ("runserver", "qcluster", "run_dispatcher", "postgres -D"):
-            assert expected in commands, f"{expected} not running:\n{_describe(procs)}"
-        assert sum("qcluster" in " ".join(p.cmdline()) for p in procs) > 1, "qcluster's worker processes"
-        return procs
+        return _everything(self.scratch, self.proc.pid)
 
     def ended(self, timeout: float = GONE_TIMEOUT) -> int:
         try:
@@ -182,29 +180,56 @@ class Run:
             pytest.fail(f"make run did not end:\n{self.output()[-4000:]}")
 
 
+def _everything(scratch: Scratch, pid: int) -> list[psutil.Process]:
+    procs = scratch.snapshot(pid)
+    commands = " ".join(" ".join(p.cmdline()) for p in procs)
+    # the test is only worth something if the processes it checks were there
+    for expected in ("runserver", "qcluster", "run_dispatcher", "postgres -D"):
+        assert expected in commands, f"{expected} not running:\n{_describe(procs)}"
+    assert sum("qcluster" in " ".join(p.cmdline()) for p in procs) > 1, "qcluster's worker processes"
+    return procs
+
+
 def _assert_nothing_left(scratch: Scratch, procs: list[psutil.Process]) -> None:
     left = _wait_gone(procs)
     assert not left, f"still running:\n{_describe(left)}"
     assert _port_free(scratch.port), f"port {scratch.port} is still taken"
 
 
-def test_sighup_stops_every_process_and_the_next_start_works(scratch: Scratch) -> None:
-    first = Run(scratch)
-    procs = first.wait_until_running()
+def test_closing_the_terminal_of_make_run_stops_everything(scratch: Scratch) -> None:
+    """`make run` in a terminal window of its own (`xterm -e make run`, an IDE task): make leads
+    the session, so only make gets the kernel's SIGHUP, and make waits for its children."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the terminal's program
+        try:
+            os.chdir(BASE_DIR)
+            os.execvpe("make", ["make", "--no-print-directory", "run"], scratch.env)  # noqa: S606, S607
+        finally:
+            os._exit(127)
+    output = b""
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while b"Messenger-Newsletter is running" not in output:
+            assert os.waitpid(pid, os.WNOHANG) == (0, 0), output.decode(errors="replace")[-4000:]
+            assert time.monotonic() < deadline, output.decode(errors="replace")[-4000:]
+            if select.select([terminal], [], [], 0.5)[0]:
+                output += os.read(terminal, 65536)
+        procs = _everything(scratch, pid)
 
-    first.proc.send_signal(signal.SIGHUP)  # the terminal was closed
-    assert first.ended() == 0, first.output()[-4000:]
-    _assert_nothing_left(scratch, procs)
-    assert not (scratch.var_dir / "run.pid").exists()
+        os.close(terminal)  # the window is closed
+        terminal = -1
+        _assert_nothing_left(scratch, procs)
+    finally:
+        if terminal >= 0:
+            os.close(terminal)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
 
-    second = Run(scratch)
-    procs = second.wait_until_running()
-    second.proc.send_signal(signal.SIGTERM)
-    assert second.ended() == 0, second.output()[-4000:]
-    _assert_nothing_left(scratch, procs)
 
-
-def test_sigkill_leaves_nothing_and_make_stop_stops_a_running_demo(scratch: Scratch) -> None:
+def test_kill_9_leaves_nothing_a_second_run_explains_and_make_stop_stops(scratch: Scratch) -> None:
     first = Run(scratch)
     procs = first.wait_until_running()
 
@@ -224,41 +249,47 @@ def test_sigkill_leaves_nothing_and_make_stop_stops_a_running_demo(scratch: Scra
 
     stop, stop_log = scratch.devrun("stop", log_name="stop")
     assert stop.wait(timeout=GONE_TIMEOUT + 60) == 0, stop_log.read_text()
-    second.ended()
+    assert second.ended() == 0, second.output()[-4000:]
     _assert_nothing_left(scratch, procs)
+    assert not (scratch.var_dir / "run.pid").exists()
 
     stop, stop_log = scratch.devrun("stop", log_name="stop")
     assert stop.wait(timeout=GONE_TIMEOUT) == 0, stop_log.read_text()
-    assert "nothing" in stop_log.read_text().lower(), stop_log.read_text()
+    assert "nothing was running" in stop_log.read_text(), stop_log.read_text()
 
 
 def test_leftovers_of_a_run_killed_with_all_its_helpers_are_stopped_by_the_next_start(scratch: Scratch) -> None:
-    """`kill -9` of the whole list of processes except qcluster's workers (so neither the
-    parent-death signal nor the database's watchdog can help): the next start finds what the
-    previous run left in var/run.pid and stops it."""
+    """`kill -9` of the supervisor, qcluster's parent and the database's watchdog at once (so
+    neither the parent-death signal nor the watchdog can help): the next start finds what the
+    killed run left through var/run.pid and stops it."""
     first = Run(scratch)
     procs = first.wait_until_running()
     supervisor = psutil.Process(first.proc.pid)
     qcluster = next(p for p in supervisor.children() if "qcluster" in p.cmdline())
     watchdogs = [p for p in supervisor.children() if "core.embedded_db" in p.cmdline()]
+    assert watchdogs
     for proc in (qcluster, *watchdogs):
         proc.kill()
     first.proc.kill()
     first.ended()
     left_behind = [p for p in procs if _alive(p)]
     assert any("qcluster" in p.cmdline() for p in left_behind), "django-q2 leaves its workers when killed"
+    assert any("postgres" in p.name() for p in left_behind), "nobody stops the database"
 
     second = Run(scratch)
     second_procs = second.wait_until_running()
+    assert "was killed; stopped what it left: worker" in second.output()
+    assert "adopted the embedded PostgreSQL" in second.output()
     left = _wait_gone([p for p in left_behind if p not in second_procs])
     assert not left, f"left behind by the killed run:\n{_describe(left)}"
 
-    second.proc.send_signal(signal.SIGINT)
+    second.proc.send_signal(signal.SIGHUP)  # the terminal's shell passes SIGHUP on to its jobs
     assert second.ended() == 0, second.output()[-4000:]
     _assert_nothing_left(scratch, second_procs)
+    assert not (scratch.var_dir / "run.pid").exists()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL], ids=["hup", "term", "kill"])
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["hup", "kill"])
 def test_the_test_supervisor_leaves_no_database_and_no_pytest_behind(
     scratch: Scratch, tmp_path: Path, signum: int
 ) -> None:
@@ -273,7 +304,7 @@ def test_the_test_supervisor_leaves_no_database_and_no_pytest_behind(
         assert proc.poll() is None, log.read_text()[-4000:]
         assert time.monotonic() < deadline, log.read_text()[-4000:]
         time.sleep(0.3)
-    procs = scratch.snapshot(proc, pgdata="postgres-test")
+    procs = scratch.snapshot(proc.pid, pgdata="postgres-test")
     commands = " ".join(" ".join(p.cmdline()) for p in procs)
     assert "pytest" in commands and "postgres -D" in commands, _describe(procs)
 

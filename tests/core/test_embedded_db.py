@@ -82,7 +82,7 @@ def test_a_server_whose_owner_died_is_adopted_and_then_stopped(pgdata: Path) -> 
     _start_in_a_process_that_dies(pgdata, watchdog=False)
     assert _alive(_socket(pgdata))
     adopted = embedded_db.start_or_reuse(pgdata, fast=True)
-    assert adopted.owned, "an orphaned server must be adopted, so it does not outlive the next run"
+    assert adopted.owned and adopted.adopted, "an orphaned server must be adopted, so it does not outlive the next run"
     adopted.stop()
     assert not _alive(adopted)
 
