@@ -5,6 +5,7 @@ when the owner and its watchdog both died."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -61,7 +62,8 @@ def _start_in_a_process_that_dies(pgdata: Path, *, watchdog: bool, how: str = "o
         "import sys, os, signal; from core import embedded_db as e; "
         f"e.start_or_reuse(sys.argv[1], fast=True, watchdog={watchdog}); {how}"
     )
-    subprocess.run([sys.executable, "-c", code, str(pgdata)], check=False, cwd=BASE_DIR)
+    done = subprocess.run([sys.executable, "-c", code, str(pgdata)], check=False, cwd=BASE_DIR)
+    assert done.returncode == (-signal.SIGKILL if "SIGKILL" in how else 0), "the server did not start"
 
 
 def _socket(pgdata: Path) -> embedded_db.EmbeddedPostgres:
@@ -99,7 +101,7 @@ def test_the_watchdog_leaves_a_server_alone_that_another_process_adopted(pgdata:
     try:
         _start_in_a_process_that_dies(pgdata, watchdog=False)
         adopted = embedded_db.start_or_reuse(pgdata, fast=True)  # adopts; its own watchdog
-        assert adopted.owned
+        assert adopted.owned and adopted.adopted
         # a watchdog of the first owner that only now sees its owner gone
         stale = subprocess.run(
             [sys.executable, "-m", "core.embedded_db", "watch", str(pgdata), "4242 1.00"],
@@ -122,7 +124,7 @@ def test_a_reused_owner_pid_is_not_taken_for_the_live_owner(pgdata: Path) -> Non
     embedded_db._owner_file(pgdata).write_text(f"{os.getpid()} 12345.00")
     adopted = embedded_db.start_or_reuse(pgdata, fast=True)
     try:
-        assert adopted.owned, "an owner file naming a live pid with another start time names a dead owner"
+        assert adopted.adopted, "an owner file naming a live pid with another start time names a dead owner"
     finally:
         adopted.stop()
     assert not _alive(adopted)
