@@ -342,9 +342,14 @@ class _Signals:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        ignored = set()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, self._on_signal)
-        self._terminal = next((fd for fd in (0, 1, 2) if _isatty(fd)), None)
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                ignored.add(signum)  # `nohup make run &`: the user asked to outlive the terminal
+            else:
+                signal.signal(signum, self._on_signal)
+        terminals = [fd for fd in (0, 1, 2) if _isatty(fd)]
+        self._terminal = terminals[0] if terminals and signal.SIGHUP not in ignored else None
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:

@@ -159,7 +159,7 @@ def same_process(pid: int, started: float) -> bool:
 
 
 def _identity(pid: int) -> str:
-    """ "pid start-time": names one process, even after its pid is reused."""
+    """Names one process as "pid start-time", even after its pid is reused."""
     return f"{pid} {process_start_time(pid) or 0:.2f}"
 
 

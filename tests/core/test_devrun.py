@@ -312,3 +312,31 @@ def test_the_test_supervisor_leaves_no_database_and_no_pytest_behind(
     proc.wait(timeout=GONE_TIMEOUT)
     left = _wait_gone(procs)
     assert not left, f"still running:\n{_describe(left)}"
+
+
+def test_a_port_taken_by_another_program_is_reported_before_the_set_up(scratch: Scratch) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", scratch.port))
+        other.listen()
+        proc, log = scratch.devrun("run", log_name="port")
+        assert proc.wait(timeout=GONE_TIMEOUT) == 1
+    output = log.read_text()
+    assert f"port {scratch.port} is in use by pid {os.getpid()}" in output, output
+    assert f"PORT={scratch.port + 1} make run" in output
+    assert "migrating" not in output, "the slow set-up must not run first"
+
+
+def test_nohup_is_respected() -> None:
+    """`nohup make run &` ignores SIGHUP: the supervisor must not turn it back on."""
+    code = (
+        "import os, signal; signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "from core import devrun\n"
+        "stop = devrun._Signals()\n"
+        "os.kill(os.getpid(), signal.SIGHUP)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "print(stop.received == signal.SIGTERM, signal.getsignal(signal.SIGHUP) == signal.SIG_IGN)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["True", "True"], done.stdout + done.stderr
