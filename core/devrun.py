@@ -129,9 +129,11 @@ class Recorded:
 
     @classmethod
     def of(cls, name: str, pid: int) -> Recorded:
+        started = embedded_db.process_start_time(pid)
+        if started is None:
+            raise psutil.NoSuchProcess(pid)
         process = psutil.Process(pid)
-        with process.oneshot():
-            return cls(name, pid, process.create_time(), process.cwd(), process.cmdline())
+        return cls(name, pid, started, process.cwd(), process.cmdline())
 
     def alive(self) -> bool:
         return embedded_db.same_process(self.pid, self.started)
@@ -144,16 +146,16 @@ class Recorded:
             try:
                 if os.getpgid(pid) != self.pid:
                     continue
+                started = embedded_db.process_start_time(pid)
                 process = psutil.Process(pid)
-                with process.oneshot():
-                    if (
-                        process.status() != psutil.STATUS_ZOMBIE
-                        and process.uids().real == os.getuid()
-                        and process.cwd() == self.cwd
-                        and process.cmdline() == self.cmdline
-                        and process.create_time() > self.started - 1.0
-                    ):
-                        members.append(process)
+                if (
+                    started is not None
+                    and started > self.started - 0.5
+                    and process.uids().real == os.getuid()
+                    and process.cwd() == self.cwd
+                    and process.cmdline() == self.cmdline
+                ):
+                    members.append(process)
             except (OSError, psutil.Error):
                 continue
         return members

@@ -109,7 +109,7 @@ class EmbeddedPostgres:
             owner_file = _owner_file(self.pgdata)
             recorded = owner_file.read_text().strip() if owner_file.exists() else ""
             if recorded in ("", self.owner):  # not adopted by another process
-                _pg_ctl(self.pgdata, ["-m", "fast", "-w", "stop"], check=False)
+                _stop_server(self.pgdata)
                 owner_file.unlink(missing_ok=True)
                 logger.debug("embedded PostgreSQL stopped (%s)", self.pgdata)
         if self._watchdog_fd is not None:
@@ -118,6 +118,28 @@ class EmbeddedPostgres:
         if self.watchdog is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.watchdog.wait(timeout=30)
+
+
+def _stop_server(pgdata: Path) -> None:
+    """Fast shutdown through pg_ctl. If pg_ctl cannot do it (run as the unprivileged user, it
+    fails when a parent directory has lost the permissions _prepare_dirs gave it), signal the
+    postmaster directly, as pg_ctl would: SIGINT (fast shutdown), then SIGQUIT (immediate)."""
+    if _run_as():
+        with contextlib.suppress(OSError, AssertionError):
+            from pgserver.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(pgdata)
+    result = _pg_ctl(pgdata, ["-m", "fast", "-w", "stop"], check=False)
+    for signum in (signal.SIGINT, signal.SIGQUIT):
+        pid = _running_postmaster(pgdata)
+        if pid is None:
+            return
+        logger.warning("pg_ctl did not stop %s (%s); sending %s to pid %s", pgdata, result.stdout.strip(), signum, pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+        deadline = time.monotonic() + 60
+        while _running_postmaster(pgdata) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def _owner_file(pgdata: Path) -> Path:
@@ -137,7 +159,19 @@ def _locked(pgdata: Path) -> Iterator[None]:
 
 
 def process_start_time(pid: int) -> float | None:
-    """When process `pid` started (seconds since the epoch), or None when it no longer runs."""
+    """When process `pid` started, or None when it no longer runs (zombies included).
+
+    On Linux in seconds since boot, from the kernel's own clock ticks (exact, and not moved by
+    changes of the wall clock, unlike an epoch time derived from it); elsewhere since the epoch."""
+    if sys.platform == "linux":
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError):
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()  # the command may contain spaces and ")"
+        if fields[0] in ("Z", "X"):
+            return None
+        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
     import psutil
 
     try:
@@ -150,12 +184,9 @@ def process_start_time(pid: int) -> float | None:
 
 
 def same_process(pid: int, started: float) -> bool:
-    """Whether `pid` is still the process that started at `started` (and not a reused pid).
-
-    A second of slack: the start time is derived from the boot time, which the kernel
-    reports to the second and which may shift a little when the clock is adjusted."""
+    """Whether `pid` is still the process that started at `started` (and not a reused pid)."""
     now = process_start_time(pid)
-    return now is not None and abs(now - started) < 1.0
+    return now is not None and abs(now - started) < 0.5
 
 
 def _identity(pid: int) -> str:
@@ -207,16 +238,6 @@ def _pg_ctl(pgdata: Path, args: list[str], *, check: bool = True) -> subprocess.
     return result
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running_postmaster(pgdata: Path) -> int | None:
     pidfile = pgdata / "postmaster.pid"
     if not pidfile.exists():
@@ -226,7 +247,7 @@ def _running_postmaster(pgdata: Path) -> int | None:
         pid = int(lines[0])
     except (OSError, ValueError, IndexError):
         return None
-    if not _pid_alive(pid):
+    if process_start_time(pid) is None:  # gone, or a zombie nobody has reaped yet
         return None
     if len(lines) >= 8 and lines[7].strip() not in ("ready", ""):
         # starting or stopping; let the caller wait
@@ -384,7 +405,7 @@ def _watch(pgdata: Path, owner: str) -> int:
                     "without stopping it; stopping it\n"
                 )
                 sys.stderr.flush()
-            _pg_ctl(pgdata, ["-m", "fast", "-w", "stop"], check=False)
+            _stop_server(pgdata)
         owner_file.unlink(missing_ok=True)
     return 0
 
@@ -403,7 +424,7 @@ def stop_orphaned(pgdata: Path | str) -> str:
         owner = owner_file.read_text().strip() if owner_file.exists() else ""
         if owner and _owner_alive(owner):
             return f"in use by pid {owner.split()[0]}"
-        _pg_ctl(pgdata, ["-m", "fast", "-w", "stop"], check=False)
+        _stop_server(pgdata)
         owner_file.unlink(missing_ok=True)
         return "stopped"
 

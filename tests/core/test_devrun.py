@@ -13,10 +13,12 @@ import itertools
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +64,13 @@ def _alive(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def _command(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:  # ended (or a zombie) meanwhile
+        return ""
 
 
 def _describe(procs: list[psutil.Process]) -> str:
@@ -145,9 +154,12 @@ class Scratch:
 
 
 @pytest.fixture(scope="module")
-def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # one scratch var/ for the module: only the first start migrates and seeds the demo
-    return tmp_path_factory.mktemp("run", numbered=True) / "var"
+def var_dir() -> Iterator[Path]:
+    # One scratch var/ for the module: only the first start migrates and seeds the demo. Not
+    # under pytest's tmp root, which every new pytest session of this user closes to 0700.
+    root = Path(tempfile.mkdtemp(prefix="devrun-test-"))
+    yield root / "var"
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -182,11 +194,11 @@ class Run:
 
 def _everything(scratch: Scratch, pid: int) -> list[psutil.Process]:
     procs = scratch.snapshot(pid)
-    commands = " ".join(" ".join(p.cmdline()) for p in procs)
+    commands = " ".join(_command(p) for p in procs)
     # the test is only worth something if the processes it checks were there
     for expected in ("runserver", "qcluster", "run_dispatcher", "postgres -D"):
         assert expected in commands, f"{expected} not running:\n{_describe(procs)}"
-    assert sum("qcluster" in " ".join(p.cmdline()) for p in procs) > 1, "qcluster's worker processes"
+    assert sum("qcluster" in _command(p) for p in procs) > 1, "qcluster's worker processes"
     return procs
 
 
@@ -265,16 +277,16 @@ def test_leftovers_of_a_run_killed_with_all_its_helpers_are_stopped_by_the_next_
     first = Run(scratch)
     procs = first.wait_until_running()
     supervisor = psutil.Process(first.proc.pid)
-    qcluster = next(p for p in supervisor.children() if "qcluster" in p.cmdline())
-    watchdogs = [p for p in supervisor.children() if "core.embedded_db" in p.cmdline()]
+    qcluster = next(p for p in supervisor.children() if "qcluster" in _command(p))
+    watchdogs = [p for p in supervisor.children() if "core.embedded_db" in _command(p)]
     assert watchdogs
     for proc in (qcluster, *watchdogs):
         proc.kill()
     first.proc.kill()
     first.ended()
     left_behind = [p for p in procs if _alive(p)]
-    assert any("qcluster" in p.cmdline() for p in left_behind), "django-q2 leaves its workers when killed"
-    assert any("postgres" in p.name() for p in left_behind), "nobody stops the database"
+    assert any("qcluster" in _command(p) for p in left_behind), "django-q2 leaves its workers when killed"
+    assert any("postgres" in _command(p) for p in left_behind), "nobody stops the database"
 
     second = Run(scratch)
     second_procs = second.wait_until_running()
@@ -305,7 +317,7 @@ def test_the_test_supervisor_leaves_no_database_and_no_pytest_behind(
         assert time.monotonic() < deadline, log.read_text()[-4000:]
         time.sleep(0.3)
     procs = scratch.snapshot(proc.pid, pgdata="postgres-test")
-    commands = " ".join(" ".join(p.cmdline()) for p in procs)
+    commands = " ".join(_command(p) for p in procs)
     assert "pytest" in commands and "postgres -D" in commands, _describe(procs)
 
     proc.send_signal(signum)

@@ -155,3 +155,19 @@ def test_forked_children_never_stop_the_owners_server(pgdata: Path) -> None:
         assert _alive(owner)
     finally:
         owner.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_the_owner_stops_its_server_even_when_pg_ctl_has_lost_access_to_the_directory(pgdata: Path) -> None:
+    """Started as root, the server and pg_ctl run as an unprivileged user that needs the parent
+    directories open; a pytest session (or a user) closing one to 0700 made pg_ctl fail and the
+    server run on."""
+    owner = embedded_db.start_or_reuse(pgdata, fast=True)
+    mode = pgdata.parent.stat().st_mode
+    try:
+        pgdata.parent.chmod(0o700)
+        owner.stop()
+        assert _wait_stopped(pgdata, timeout=5), "the server must be stopped all the same"
+    finally:
+        pgdata.parent.chmod(mode)
+        embedded_db.stop_orphaned(pgdata)
