@@ -283,20 +283,23 @@ class Children:
         return None
 
     def stop(self) -> None:
+        # SIGTERM to each child only, not to its process group: qcluster stops its own worker
+        # processes in order (they finish their task); a group-wide signal kills them under it,
+        # and qcluster then waits for a sentinel that is already gone.
         for proc in self.procs.values():
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                proc.terminate()
         deadline = time.monotonic() + STOP_TIMEOUT
-        for proc in self.procs.values():
+        for name, proc in self.procs.items():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                pass
+                _log(f"{name} did not stop within {STOP_TIMEOUT}s of SIGTERM; killing it")
         # whatever is still running (a stuck child, or a worker its parent did not stop)
-        _stop_processes([member for child in self.recorded for member in child.group()], timeout=5)
+        leftovers = [member for child in self.recorded for member in child.group()]
+        if leftovers:
+            _log(f"killing what is left: {', '.join(str(p.pid) for p in leftovers)}")
+            _stop_processes(leftovers, timeout=5)
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.kill()

@@ -264,6 +264,9 @@ def test_kill_9_leaves_nothing_a_second_run_explains_and_make_stop_stops(scratch
     assert second.ended() == 0, second.output()[-4000:]
     _assert_nothing_left(scratch, procs)
     assert not (scratch.var_dir / "run.pid").exists()
+    # every child stopped in order (qcluster stops its own workers), none had to be killed
+    stopping = second.output().split("[devrun] stopping …")[-1]
+    assert not [line for line in stopping.splitlines() if line.startswith("[devrun]") and "kill" in line], stopping
 
     stop, stop_log = scratch.devrun("stop", log_name="stop")
     assert stop.wait(timeout=GONE_TIMEOUT) == 0, stop_log.read_text()
