@@ -10,7 +10,10 @@ URL to every child, so the children never manage the server; it stops the server
 ends. `run` and `test` use separate data directories, so they never clash.
 
 Nothing outlives it:
-* Ctrl-C (SIGINT), SIGTERM and a closed terminal (SIGHUP) stop the children, then the database.
+* `run`: Ctrl-C (SIGINT), SIGTERM and a closed terminal (SIGHUP, or a terminal that hung up
+  without sending it) stop the children, each with SIGTERM, then the database. `test`/`exec`:
+  the command stays in the terminal's process group and gets Ctrl-C itself; SIGTERM or SIGHUP
+  to the supervisor reach it as SIGINT, then SIGTERM, then SIGKILL, until it ends.
 * Each child is started with a parent-death signal (Linux PR_SET_PDEATHSIG): when the supervisor
   is killed outright (SIGKILL, out of memory), the kernel sends every child SIGTERM (`run`) or
   SIGINT (`test`, `exec`: what Ctrl-C would have sent); qcluster then stops its own worker
@@ -19,7 +22,8 @@ Nothing outlives it:
 * `run` records itself and its children in var/run.pid. If all of that failed too (everything
   killed with -9), the next `run`, or `stop`, stops what the dead run left: only processes
   whose start time, working directory and command line match the record, so a reused pid is
-  never hit. A second `run` while one runs says so instead of failing on the port.
+  never hit. A second `run` while one runs (it holds var/run.lock) says so instead of failing
+  on the port; so does a web port taken by another program, before the slow set-up.
 
 This module must not import Django.
 """
