@@ -9,17 +9,18 @@ ARGS ?=
 # mypy and ruff import settings but need no database
 LINT_ENV := DATABASE_URL=postgres://lint@127.0.0.1:1/lint DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: help run test lint format migrations-check bench bench-smoke chromium clean venv
+.PHONY: help run stop test lint format migrations-check bench bench-smoke chromium clean venv
 
 help:
 	@echo "make run               set up everything and start the demo (web, workers, dispatcher)"
+	@echo "make stop              stop a running make run, or whatever a killed one left running"
 	@echo "make test [ARGS=...]   set up everything and run the test suite (ARGS go to pytest)"
 	@echo "make lint              ruff + mypy"
 	@echo "make format            ruff format + import sorting"
 	@echo "make migrations-check  fail if models and migrations disagree"
 	@echo "make bench             benchmarks -> bench/report.md and bench/report.json"
 	@echo "make bench-smoke       the pipeline scenarios at tiny sizes (correctness, run by CI)"
-	@echo "make clean             stop nothing, delete var/ (embedded database, keys, media)"
+	@echo "make clean             make stop, then delete var/ (embedded database, keys, media)"
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -30,6 +31,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 
 run: $(STAMP)
 	$(PY) -m core.devrun run
+
+# Also cleans up after a kill -9 of make run (see README.md and core/devrun.py).
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m core.devrun stop; fi
 
 test: $(STAMP) chromium
 	$(PY) -m core.devrun test $(ARGS)
@@ -61,5 +66,5 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(PY) -m core.devrun bench -- $(PY) -m bench --smoke --only P1,P2,P5,R1,R2,R3
 
-clean:
+clean: stop
 	rm -rf var/ staticfiles/

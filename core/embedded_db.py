@@ -6,8 +6,16 @@ client was SIGKILLed). Our rule is simpler and matches what a developer expects:
 
 * the process that *starts* the server owns it and stops it when it ends;
 * any other process finding it running reuses it and leaves it alone;
-* a server whose owner died (SIGKILL, power cut) is adopted by the next process, so it
-  is never orphaned for longer than until the next `make run` / `make test`.
+* the owner starts a watchdog (`python -m core.embedded_db watch`, its own session) that
+  holds one end of a pipe whose other end only the owner has: when the owner ends in any way,
+  SIGKILL included, the watchdog sees end-of-file and stops the server if no other process
+  has adopted it in the meantime;
+* a server whose owner died and whose watchdog died too (`kill -9` of both, power cut) is
+  adopted by the next process, so it is never orphaned for longer than until the next
+  `make run` / `make test` / `make stop`.
+
+The owner is recorded as "pid start-time" in `.<datadir>.owner` next to the data directory,
+so a reused pid is never taken for the owner.
 
 The server listens on a Unix socket only (no TCP port), so `make run` and `make test`
 (separate data directories) can never clash on a port.
@@ -18,6 +26,7 @@ This module must not import Django: it runs before settings are loaded.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -25,9 +34,12 @@ import os
 import platform
 import pwd
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -78,6 +90,10 @@ class EmbeddedPostgres:
     socket_dir: Path
     owned: bool
     owner_pid: int = field(default_factory=os.getpid)
+    owner: str = ""  # the identity written to the owner file when this process owns the server
+    adopted: bool = False  # owned, but started by a process that has ended
+    watchdog: subprocess.Popen[bytes] | None = None
+    _watchdog_fd: int | None = None
     _stopped: bool = False
 
     @property
@@ -89,9 +105,41 @@ class EmbeddedPostgres:
         if not self.owned or self._stopped or os.getpid() != self.owner_pid:
             return
         self._stopped = True
-        _pg_ctl(self.pgdata, ["-m", "fast", "-w", "stop"], check=False)
-        _owner_file(self.pgdata).unlink(missing_ok=True)
-        logger.debug("embedded PostgreSQL stopped (%s)", self.pgdata)
+        with _locked(self.pgdata):
+            owner_file = _owner_file(self.pgdata)
+            recorded = owner_file.read_text().strip() if owner_file.exists() else ""
+            if recorded in ("", self.owner):  # not adopted by another process
+                _stop_server(self.pgdata)
+                owner_file.unlink(missing_ok=True)
+                logger.debug("embedded PostgreSQL stopped (%s)", self.pgdata)
+        if self._watchdog_fd is not None:
+            os.close(self._watchdog_fd)  # the watchdog sees end-of-file, finds no owner, ends
+            self._watchdog_fd = None
+        if self.watchdog is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.watchdog.wait(timeout=30)
+
+
+def _stop_server(pgdata: Path) -> None:
+    """Fast shutdown through pg_ctl. If pg_ctl cannot do it (run as the unprivileged user, it
+    fails when a parent directory has lost the permissions _prepare_dirs gave it), signal the
+    postmaster directly, as pg_ctl would: SIGINT (fast shutdown), then SIGQUIT (immediate)."""
+    if _run_as():
+        with contextlib.suppress(OSError, AssertionError):
+            from pgserver.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(pgdata)
+    result = _pg_ctl(pgdata, ["-m", "fast", "-w", "stop"], check=False)
+    for signum in (signal.SIGINT, signal.SIGQUIT):
+        pid = _running_postmaster(pgdata)
+        if pid is None:
+            return
+        logger.warning("pg_ctl did not stop %s (%s); sending %s to pid %s", pgdata, result.stdout.strip(), signum, pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+        deadline = time.monotonic() + 60
+        while _running_postmaster(pgdata) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def _owner_file(pgdata: Path) -> Path:
@@ -100,6 +148,63 @@ def _owner_file(pgdata: Path) -> Path:
 
 def _lock_file(pgdata: Path) -> Path:
     return pgdata.parent / f".{pgdata.name}.lock"
+
+
+@contextlib.contextmanager
+def _locked(pgdata: Path) -> Iterator[None]:
+    """Serialises start, adoption and stop of one data directory across processes."""
+    with open(_lock_file(pgdata), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started, or None when it no longer runs (zombies included).
+
+    On Linux in seconds since boot, from the kernel's own clock ticks (exact, and not moved by
+    changes of the wall clock, unlike an epoch time derived from it); elsewhere since the epoch."""
+    if sys.platform == "linux":
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError):
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()  # the command may contain spaces and ")"
+        if fields[0] in ("Z", "X"):
+            return None
+        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(process.create_time())
+    except psutil.NoSuchProcess:
+        return None
+
+
+def same_process(pid: int, started: float) -> bool:
+    """Whether `pid` is still the process that started at `started` (and not a reused pid)."""
+    now = process_start_time(pid)
+    return now is not None and abs(now - started) < 0.5
+
+
+def _identity(pid: int) -> str:
+    """Names one process as "pid start-time", even after its pid is reused."""
+    return f"{pid} {process_start_time(pid) or 0:.2f}"
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process named in an owner file still runs (a bare pid: a file written
+    before the start time was recorded)."""
+    parts = owner.split()
+    try:
+        pid = int(parts[0])
+        if len(parts) < 2:
+            return process_start_time(pid) is not None
+        return same_process(pid, float(parts[1]))
+    except (IndexError, ValueError):
+        return False
 
 
 def _socket_dir(pgdata: Path) -> Path:
@@ -112,7 +217,8 @@ def _socket_dir(pgdata: Path) -> Path:
 
 def _pg_ctl(pgdata: Path, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     # Output goes to a file, not a pipe: a (re)started postmaster inherits pg_ctl's stdout, and
-    # reading a pipe would wait for the server to exit.
+    # reading a pipe would wait for the server to exit. Its own session: a Ctrl-C in the terminal
+    # must not kill pg_ctl half-way (the caller decides what to do after it returns).
     with tempfile.TemporaryFile("w+") as out:
         done = subprocess.run(  # noqa: S603 - fixed binary, arguments we build
             [_bin("pg_ctl"), "-D", str(pgdata), *args],
@@ -121,6 +227,7 @@ def _pg_ctl(pgdata: Path, args: list[str], *, check: bool = True) -> subprocess.
             stderr=subprocess.STDOUT,
             text=True,
             timeout=90,
+            start_new_session=True,
             **_run_as(),  # type: ignore[call-overload]
         )
         out.seek(0)
@@ -129,16 +236,6 @@ def _pg_ctl(pgdata: Path, args: list[str], *, check: bool = True) -> subprocess.
     if check and done.returncode != 0:
         raise RuntimeError(f"pg_ctl {' '.join(args)} failed ({done.returncode}):\n{output[-2000:]}")
     return result
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _running_postmaster(pgdata: Path) -> int | None:
@@ -150,7 +247,7 @@ def _running_postmaster(pgdata: Path) -> int | None:
         pid = int(lines[0])
     except (OSError, ValueError, IndexError):
         return None
-    if not _pid_alive(pid):
+    if process_start_time(pid) is None:  # gone, or a zombie nobody has reaped yet
         return None
     if len(lines) >= 8 and lines[7].strip() not in ("ready", ""):
         # starting or stopping; let the caller wait
@@ -226,26 +323,30 @@ def _ensure_database(socket_dir: Path) -> None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
 
-def start_or_reuse(pgdata: Path | str = DEFAULT_PGDATA, *, fast: bool = False) -> EmbeddedPostgres:
+def start_or_reuse(
+    pgdata: Path | str = DEFAULT_PGDATA, *, fast: bool = False, watchdog: bool = True
+) -> EmbeddedPostgres:
     """Return a running embedded server for `pgdata`, starting it if needed.
 
     The returned object's `stop()` is registered with atexit; it only acts if this
-    process started (or adopted) the server.
+    process started (or adopted) the server. An owner also gets a watchdog process that
+    stops the server once the owner has ended without doing so (`watchdog=False`: none,
+    for tests of what happens when the watchdog is gone too).
     """
     pgdata = Path(pgdata).resolve()
     socket_dir = _socket_dir(pgdata)
     _prepare_dirs(pgdata, socket_dir)
-    with open(_lock_file(pgdata), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        owned = False
+    me = _identity(os.getpid())
+    with _locked(pgdata):
+        owned = adopted = False
         running = _running_postmaster(pgdata)
         if running is not None:
-            owner = _owner_file(pgdata)
-            owner_pid = int(owner.read_text() or 0) if owner.exists() else 0
-            if not owner_pid or not _pid_alive(owner_pid):
+            owner_file = _owner_file(pgdata)
+            owner = owner_file.read_text().strip() if owner_file.exists() else ""
+            if not owner or not _owner_alive(owner):
                 # the process that started it is gone: adopt it, so it still gets stopped
-                owned = True
-                logger.info("adopting embedded PostgreSQL left running by pid %s", owner_pid or "?")
+                owned = adopted = True
+                logger.info("adopting embedded PostgreSQL left running by pid %s", owner.split(" ")[0] or "?")
         else:
             if not (pgdata / "PG_VERSION").exists():
                 if any(pgdata.iterdir()):
@@ -257,12 +358,75 @@ def start_or_reuse(pgdata: Path | str = DEFAULT_PGDATA, *, fast: bool = False) -
             _start(pgdata, socket_dir, fast)
             owned = True
         if owned:
-            _owner_file(pgdata).write_text(str(os.getpid()))
+            _owner_file(pgdata).write_text(me)
         _wait_ready(socket_dir)
         _ensure_database(socket_dir)
-    server = EmbeddedPostgres(pgdata=pgdata, socket_dir=socket_dir, owned=owned)
+    server = EmbeddedPostgres(
+        pgdata=pgdata, socket_dir=socket_dir, owned=owned, owner=me if owned else "", adopted=adopted
+    )
+    if owned and watchdog:
+        server.watchdog, server._watchdog_fd = _start_watchdog(pgdata, me)
     atexit.register(server.stop)
     return server
+
+
+def _start_watchdog(pgdata: Path, owner: str) -> tuple[subprocess.Popen[bytes], int]:
+    """A process that stops the server once this (owning) process has ended, however it ended.
+
+    It reads a pipe whose write end only this process holds (not inheritable: children started
+    with exec never get it; forked children do, and keep the server up while they live)."""
+    read_end, write_end = os.pipe()
+    try:
+        watchdog = subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "core.embedded_db", "watch", str(pgdata), owner],
+            cwd=BASE_DIR,
+            stdin=read_end,
+            start_new_session=True,  # neither Ctrl-C nor a closed terminal reaches it
+        )
+    finally:
+        os.close(read_end)
+    return watchdog, write_end
+
+
+def _watch(pgdata: Path, owner: str) -> int:
+    """The watchdog: wait for the owner to end, then stop the server unless it was adopted."""
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    while os.read(0, 1024):
+        pass  # the owner never writes; end-of-file means it has ended
+    with _locked(pgdata):
+        owner_file = _owner_file(pgdata)
+        if not owner_file.exists() or owner_file.read_text().strip() != owner:
+            return 0  # stopped by its owner, or adopted by another process
+        if _running_postmaster(pgdata) is not None:
+            with contextlib.suppress(OSError):  # the terminal may be gone
+                sys.stderr.write(
+                    f"[embedded_db] the process that owned {pgdata} (pid {owner.split()[0]}) ended "
+                    "without stopping it; stopping it\n"
+                )
+                sys.stderr.flush()
+            _stop_server(pgdata)
+        owner_file.unlink(missing_ok=True)
+    return 0
+
+
+def stop_orphaned(pgdata: Path | str) -> str:
+    """Stop the server of `pgdata` if it runs and its owner has ended (`make stop`).
+
+    Returns what was found: "stopped", "not running", or "in use by pid N" (left alone)."""
+    pgdata = Path(pgdata).resolve()
+    if not (pgdata / "PG_VERSION").exists():
+        return "not running"
+    with _locked(pgdata):
+        if _running_postmaster(pgdata) is None:
+            return "not running"
+        owner_file = _owner_file(pgdata)
+        owner = owner_file.read_text().strip() if owner_file.exists() else ""
+        if owner and _owner_alive(owner):
+            return f"in use by pid {owner.split()[0]}"
+        _stop_server(pgdata)
+        owner_file.unlink(missing_ok=True)
+        return "stopped"
 
 
 def restart(pgdata: Path | str = DEFAULT_PGDATA) -> None:
@@ -277,3 +441,10 @@ def remove(pgdata: Path | str) -> None:
     if _running_postmaster(pgdata) is not None:
         raise RuntimeError(f"{pgdata} is still running; stop it first")
     shutil.rmtree(pgdata, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "watch":
+        sys.exit(_watch(Path(sys.argv[2]), sys.argv[3]))
+    sys.stderr.write("usage: python -m core.embedded_db watch PGDATA 'OWNER-PID START-TIME'\n")
+    sys.exit(2)
