@@ -204,6 +204,7 @@ def broadcast_update(
     if unknown:
         raise ValueError(f"broadcast_update cannot change {sorted(unknown)}")
     before = _content(broadcast)
+    send_at_before = broadcast.scheduled_at
     for key, value in fields.items():
         setattr(broadcast, key, value)
     broadcast.save()
@@ -240,6 +241,19 @@ def broadcast_update(
         _transition(broadcast, S.DRAFT, actor, request, action="broadcast.reopened", details=edit_details)
     elif changed:
         audit_log(action="broadcast.edited", actor=actor, target=broadcast, request=request, details=edit_details)
+    if not changed and broadcast.status in (S.APPROVED, S.SCHEDULED) and broadcast.scheduled_at != send_at_before:
+        # only the send time moved: the approval stands, the start follows the new time
+        audit_log(
+            action="broadcast.rescheduled",
+            actor=actor,
+            target=broadcast,
+            request=request,
+            details={
+                "from": send_at_before.isoformat() if send_at_before else None,
+                "to": broadcast.scheduled_at.isoformat() if broadcast.scheduled_at else None,
+            },
+        )
+        _schedule(broadcast, actor, request)
     return broadcast
 
 
@@ -282,7 +296,11 @@ def broadcast_submit(*, broadcast: Broadcast, actor: User | None, request: HttpR
     _validate_for_submit(broadcast)
     broadcast.submitted_at = timezone.now()
     broadcast.rejection_comment = ""
-    broadcast.save(update_fields=["submitted_at", "rejection_comment"])
+    if broadcast.author_id is None and actor is not None:
+        # A draft nobody wrote (proposed by an alarm state change from a sensor, say): whoever
+        # submits it vouches for it, so they count as its author and cannot also approve it.
+        broadcast.author = actor
+    broadcast.save(update_fields=["submitted_at", "rejection_comment", "author"])
     if not broadcast.channels.filter(requires_approval=True).exists():
         _transition(broadcast, S.SUBMITTED, actor, request, action="broadcast.submitted")
         return _approve(broadcast, actor=None, request=request, note="no approval required for these channels")
@@ -517,11 +535,15 @@ def broadcast_start(*, broadcast_id: int) -> str:
         return "gone"
     tenant = _tenant()
     if broadcast.status in (S.APPROVED, S.SCHEDULED):
-        at = due_time(broadcast, tenant, timezone.now())
-        if at > timezone.now() + timedelta(seconds=1):  # quiet hours began since it was scheduled
+        now = timezone.now()
+        # A start queued for an earlier send time (the time was moved later since) waits for the
+        # new one; quiet hours may also have begun since it was scheduled.
+        not_before = max(now, broadcast.scheduled_at) if broadcast.scheduled_at else now
+        at = due_time(broadcast, tenant, not_before)
+        if at > now + timedelta(seconds=1):
             Broadcast.objects.filter(pk=broadcast_id).update(status=S.SCHEDULED)
             _due_work("broadcast-start", broadcast_id, at)
-            return "held by quiet hours"
+            return "not due yet" if at == not_before else "held by quiet hours"
         claimed = Broadcast.objects.filter(pk=broadcast_id, status__in=[S.APPROVED, S.SCHEDULED]).update(
             status=S.SENDING, send_started_at=timezone.now()
         )

@@ -225,3 +225,62 @@ def test_alarm_state_change_proposes_a_draft(setup: dict[str, Any]) -> None:
     end = AlarmStateChange.objects.create(channel=channel, from_state="active", to_state=Channel.AlarmState.ALL_CLEAR)
     all_clear = services.broadcast_propose_for_alarm(channel=channel, change=end, actor=None)
     assert all_clear is not None and all_clear.variants.get().body == "Feinstaub: Entwarnung."
+
+
+@pytest.mark.parametrize("shift", [timedelta(hours=3), timedelta(minutes=30)])
+def test_moving_the_send_time_of_a_scheduled_broadcast_moves_its_start(setup: dict[str, Any], shift: timedelta) -> None:
+    """Only the send time changes: no new approval, but the start follows the new time (later or
+    earlier), and the change is in the history."""
+    first = timezone.now() + timedelta(hours=2)
+    broadcast = draft(setup, scheduled_at=first)
+    services.broadcast_submit(broadcast=broadcast, actor=setup["editor"])
+    services.broadcast_approve(broadcast=broadcast, actor=setup["approver"])
+    (row,) = due_rows(setup["tenant"], broadcast)
+    assert row.due_at == first
+    moved = first - timedelta(hours=2) + shift
+    services.broadcast_update(broadcast=broadcast, actor=setup["editor"], scheduled_at=moved)
+    broadcast.refresh_from_db()
+    assert broadcast.status == S.SCHEDULED and broadcast.approved_by == setup["approver"]
+    (row,) = due_rows(setup["tenant"], broadcast)
+    assert row.due_at == moved and row.enqueued_at is None
+    assert AuditEvent.objects.filter(action="broadcast.rescheduled", target_id=str(broadcast.pk)).exists()
+
+
+def test_moving_the_send_time_to_now_starts_it(setup: dict[str, Any]) -> None:
+    broadcast = draft(setup, scheduled_at=timezone.now() + timedelta(hours=2))
+    services.broadcast_submit(broadcast=broadcast, actor=setup["editor"])
+    services.broadcast_approve(broadcast=broadcast, actor=setup["approver"])
+    services.broadcast_update(broadcast=broadcast, actor=setup["editor"], scheduled_at=None)
+    (row,) = due_rows(setup["tenant"], broadcast)
+    assert row.due_at <= timezone.now()
+
+
+def test_a_start_that_comes_before_the_send_time_waits_for_it(setup: dict[str, Any]) -> None:
+    """A start task queued for an earlier send time (or by the dispatcher from a stale row) must
+    not send a broadcast whose time has been moved later."""
+    later = timezone.now() + timedelta(hours=2)
+    broadcast = draft(setup, scheduled_at=later)
+    services.broadcast_submit(broadcast=broadcast, actor=setup["editor"])
+    services.broadcast_approve(broadcast=broadcast, actor=setup["approver"])
+    assert services.broadcast_start(broadcast_id=broadcast.pk) == "not due yet"
+    broadcast.refresh_from_db()
+    assert broadcast.status == S.SCHEDULED
+    (row,) = due_rows(setup["tenant"], broadcast)
+    assert row.kind == "broadcast-start" and row.due_at == later
+
+
+def test_whoever_submits_a_draft_nobody_wrote_cannot_approve_it(setup: dict[str, Any]) -> None:
+    """An alarm state change without a person (a sensor) proposes a draft with no author; the
+    approver who submits it unchanged would otherwise be the only pair of eyes on it."""
+    from channels.models import AlarmStateChange
+
+    channel = setup["channel"]
+    change = AlarmStateChange.objects.create(channel=channel, from_state="inactive", to_state="active")
+    proposal = services.broadcast_propose_for_alarm(channel=channel, change=change, actor=None)
+    assert proposal is not None and proposal.author_id is None
+    services.broadcast_submit(broadcast=proposal, actor=setup["approver"])
+    with pytest.raises(ApplicationError):
+        services.broadcast_approve(broadcast=proposal, actor=setup["approver"])
+    services.broadcast_approve(broadcast=proposal, actor=setup["approver2"])
+    proposal.refresh_from_db()
+    assert proposal.status in (S.APPROVED, S.SCHEDULED) and proposal.author == setup["approver"]
