@@ -552,6 +552,46 @@ def webhook_events_store(
 _LAST_SCHEDULED: dict[str, float] = {}
 
 
+ERASED_KEY_PREFIX = "erased:"
+
+
+def erased_key(dedupe_key: str) -> str:
+    """The tombstone key of an erased event: a hash of its key, which names nobody (provider
+    message ids hold random parts, so the hash cannot be reversed by trying phone numbers)."""
+    return ERASED_KEY_PREFIX + hashlib.sha256(dedupe_key.encode()).hexdigest()
+
+
+def webhook_events_forget(*, connection_id: int, event_ids: Iterable[int]) -> int:
+    """Erasure: delete stored events of a person (their bodies name them), keeping for each a
+    tombstone with only the hash of its dedupe key, so a provider's re-delivery (Meta retries for
+    up to seven days) is recognised and dropped instead of acting again. Tombstones count as
+    applied events and go with the webhook retention."""
+    rows = list(
+        WebhookEvent.objects.filter(connection_id=connection_id, pk__in=list(event_ids))
+        .exclude(dedupe_key__startswith=ERASED_KEY_PREFIX)
+        .values_list("pk", "dedupe_key", "kind")
+    )
+    if not rows:
+        return 0
+    now = timezone.now()
+    WebhookEvent.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+    WebhookEvent.objects.bulk_create(
+        [
+            WebhookEvent(
+                connection_id=connection_id,
+                dedupe_key=erased_key(key),
+                kind=kind,
+                state=WebhookEvent.State.APPLIED,
+                payload={},
+                applied_at=now,
+            )
+            for _, key, kind in rows
+        ],
+        ignore_conflicts=True,
+    )
+    return len(rows)
+
+
 def webhook_events_purge(*, older_than_days: int | None = None) -> int:
     """Delete applied webhook events older than the retention (raw bodies hold personal data).
 
@@ -684,7 +724,7 @@ def _apply_inbound_batch(batch_size: int) -> dict[str, int]:
             ready.select_for_update()
             .filter(_ready_filter(timezone.now()))
             .order_by(Cast(KeyTextTransform("at", "payload"), DateTimeField()), "id")
-            .only("id", "connection_id", "kind", "payload", "attempts", "state")[:batch_size]
+            .only("id", "connection_id", "dedupe_key", "kind", "payload", "attempts", "state")[:batch_size]
         )
         stats["picked"] = len(rows)
         outcome: dict[int, tuple[str, str]] = {}
@@ -737,6 +777,11 @@ def _apply_statuses(connection_id: int, events: list[StatusEvent]) -> set[str]:
 
 
 def _apply_inbound(row: WebhookEvent) -> InboundMessage | None:
+    if WebhookEvent.objects.filter(connection_id=row.connection_id, dedupe_key=erased_key(row.dedupe_key)).exists():
+        # a provider re-delivered a message of a person whose data was erased since: it names
+        # them again and must not act (an old START would subscribe them again)
+        WebhookEvent.objects.filter(pk=row.pk).delete()
+        return None
     event = event_from_json(row.payload)
     assert isinstance(event, InboundEvent)
     connection = Connection.objects.get(pk=row.connection_id)

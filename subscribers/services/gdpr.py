@@ -42,6 +42,7 @@ from accounts.models import User
 from accounts.services import audit_log
 from messengers.adapters.base import Provider
 from messengers.models import Connection, Contact, InboundMessage, OutboundMessage, SandboxMessage, WebhookEvent
+from messengers.services import webhook_events_forget
 from subscribers import selectors
 from subscribers.models import ConsentEvent, EmailConfirmation, Subscriber, Subscription, new_link_secret
 from subscribers.services.consent import consent_record
@@ -65,9 +66,12 @@ def _erase_contact(contact: Contact) -> set[str]:
     stored status events go too)."""
     address, connection_id = contact.address, contact.connection_id
     SandboxMessage.objects.filter(connection_id=connection_id, address=address).delete()
-    WebhookEvent.objects.filter(connection_id=connection_id).filter(
-        Q(payload__sender=address) | Q(payload__recipient=address)
-    ).delete()
+    webhook_events_forget(
+        connection_id=connection_id,
+        event_ids=WebhookEvent.objects.filter(connection_id=connection_id)
+        .filter(Q(payload__sender=address) | Q(payload__recipient=address))
+        .values_list("pk", flat=True),
+    )
     outbound = OutboundMessage.objects.filter(Q(contact=contact) | Q(connection_id=connection_id, to=address))
     provider_ids = set(outbound.exclude(provider_message_id="").values_list("provider_message_id", flat=True))
     outbound.update(to="", text="", payload={}, provider_message_id="", error_detail="", updated_at=timezone.now())

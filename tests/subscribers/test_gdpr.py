@@ -418,3 +418,35 @@ def test_erasure_in_one_tenant_leaves_the_same_number_in_another_alone(
         assert WebhookEvent.objects.filter(pk=event_b.pk).exists()
         assert OutboundMessage.objects.get(pk=reply_b.pk).provider_message_id == WAMID_OF_ERIKA
         assert LogEntry.objects.get(pk=log_b.pk).object_repr == "Erika Muster"
+
+
+def test_a_provider_replaying_old_webhooks_after_an_erasure_does_not_bring_the_person_back(
+    tenant: Tenant, whatsapp: Connection
+) -> None:
+    """Meta re-delivers a webhook for up to seven days when our 200 got lost. Erasure removes the
+    stored events (they name the person), so their dedupe keys would be gone and an old START
+    would subscribe the person again. Erasure leaves a hashed tombstone of each key instead."""
+    from messengers.adapters.base import InboundMessage as Inbound
+    from messengers.services import webhook_events_apply, webhook_events_store
+
+    make_channel("Feinstaubalarm", ["FEINSTAUB"], connections=[whatsapp])
+    number, at = "+491709998877", timezone.now() - timedelta(minutes=3)
+    start = Inbound(provider_message_id="wamid.REPLAY-START", sender=number, at=at, kind="text", text="START FEINSTAUB")
+    erase = Inbound(
+        provider_message_id="wamid.REPLAY-ERASE", sender=number, at=at + timedelta(minutes=1), kind="text",
+        text="ALLE DATEN LÖSCHEN",
+    )  # fmt: skip
+    webhook_events_store(connection=whatsapp, events=[start])
+    webhook_events_apply()
+    assert Subscription.objects.filter(subscriber__contacts__address=number, status="active").exists()
+    webhook_events_store(connection=whatsapp, events=[erase])
+    webhook_events_apply()
+    assert not Contact.objects.filter(address=number).exists()
+
+    for _ in range(2):  # both replayed, twice: stored again (the request path checks nothing), then dropped
+        webhook_events_store(connection=whatsapp, events=[start, erase])
+        webhook_events_apply()
+    assert not Contact.objects.filter(address=number).exists()
+    assert not InboundMessage.objects.filter(provider_message_id__startswith="wamid.REPLAY").exists()
+    stored = list(WebhookEvent.objects.values_list("dedupe_key", "payload", "raw"))
+    assert stored and all("REPLAY" not in key and payload == {} and raw is None for key, payload, raw in stored)
