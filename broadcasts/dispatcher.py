@@ -55,7 +55,12 @@ def dispatch_due(limit: int = 200) -> int:
             if task is None or not row.tenant.is_active:
                 continue
             with schema_context(row.tenant.schema_name):
-                enqueue_tenant_task(task, broadcast_id=row.object_id, task_name=f"{row.tenant.schema_name}:{row.kind}")
+                enqueue_tenant_task(
+                    task,
+                    broadcast_id=row.object_id,
+                    task_name=f"{row.tenant.schema_name}:{row.kind}",
+                    keep_result=row.kind != "broadcast-tick",  # every few seconds while sending
+                )
             row.enqueued_at = now
             count += 1
         DueWork.objects.bulk_update(rows, ["enqueued_at"])

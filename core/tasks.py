@@ -53,9 +53,16 @@ def enqueue_tenant_task(
     *,
     task_name: str | None = None,
     group: str | None = None,
+    keep_result: bool = True,
     **kwargs: Any,
 ) -> None:
-    """Queue `func(**kwargs)` to run in the current tenant schema once the transaction commits."""
+    """Queue `func(**kwargs)` to run in the current tenant schema once the transaction commits.
+
+    `keep_result=False` for frequent housekeeping (applying webhooks, broadcast heartbeats): its
+    successes are not stored as task results (failures still are). django-q's monitor prunes the
+    result table on every stored success with a query over all kept results, and acknowledges a
+    task only after storing it; thousands of such results an hour made it fall minutes behind,
+    and tasks it had not acknowledged within Q_RETRY were handed out a second time."""
     schema_name = connection.schema_name
     if schema_name == get_public_schema_name():
         raise TenantContextError(
@@ -67,6 +74,8 @@ def enqueue_tenant_task(
     q_options: dict[str, Any] = {"task_name": task_name or f"{schema_name}:{path.rsplit('.', 1)[-1]}"}
     if group:
         q_options["group"] = group
+    if not keep_result:
+        q_options["save"] = False
 
     def _push() -> None:
         async_task(RUN_IN_SCHEMA, schema_name, path, kwargs, q_options=q_options)

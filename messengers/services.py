@@ -625,7 +625,11 @@ def webhook_schedule_apply() -> None:
     key is tenant-scoped; it expires after APPLY_LOCK_SECONDS should a worker die). The
     dispatcher's sweep covers anything that slips through."""
     if cache.add(APPLY_FLAG, 1, timeout=APPLY_LOCK_SECONDS):
-        enqueue_tenant_task("messengers.tasks.webhook_events_apply_task", task_name=f"{db.schema_name}:apply-events")
+        enqueue_tenant_task(
+            "messengers.tasks.webhook_events_apply_task",
+            task_name=f"{db.schema_name}:apply-events",
+            keep_result=False,  # one every few seconds per tenant under load (core.tasks)
+        )
 
 
 def webhook_events_apply_and_release() -> dict[str, int]:

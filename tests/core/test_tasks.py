@@ -118,3 +118,36 @@ def test_one_worker_runs_interleaved_tasks_of_two_tenants_each_in_its_own_schema
         assert sorted(d["marker"] for d in seen[schema]) == sorted(markers), err.decode()[-2000:]
         assert {d["schema"] for d in seen[schema]} == {schema}
         assert {d["pid"] for d in seen[schema]} != {os.getpid()}  # the worker ran them, not this process
+
+
+def test_frequent_tasks_can_leave_out_their_successful_results(
+    tenant: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    """django-q's monitor prunes its result table on every stored success and acknowledges a task
+    only after storing it: frequent housekeeping must not keep results (django-q still stores
+    failures: it skips only successes of tasks queued with save=False)."""
+    from django_q.models import Task
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_tenant_task(PROBE, task_name="kept", marker="kept")
+        enqueue_tenant_task(PROBE, task_name="not-kept", marker="not-kept", keep_result=False)
+    with schema_context("public"):
+        assert list(Task.objects.filter(name__in=["kept", "not-kept"]).values_list("name", "success")) == [
+            ("kept", True)
+        ]
+    assert AuditEvent.objects.filter(action="test.probe", details__marker="not-kept").exists()
+
+
+def test_the_webhook_apply_task_keeps_no_successful_results(
+    tenant: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core.cache import cache
+    from django_q.models import Task
+
+    from messengers.services import APPLY_FLAG, webhook_schedule_apply
+
+    cache.delete(APPLY_FLAG)
+    with django_capture_on_commit_callbacks(execute=True):
+        webhook_schedule_apply()
+    with schema_context("public"):
+        assert not Task.objects.filter(name=f"{tenant.schema_name}:apply-events").exists()
