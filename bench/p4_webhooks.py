@@ -141,7 +141,8 @@ def run_once(*, smoke: bool = False, messages: int | None = None, batch: int = 1
                 (fake.stats()["webhooks"]["ok"] + fake.stats()["webhooks"]["gave_up"]) * batch >= messages * 3
                 and not fake.stats()["webhooks"]["pending"]
             ),
-            timeout=1200,
+            # a floor of 100 events/s: a slow or busy machine makes a slow run, not a failed one
+            timeout=max(1200, messages * 3 / 100),
             interval=0.5,
             what="every webhook answered",
         )
