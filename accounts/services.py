@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
@@ -18,6 +17,7 @@ from accounts.models import AuditEvent, User
 from core.errors import ApplicationError
 from core.http import client_ip
 from core.tenancy import connection
+from tenants.selectors import tenant_base_url
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +172,6 @@ def user_update(
         user.save(update_fields=list(changed))
         audit_log(action="user.updated", actor=actor, target=user, details={"fields": sorted(changed)}, request=request)
     return user
-
-
-def tenant_base_url(domain: str) -> str:
-    """Absolute base URL of a domain, with the scheme and port of PUBLIC_URL."""
-    parts = urlsplit(settings.PUBLIC_URL)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{domain}{port}"
 
 
 def user_password_setup_link(*, user: User, domain: str) -> str:

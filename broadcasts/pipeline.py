@@ -20,15 +20,11 @@ source of truth; queue messages only say "there may be work". Invariants:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import math
 import os
 import random
-import re
 import socket
 import threading
 import time
@@ -38,13 +34,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections, transaction
 from django.db import connection as django_db_connection
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, schema_context
 
+from broadcasts.links import link_token
 from broadcasts.models import Broadcast, BroadcastVariant, Delivery, TrackedLink
+from core.backoff import backoff_seconds
 from core.tenancy import connection as db
 from messengers import ratelimit
 from messengers.adapters import get_adapter
@@ -191,35 +187,6 @@ def fanout(broadcast: Broadcast, *, on_chunk: Callable[[int], None] | None = Non
 # --------------------------------------------------------------------------------------------
 # Content: what each recipient gets
 # --------------------------------------------------------------------------------------------
-def _link_key() -> bytes:
-    return hashlib.sha256(b"mnl-tracked-links:" + settings.SECRET_KEY.encode()).digest()
-
-
-def link_token(schema: str, link_id: int, delivery_id: int) -> str:
-    digest = hmac.new(_link_key(), f"{schema}:{link_id}:{delivery_id}".encode(), hashlib.sha256).digest()
-    return f"{link_id:x}-{delivery_id:x}-{base64.urlsafe_b64encode(digest[:9]).decode()}"
-
-
-# <link id hex>-<delivery id hex>-<12 characters of signature>, ids within PostgreSQL's bigint.
-# Checked before anything else: int() accepts non-ASCII digits and any length (and turning a
-# 5,000-digit number into text raises), hmac.compare_digest refuses non-ASCII text.
-LINK_TOKEN = re.compile(r"([0-9a-f]{1,16})-([0-9a-f]{1,16})-[A-Za-z0-9_-]{12}", re.ASCII)
-BIGINT_MAX = 2**63 - 1
-
-
-def link_token_parse(schema: str, token: str) -> tuple[int, int] | None:
-    """(link id, delivery id) of a token made by link_token for this schema; None for anything else."""
-    match = LINK_TOKEN.fullmatch(token)
-    if match is None:
-        return None
-    link_id, delivery_id = int(match.group(1), 16), int(match.group(2), 16)
-    if link_id > BIGINT_MAX or delivery_id > BIGINT_MAX:
-        return None
-    if not hmac.compare_digest(link_token(schema, link_id, delivery_id), token):
-        return None
-    return link_id, delivery_id
-
-
 @dataclass
 class Composer:
     """Builds each recipient's OutgoingMessage from the broadcast, cheaply (100,000 times)."""
@@ -237,14 +204,11 @@ class Composer:
 
     @classmethod
     def build(cls, broadcast: Broadcast, tenant: Any) -> Composer:
-        from accounts.services import tenant_base_url
-        from tenants.selectors import tenant_primary_domain
+        from tenants.selectors import tenant_public_base_url
 
-        with schema_context(get_public_schema_name()):
-            domain = tenant_primary_domain(tenant)
         variants = {v.language: v for v in broadcast.variants.all()}
         fallback = tenant.default_language if tenant.default_language in variants else next(iter(variants), "de")
-        base_url = tenant_base_url(domain)
+        base_url = tenant_public_base_url()
         media = None
         if broadcast.media:
             media = Media(
@@ -481,12 +445,6 @@ def write_outcomes(outcomes: Sequence[Outcome]) -> None:
         contacts_mark_unreachable(contact_ids=unreachable, reason="provider: unreachable")
 
 
-def _backoff(attempts: int, retry_after: float | None) -> float:
-    base = min(300.0, 2.0 * 2 ** max(0, attempts - 1))
-    delay = base * (0.75 + random.random() * 0.5)  # jitter: retries of many rows spread out
-    return max(delay, retry_after or 0.0)
-
-
 def classify(row: ClaimedRow, error: ProviderError, now: datetime) -> Outcome:
     """Turn a provider error into the row's next state."""
     outcome = Outcome(
@@ -503,7 +461,11 @@ def classify(row: ClaimedRow, error: ProviderError, now: datetime) -> Outcome:
             outcome.error_detail = f"gave up after {attempts} attempts: {error.message}"[:300]
             return outcome
         outcome.status = "queued"
-        delay = 60.0 if error.affects_connection else _backoff(attempts, error.retry_after)
+        delay = (
+            60.0
+            if error.affects_connection
+            else backoff_seconds(attempts, first=2.0, cap=300.0, retry_after=error.retry_after, jitter=0.25)
+        )
         outcome.next_attempt_at = now + timedelta(seconds=delay)
         return outcome
     if error.unreachable and row.contact_id:

@@ -798,42 +798,6 @@ def broadcast_cancel(*, broadcast: Broadcast, actor: User | None, request: HttpR
 
 
 # --------------------------------------------------------------------------------------------
-# Tracked links
-# --------------------------------------------------------------------------------------------
-PREVIEW_AGENTS = re.compile(
-    r"whatsapp|telegrambot|facebookexternalhit|facebot|twitterbot|slackbot|linkedinbot|discordbot|skypeuripreview|"
-    r"googlebot|bingbot|applebot|embedly|pinterest|vkshare|redditbot|mastodon|preview|crawler|spider|bot/",
-    re.IGNORECASE,
-)
-
-
-def link_click(*, token: str, method: str, user_agent: str) -> str | None:
-    """Record a click on /l/<token> and return where to redirect (None: unknown link). Link
-    previews (HEAD requests, messenger and social crawlers) redirect but are not counted."""
-    from broadcasts.models import LinkClick
-
-    parsed = pipeline.link_token_parse(db.schema_name, token)
-    if parsed is None:
-        return None
-    link_id, delivery_id = parsed
-    link = TrackedLink.objects.filter(pk=link_id).select_related("broadcast").first()
-    if link is None:
-        return None
-    if method == "HEAD" or PREVIEW_AGENTS.search(user_agent or ""):
-        return link.url
-    from django.db.models import F
-
-    TrackedLink.objects.filter(pk=link.pk).update(clicks=F("clicks") + 1)
-    if (
-        delivery_id
-        and _tenant().link_tracking == "per_recipient"
-        and Delivery.objects.filter(pk=delivery_id, broadcast_id=link.broadcast_id).exists()
-    ):
-        LinkClick.objects.create(link=link, delivery_id=delivery_id)
-    return link.url
-
-
-# --------------------------------------------------------------------------------------------
 # GDPR erasure (settings.SUBSCRIBER_ERASURE_HOOKS)
 # --------------------------------------------------------------------------------------------
 def deliveries_erase_recipient(
@@ -892,13 +856,9 @@ def broadcast_propose_for_alarm(*, channel: Channel, change: Any, actor: User | 
 # Notifications
 # --------------------------------------------------------------------------------------------
 def _admin_url(broadcast: Broadcast) -> str:
-    from accounts.services import tenant_base_url
-    from tenants.selectors import tenant_primary_domain
+    from tenants.selectors import tenant_absolute_url
 
-    tenant = _tenant()
-    with schema_context(get_public_schema_name()):
-        domain = tenant_primary_domain(tenant)
-    return f"{tenant_base_url(domain)}/admin/broadcasts/broadcast/{broadcast.pk}/change/"
+    return tenant_absolute_url(f"/admin/broadcasts/broadcast/{broadcast.pk}/change/")
 
 
 def _notify_approvers(broadcast: Broadcast) -> None:

@@ -13,14 +13,14 @@ from django.utils.feedgenerator import Rss201rev2Feed
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from broadcasts import selectors, services
+from broadcasts import links, selectors
 from broadcasts.models import Broadcast
 
 
 @never_cache
 @require_http_methods(["GET", "HEAD"])
 def tracked_link(request: HttpRequest, token: str) -> HttpResponse:
-    target = services.link_click(
+    target = links.link_click(
         token=token, method=request.method or "GET", user_agent=request.headers.get("User-Agent", "")
     )
     if target is None:

@@ -40,6 +40,7 @@ from psycopg.types.json import Jsonb
 from accounts.models import User
 from accounts.services import audit_log
 from core import crypto
+from core.backoff import backoff_seconds
 from core.errors import ApplicationError
 from core.tasks import enqueue_tenant_task
 from core.tenancy import connection as db
@@ -667,7 +668,7 @@ def _ready_filter(now: datetime) -> Q:
 
 
 def _retry_at(now: datetime, attempts: int) -> datetime:
-    return now + timedelta(seconds=min(300, 2 ** min(attempts, 9)))
+    return now + timedelta(seconds=backoff_seconds(attempts + 1, first=1.0, cap=300.0))
 
 
 def _apply_status_batch(batch_size: int) -> dict[str, int]:
@@ -951,7 +952,8 @@ def _send_paced(connection: Connection, adapter: Adapter, message: OutgoingMessa
         try:
             return adapter.send(message)
         except ProviderError as exc:
-            wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (attempt - 1)
+            # A single message follows the provider's retry_after exactly, even when it is shorter.
+            wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(attempt, first=0.5, cap=30.0)
             if exc.kind == ErrorKind.RATE_LIMITED:
                 ratelimit.penalize(connection.pk, wait)
             if not exc.retryable or attempt == SINGLE_SEND_ATTEMPTS or wait > SINGLE_RETRY_WAIT_MAX:

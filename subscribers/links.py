@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from urllib.parse import quote, urlencode
 
 from django.core import signing
@@ -18,11 +17,11 @@ from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.http import base36_to_int, int_to_base36
 
-from accounts.services import tenant_base_url
 from core.tenancy import connection as db
 from messengers.adapters.base import Provider
 from messengers.models import Connection
 from subscribers.models import Subscriber
+from tenants.selectors import tenant_absolute_url
 
 PREFERENCES = "preferences"
 UNSUBSCRIBE = "unsubscribe"
@@ -34,9 +33,6 @@ POSTER_CODE_LENGTH = 6
 POSTER_PAYLOAD_PREFIX = "qr_"  # Telegram deep-link payload of a poster: qr_<CODE>
 TELEGRAM_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TELEGRAM_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
-
-_BASE_URL_CACHE: dict[str, tuple[float, str]] = {}
-BASE_URL_CACHE_SECONDS = 60.0
 
 
 def _signature(subscriber_id: int, link_secret: str, purpose: str) -> str:
@@ -66,29 +62,8 @@ def subscriber_from_token(token: str, purpose: str) -> Subscriber | None:
     return subscriber if constant_time_compare(signature, expected) else None
 
 
-def tenant_public_base_url() -> str:
-    """https://<tenant's primary domain>[:port] with PUBLIC_URL's scheme and port.
-
-    Cached per process for a minute: the broadcast pipeline asks once per e-mail recipient."""
-    schema = db.schema_name
-    hit = _BASE_URL_CACHE.get(schema)
-    now = time.monotonic()
-    if hit and now - hit[0] < BASE_URL_CACHE_SECONDS:
-        return hit[1]
-    from tenants.models import Domain
-
-    domains = list(
-        Domain.objects.filter(tenant__schema_name=schema).order_by("-is_primary", "pk").values_list("domain", flat=True)
-    )
-    if not domains:
-        raise RuntimeError(f"tenant {schema} has no domain; cannot build public links")
-    base = tenant_base_url(domains[0])
-    _BASE_URL_CACHE[schema] = (now, base)
-    return base
-
-
 def absolute_url(path: str) -> str:
-    return tenant_public_base_url() + path
+    return tenant_absolute_url(path)
 
 
 def preferences_url(subscriber: Subscriber) -> str:

@@ -14,7 +14,6 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from accounts.services import tenant_base_url
 from core.admin_sites import operator_site
 from core.errors import ApplicationError
 from core.http import request_user
@@ -65,7 +64,9 @@ class TenantAdmin(admin.ModelAdmin):
         domain = selectors.tenant_primary_domain(obj)
         if not domain:
             return "-"
-        return format_html('<a href="{}/admin/" target="_blank" rel="noopener">{}</a>', tenant_base_url(domain), domain)
+        return format_html(
+            '<a href="{}/admin/" target="_blank" rel="noopener">{}</a>', selectors.tenant_base_url(domain), domain
+        )
 
     @admin.display(description=_("active users"))
     def users(self, obj: Tenant) -> Any:
@@ -141,7 +142,7 @@ class TenantAdmin(admin.ModelAdmin):
             "form": form,
             "result": result,
             "opts": self.model._meta,
-            "tenant_admin_url": f"{tenant_base_url(result.domain.domain)}/admin/" if result else "",
+            "tenant_admin_url": f"{selectors.tenant_base_url(result.domain.domain)}/admin/" if result else "",
         }
         return TemplateResponse(request, "tenants/admin/onboard.html", context)
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.db.models import QuerySet
 from django_tenants.utils import get_public_schema_name
 
-from tenants.models import Tenant
+from core.tenancy import connection as db
+from tenants.models import Domain, Tenant
+
+# The one place that builds a tenant's absolute URLs (admin links in e-mails, subscriber links,
+# tracked links, password set-up links).
+_BASE_URL_CACHE: dict[str, tuple[float, str]] = {}
+BASE_URL_CACHE_SECONDS = 60.0
 
 
 def tenant_list_active() -> QuerySet[Tenant]:
@@ -27,3 +37,34 @@ def tenant_primary_domain(tenant: Tenant) -> str:
         if domain.is_primary:
             return domain.domain
     return ""
+
+
+def tenant_base_url(domain: str) -> str:
+    """Absolute base URL of a domain, with the scheme and port of PUBLIC_URL."""
+    parts = urlsplit(settings.PUBLIC_URL)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{domain}{port}"
+
+
+def tenant_public_base_url() -> str:
+    """https://<current tenant's primary domain>[:port] with PUBLIC_URL's scheme and port.
+
+    Cached per process for a minute: the broadcast pipeline asks once per e-mail recipient."""
+    schema = db.schema_name
+    hit = _BASE_URL_CACHE.get(schema)
+    now = time.monotonic()
+    if hit and now - hit[0] < BASE_URL_CACHE_SECONDS:
+        return hit[1]
+    domains = list(
+        Domain.objects.filter(tenant__schema_name=schema).order_by("-is_primary", "pk").values_list("domain", flat=True)
+    )
+    if not domains:
+        raise RuntimeError(f"tenant {schema} has no domain; cannot build public links")
+    base = tenant_base_url(domains[0])
+    _BASE_URL_CACHE[schema] = (now, base)
+    return base
+
+
+def tenant_absolute_url(path: str) -> str:
+    """`path` on the current tenant's primary domain."""
+    return tenant_public_base_url() + path

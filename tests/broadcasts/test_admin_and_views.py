@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import roles
-from broadcasts import pipeline, services
+from broadcasts import links, pipeline, services
 from broadcasts.models import Broadcast, Delivery, LinkClick, TrackedLink
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
@@ -138,7 +138,7 @@ def _sent_with_link(world: dict[str, Any]) -> tuple[Broadcast, TrackedLink, Deli
 
 def test_tracked_links_count_clicks_but_not_previews(world: dict[str, Any], client_a: Client, tenant: Tenant) -> None:
     broadcast, link, delivery = _sent_with_link(world)
-    token = pipeline.link_token(tenant.schema_name, link.pk, delivery.pk)
+    token = links.link_token(tenant.schema_name, link.pk, delivery.pk)
     assert client_a.head(f"/l/{token}").status_code == 302  # a link preview's HEAD
     assert client_a.get(f"/l/{token}", HTTP_USER_AGENT="WhatsApp/2.23.20.0").status_code == 302
     response = client_a.get(f"/l/{token}", HTTP_USER_AGENT="Mozilla/5.0 (iPhone)")
@@ -156,7 +156,7 @@ def test_aggregate_only_tracking_keeps_no_per_person_clicks(
 
     tenant_update_settings(tenant=tenant, actor=None, link_tracking=Tenant.LinkTracking.AGGREGATE)
     broadcast, link, delivery = _sent_with_link(world)
-    token = pipeline.link_token(tenant.schema_name, link.pk, delivery.pk)
+    token = links.link_token(tenant.schema_name, link.pk, delivery.pk)
     client_a.get(f"/l/{token}", HTTP_USER_AGENT="Mozilla/5.0")
     link.refresh_from_db()
     assert link.clicks == 1 and not LinkClick.objects.exists()
@@ -164,7 +164,7 @@ def test_aggregate_only_tracking_keeps_no_per_person_clicks(
 
 def test_tokens_of_tenant_a_do_not_work_on_tenant_b(world: dict[str, Any], client_b: Client, tenant: Tenant) -> None:
     broadcast, link, delivery = _sent_with_link(world)
-    token = pipeline.link_token(tenant.schema_name, link.pk, delivery.pk)
+    token = links.link_token(tenant.schema_name, link.pk, delivery.pk)
     assert client_b.get(f"/l/{token}").status_code == 404
 
 

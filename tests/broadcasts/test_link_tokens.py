@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcasts.pipeline import BIGINT_MAX, link_token, link_token_parse
+from broadcasts.links import BIGINT_MAX, link_token, link_token_parse
 
 ids = st.integers(min_value=0, max_value=BIGINT_MAX)
 
