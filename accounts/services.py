@@ -15,7 +15,7 @@ from django.urls import reverse
 from accounts import roles
 from accounts.models import AuditEvent, User
 from core.errors import ApplicationError
-from core.http import client_ip
+from core.http import RequestMeta, request_meta
 from core.tenancy import connection
 from tenants.selectors import tenant_base_url
 
@@ -26,10 +26,6 @@ USER_USERNAME_TAKEN = "A user with this username already exists."
 UNKNOWN_ROLE = "Unknown role: {role}. Choose from: {choices}."
 
 
-def _client_ip(request: HttpRequest | None) -> str | None:
-    return client_ip(request) if request is not None else None
-
-
 def audit_log(
     *,
     action: str,
@@ -38,9 +34,15 @@ def audit_log(
     target: Model | None = None,
     target_label: str = "",
     details: dict[str, Any] | None = None,
+    meta: RequestMeta | None = None,
     request: HttpRequest | None = None,
 ) -> AuditEvent:
-    """Append one event to the audit log of the current schema."""
+    """Append one event to the audit log of the current schema.
+
+    `meta` carries the client's address; `request` is the older spelling of the same and goes
+    away once every service passes `meta`."""
+    if meta is None:
+        meta = request_meta(request)
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
     return AuditEvent.objects.create(
@@ -51,7 +53,7 @@ def audit_log(
         target_id=str(target.pk) if target is not None else "",
         target_label=(target_label or str(target))[:300] if target is not None else target_label[:300],
         details=details or {},
-        ip_address=_client_ip(request),
+        ip_address=meta.ip if meta else None,
     )
 
 

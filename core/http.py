@@ -1,8 +1,10 @@
-"""Small typed helpers for views and admin code: the signed-in user, the client's address."""
+"""Small typed helpers for views and admin code: the signed-in user, the client's address, and
+the request's metadata that services record (services take `RequestMeta`, never a request)."""
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
@@ -63,3 +65,18 @@ def client_network(request: HttpRequest) -> str:
     if parsed.version == 6:
         return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
     return address
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """What a service may record about the request that caused it (for the audit log)."""
+
+    ip: str | None = None
+    user_agent: str = ""
+
+
+def request_meta(request: HttpRequest | None) -> RequestMeta | None:
+    """The metadata of a request for a service call; None outside a request (tasks, commands)."""
+    if request is None:
+        return None
+    return RequestMeta(ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", "")[:300])
