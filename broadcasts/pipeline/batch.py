@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,18 +73,27 @@ class Pacer:
     a 429 back-off) moves the following slots back instead of letting them catch up: a stall
     can never turn into a burst above the provider's limit (quality goal P2)."""
 
-    def __init__(self, start: float, interval: float) -> None:
+    def __init__(
+        self,
+        start: float,
+        interval: float,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.next = start
         self.interval = interval
         self.lock = asyncio.Lock()
+        # the event loop's clock; a test brings its own clock and sleep to check the schedule
+        self.clock = clock or _loop_time
+        self.sleep = sleep
 
     async def wait(self) -> None:
-        loop = asyncio.get_running_loop()
         async with self.lock:
-            now = loop.time()
+            now = self.clock()
             if self.next > now:
-                await asyncio.sleep(self.next - now)
-                now = loop.time()
+                await self.sleep(self.next - now)
+                now = self.clock()
             # a little lateness is made up (one and a half slots), more moves the schedule back
             self.next = max(self.next, now - self.slack) + self.interval
 
@@ -93,7 +102,11 @@ class Pacer:
         return 1.5 * self.interval
 
     def back_off(self, seconds: float) -> None:
-        self.next = max(self.next, asyncio.get_running_loop().time() + seconds)
+        self.next = max(self.next, self.clock() + seconds)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def window_size_for(rate: float) -> int:
