@@ -127,60 +127,81 @@ async def send_rows(
 ) -> BatchReport:
     """Send one claimed batch in windows, several in flight at once, paced from one reservation
     of send slots for the whole batch (one round trip to the shared limiter per batch)."""
-    report = BatchReport(claimed=len(rows))
-    provider = connection.provider_enum
-    rate = float(connection.rate_limit_per_second)
-    window_size = window_size_for(rate)
-    windows = [rows[i : i + window_size] for i in range(0, len(rows), window_size)]
-    gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
-    loop = asyncio.get_running_loop()
-    stop_at: list[int] = []
-    channel_ids = composer.channel_ids
-    slot = await dbt.run(ratelimit.reserve, connection.pk, rate, len(rows))
-    pacer = Pacer(loop.time() + slot.delay, slot.interval)
-    lease_at = [loop.time()]
+    batch = _Batch(connection=connection, adapter=adapter, composer=composer, dbt=dbt, worker=worker, session=session)
+    await batch.send(rows, should_stop)
+    return batch.report
 
-    async def run_window(index: int, window: list[ClaimedRow]) -> None:
-        ok = await dbt.run(mark_sending, [r.delivery_id for r in window], worker, channel_ids)
-        report.skipped += len(window) - len(ok)
-        if loop.time() - lease_at[0] > LEASE_SECONDS / 3:
-            lease_at[0] = loop.time()
-            await dbt.run(extend_lease, worker)
+
+class _Batch:
+    """One batch on its way out: the windows share the pacer, the lease clock and the report."""
+
+    def __init__(
+        self, *, connection: Connection, adapter: Adapter, composer: Composer, dbt: DbThread, worker: str, session: Any
+    ) -> None:
+        self.connection = connection
+        self.provider = connection.provider_enum
+        self.rate = float(connection.rate_limit_per_second)
+        self.adapter = adapter
+        self.composer = composer
+        self.dbt = dbt
+        self.worker = worker
+        self.session = session
+        self.report = BatchReport()
+
+    async def send(self, rows: list[ClaimedRow], should_stop: Callable[[], bool]) -> None:
+        self.report.claimed = len(rows)
+        size = window_size_for(self.rate)
+        windows = [rows[i : i + size] for i in range(0, len(rows), size)]
+        gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
+        loop = asyncio.get_running_loop()
+        slot = await self.dbt.run(ratelimit.reserve, self.connection.pk, self.rate, len(rows))
+        self.pacer = Pacer(loop.time() + slot.delay, slot.interval)
+        self.lease_at = loop.time()
+
+        async def guarded(window: list[ClaimedRow]) -> None:
+            async with gate:
+                # a connection error (bad credentials, account problem) stops the windows not yet begun
+                if self.report.connection_error or should_stop():
+                    return
+                await self.send_window(window)
+
+        await asyncio.gather(*(guarded(w) for w in windows))
+
+    async def send_window(self, window: list[ClaimedRow]) -> None:
+        """Move the window to `sending` (skipping who opted out), send it, write its outcomes."""
+        ok = await self.dbt.run(mark_sending, [r.delivery_id for r in window], self.worker, self.composer.channel_ids)
+        self.report.skipped += len(window) - len(ok)
+        loop = asyncio.get_running_loop()
+        if loop.time() - self.lease_at > LEASE_SECONDS / 3:
+            self.lease_at = loop.time()
+            await self.dbt.run(extend_lease, self.worker)
         todo = [r for r in window if r.delivery_id in ok]
         if not todo:
             return
-
-        async def one(row: ClaimedRow) -> Outcome:
-            await pacer.wait()
-            result = await _send_one(adapter, session, composer.message(row, provider))
-            if isinstance(result, ProviderError):
-                if result.kind == ErrorKind.RATE_LIMITED:
-                    pacer.back_off(result.retry_after or 1.0)
-                return classify(row, result, timezone.now())
-            return Outcome(delivery_id=row.delivery_id, status="sent", provider_message_id=result.provider_message_id)
-
-        outcomes = await asyncio.gather(*(one(r) for r in todo))
-        await dbt.run(write_outcomes, outcomes)
+        outcomes = await asyncio.gather(*(self.send_one(r) for r in todo))
+        await self.dbt.run(write_outcomes, outcomes)
         limited = [o.retry_after or 1.0 for o in outcomes if o.error_kind == ErrorKind.RATE_LIMITED]
         if limited:
-            await dbt.run(ratelimit.penalize, connection.pk, max(limited))
+            await self.dbt.run(ratelimit.penalize, self.connection.pk, max(limited))
+        self.count(outcomes)
+
+    async def send_one(self, row: ClaimedRow) -> Outcome:
+        await self.pacer.wait()
+        result = await _send_one(self.adapter, self.session, self.composer.message(row, self.provider))
+        if isinstance(result, ProviderError):
+            if result.kind == ErrorKind.RATE_LIMITED:
+                self.pacer.back_off(result.retry_after or 1.0)
+            return classify(row, result, timezone.now())
+        return Outcome(delivery_id=row.delivery_id, status="sent", provider_message_id=result.provider_message_id)
+
+    def count(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:
             if o.status == "sent":
-                report.sent += 1
+                self.report.sent += 1
             elif o.status == "failed":
-                report.failed += 1
+                self.report.failed += 1
             else:
-                report.retry += 1
+                self.report.retry += 1
         broken = [o for o in outcomes if o.error_kind in CONNECTION_KINDS]
         if broken:
-            report.connection_error = f"{broken[0].error_kind} ({broken[0].error_code}): {broken[0].error_detail}"
-            stop_at.append(index)
-
-    async def guarded(index: int, window: list[ClaimedRow]) -> None:
-        async with gate:
-            if stop_at or should_stop():
-                return
-            await run_window(index, window)
-
-    await asyncio.gather(*(guarded(i, w) for i, w in enumerate(windows)))
-    return report
+            self.report.connection_error = f"{broken[0].error_kind} ({broken[0].error_code}): {broken[0].error_detail}"
