@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 
-from django.conf import settings
 from django.db.models import F
+from django.utils.crypto import constant_time_compare
 
 from broadcasts.models import Delivery, LinkClick, TrackedLink
+from core.signing import tenant_signature
 from core.tenancy import connection
 
-
-def _link_key() -> bytes:
-    return hashlib.sha256(b"mnl-tracked-links:" + settings.SECRET_KEY.encode()).digest()
+LINK_PURPOSE = "broadcasts.link"
+SIGNATURE_LENGTH = 12  # 72 bits: enough against guessing, short enough for an SMS
 
 
 def link_token(schema: str, link_id: int, delivery_id: int) -> str:
-    digest = hmac.new(_link_key(), f"{schema}:{link_id}:{delivery_id}".encode(), hashlib.sha256).digest()
-    return f"{link_id:x}-{delivery_id:x}-{base64.urlsafe_b64encode(digest[:9]).decode()}"
+    """`<link id hex>-<delivery id hex>-<signature>`, signed like every link we hand out
+    (core.signing), bound to the schema. delivery_id 0: one token for everybody."""
+    signature = tenant_signature(
+        f"{link_id}:{delivery_id}", purpose=LINK_PURPOSE, schema=schema, length=SIGNATURE_LENGTH
+    )
+    return f"{link_id:x}-{delivery_id:x}-{signature}"
 
 
-# <link id hex>-<delivery id hex>-<12 characters of signature>, ids within PostgreSQL's bigint.
-# Checked before anything else: int() accepts non-ASCII digits and any length (and turning a
-# 5,000-digit number into text raises), hmac.compare_digest refuses non-ASCII text.
+# Ids within PostgreSQL's bigint, the signature in the URL-safe base64 alphabet. Checked before
+# anything else: int() accepts non-ASCII digits and any length (and turning a 5,000-digit number
+# into text raises).
 LINK_TOKEN = re.compile(r"([0-9a-f]{1,16})-([0-9a-f]{1,16})-[A-Za-z0-9_-]{12}", re.ASCII)
 BIGINT_MAX = 2**63 - 1
 
@@ -38,7 +39,8 @@ def link_token_parse(schema: str, token: str) -> tuple[int, int] | None:
     link_id, delivery_id = int(match.group(1), 16), int(match.group(2), 16)
     if link_id > BIGINT_MAX or delivery_id > BIGINT_MAX:
         return None
-    if not hmac.compare_digest(link_token(schema, link_id, delivery_id), token):
+    # the whole token, so only the canonical spelling of the ids (no leading zeros) is accepted
+    if not constant_time_compare(link_token(schema, link_id, delivery_id), token):
         return None
     return link_id, delivery_id
 

@@ -12,11 +12,11 @@ import re
 import secrets
 from urllib.parse import quote, urlencode
 
-from django.core import signing
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.http import base36_to_int, int_to_base36
 
+from core.signing import tenant_signature
 from core.tenancy import connection as db
 from messengers.adapters.base import Provider
 from messengers.models import Connection
@@ -36,8 +36,7 @@ TELEGRAM_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 
 
 def _signature(subscriber_id: int, link_secret: str, purpose: str) -> str:
-    signer = signing.Signer(salt=f"subscribers.{purpose}.{db.schema_name}")
-    return signer.signature(f"{subscriber_id}:{link_secret}")
+    return tenant_signature(f"{subscriber_id}:{link_secret}", purpose=f"subscribers.{purpose}", schema=db.schema_name)
 
 
 def subscriber_token(subscriber: Subscriber, purpose: str) -> str:

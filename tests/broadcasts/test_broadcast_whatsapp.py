@@ -5,7 +5,9 @@ server, statuses that overtake the send result wait and are applied, recipients 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from accounts import roles
 from broadcasts import services as broadcast_services
@@ -19,9 +21,15 @@ from tests.conftest import LiveServer, in_tenant
 from tests.factories import make_user
 from tests.fakes.fixtures import WA_VERIFY_TOKEN
 from tests.fakes.whatsapp import FakeWhatsApp, digits
-from tests.messengers.support import (
-    whatsapp_connection,
-)
+from tests.messengers.support import forget_caches, whatsapp_connection
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    # as in tests/messengers: no route or adapter cached by an earlier (rolled back) test
+    forget_caches()
+    yield
+    forget_caches()
 
 
 def test_broadcast_over_whatsapp_with_status_webhooks_through_our_endpoint(
