@@ -23,7 +23,7 @@ from broadcasts.models import Broadcast, Delivery
 from channels.models import Channel
 from core.admin_sites import ReadOnlyAdminMixin, admin_object_or_404, tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_meta, request_user
 from messengers.models import WhatsAppTemplate
 from subscribers.models import District, Language
 
@@ -288,7 +288,7 @@ class BroadcastAdmin(admin.ModelAdmin):
         media = form.cleaned_data.get("media")
         try:
             if not change:
-                created = services.broadcast_create(author=actor, request=request, **values)
+                created = services.broadcast_create(author=actor, meta=request_meta(request), **values)
                 if media:
                     services.broadcast_update(
                         broadcast=created, actor=actor, media=media, media_kind=getattr(form, "media_kind", "image")
@@ -302,7 +302,7 @@ class BroadcastAdmin(admin.ModelAdmin):
                 services.broadcast_update(
                     broadcast=obj,
                     actor=actor,
-                    request=request,
+                    meta=request_meta(request),
                     variants=values.pop("variants"),
                     subjects=values.pop("subjects"),
                     channels=values.pop("channels"),
@@ -501,8 +501,9 @@ def _available_actions(broadcast: Broadcast, user: Any) -> list[tuple[str, Any]]
 
 def _run_action(action: str, broadcast: Broadcast, actor: Any, request: HttpRequest) -> str:
     comment = request.POST.get("comment", "")
+    meta = request_meta(request)
     if action == "submit":
-        broadcast = services.broadcast_submit(broadcast=broadcast, actor=actor, request=request)
+        broadcast = services.broadcast_submit(broadcast=broadcast, actor=actor, meta=meta)
         if broadcast.status == Broadcast.Status.SUBMITTED:
             return str(_("Submitted; the approvers have been notified."))
         return str(
@@ -511,27 +512,25 @@ def _run_action(action: str, broadcast: Broadcast, actor: Any, request: HttpRequ
     if action == "approve":
         seen = request.POST.get("revision", "")
         broadcast = services.broadcast_approve(
-            broadcast=broadcast, actor=actor, revision=int(seen) if seen.isdigit() else 0, request=request
+            broadcast=broadcast, actor=actor, revision=int(seen) if seen.isdigit() else 0, meta=meta
         )
         return str(_("Approved: %(status)s.") % {"status": broadcast.get_status_display()})
     if action == "reject":
-        services.broadcast_reject(broadcast=broadcast, actor=actor, comment=comment, request=request)
+        services.broadcast_reject(broadcast=broadcast, actor=actor, comment=comment, meta=meta)
         return str(_("Rejected; the author has been told why."))
     if action == "bypass":
-        services.broadcast_send_without_approval(broadcast=broadcast, actor=actor, request=request)
+        services.broadcast_send_without_approval(broadcast=broadcast, actor=actor, meta=meta)
         return str(_("Sending without approval; it will be reviewed afterwards."))
     if action == "pause":
-        services.broadcast_pause(
-            broadcast=broadcast, actor=actor, reason=comment or "paused by a user", request=request
-        )
+        services.broadcast_pause(broadcast=broadcast, actor=actor, reason=comment or "paused by a user", meta=meta)
         return str(_("Paused."))
     if action == "resume":
-        services.broadcast_resume(broadcast=broadcast, actor=actor, request=request)
+        services.broadcast_resume(broadcast=broadcast, actor=actor, meta=meta)
         return str(_("Sending again."))
     if action == "cancel":
-        services.broadcast_cancel(broadcast=broadcast, actor=actor, request=request)
+        services.broadcast_cancel(broadcast=broadcast, actor=actor, meta=meta)
         return str(_("Cancelled; nobody else gets it."))
-    services.broadcast_review(broadcast=broadcast, actor=actor, comment=comment, request=request)
+    services.broadcast_review(broadcast=broadcast, actor=actor, comment=comment, meta=meta)
     return str(_("Marked as reviewed."))
 
 

@@ -1,17 +1,20 @@
-"""django-q2 entry points for broadcasts (ids in, service call)."""
+"""django-q2 entry points for broadcasts (ids in, service call).
+
+Service modules are imported as modules (not names): they reference these tasks in turn
+(`tasks.broadcast_start_task`), and Python resolves such a submodule cycle at call time."""
 
 from __future__ import annotations
 
-from broadcasts import services
+from broadcasts.services import sending
 
 
 def broadcast_start_task(broadcast_id: int) -> str:
-    return services.broadcast_start(broadcast_id=broadcast_id)
+    return sending.broadcast_start(broadcast_id=broadcast_id)
 
 
 def broadcast_send_task(broadcast_id: int, token: str) -> dict[str, int]:
-    return services.broadcast_send(broadcast_id=broadcast_id, token=token)
+    return sending.broadcast_send(broadcast_id=broadcast_id, token=token)
 
 
 def broadcast_tick_task(broadcast_id: int) -> str:
-    return services.broadcast_tick(broadcast_id=broadcast_id)
+    return sending.broadcast_tick(broadcast_id=broadcast_id)
