@@ -5,7 +5,7 @@ Service modules are imported as modules (not names): they reference these tasks 
 
 from __future__ import annotations
 
-from broadcasts.services import sending
+from broadcasts.services import notifications, sending
 
 
 def broadcast_start_task(broadcast_id: int) -> str:
@@ -18,3 +18,11 @@ def broadcast_send_task(broadcast_id: int, token: str) -> dict[str, int]:
 
 def broadcast_tick_task(broadcast_id: int) -> str:
     return sending.broadcast_tick(broadcast_id=broadcast_id)
+
+
+def broadcast_notify_approvers_task(broadcast_id: int, user_ids: list[int]) -> int:
+    return notifications.broadcast_notify_approvers(broadcast_id=broadcast_id, user_ids=user_ids)
+
+
+def broadcast_notify_author_task(broadcast_id: int, user_id: int, comment: str) -> int:
+    return notifications.broadcast_notify_author(broadcast_id=broadcast_id, user_id=user_id, comment=comment)
