@@ -126,15 +126,6 @@ def user_may_approve(broadcast: Broadcast, user: Any) -> bool:
     )
 
 
-def user_may_review(broadcast: Broadcast, user: Any) -> bool:
-    """Whether `user` may review this broadcast's emergency bypass now."""
-    return (
-        broadcast.needs_review
-        and user_can_review(user)
-        and broadcast_four_eyes_conflict(broadcast, user, step="review") is None
-    )
-
-
 @dataclass
 class Progress:
     total: int

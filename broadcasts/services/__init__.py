@@ -9,7 +9,13 @@ What does not belong here: reading (broadcasts.selectors), quiet hours and the d
 (broadcasts.schedule), the send path itself (broadcasts.pipeline), link tokens (broadcasts.links).
 """
 
-from broadcasts.services.actions import ACTIONS, Refusal, broadcast_actions_for, broadcast_refusal
+from broadcasts.services.actions import (
+    ACTIONS,
+    Refusal,
+    broadcast_actions_for,
+    broadcast_controls_live,
+    broadcast_refusal,
+)
 from broadcasts.services.alarms import broadcast_propose_for_alarm
 from broadcasts.services.composing import (
     KEEP,
@@ -75,6 +81,7 @@ __all__ = [
     "broadcast_approve",
     "broadcast_cancel",
     "broadcast_content",
+    "broadcast_controls_live",
     "broadcast_content_hash",
     "broadcast_create",
     "broadcast_pause",

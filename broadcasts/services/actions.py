@@ -106,6 +106,12 @@ def broadcast_refusal(action: Action, broadcast: Broadcast, actor: User | None) 
     return _four_eyes(conflict) if conflict else None
 
 
+def broadcast_controls_live(broadcast: Broadcast, user: User | None) -> bool:
+    """Whether pause, resume and cancel may switch on for `user` while the page is open (a
+    pause shows "resume"): it is approved and not done, and they have the role."""
+    return user is not None and broadcast.status in CONTROL_STATES and _controls(user)
+
+
 def broadcast_actions_for(broadcast: Broadcast, user: User | None) -> dict[Action, Refusal | None]:
     """Every workflow step for a person in the admin: None where they may take it now, else the
     refusal (with the four-eyes reason to show instead of the button). Nobody signed in: none."""
