@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
 
@@ -22,7 +23,10 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from broadcasts import tasks
 from core.tasks import enqueue_tenant_task
+from messengers.models import WebhookEvent
+from messengers.services import webhook_schedule_apply
 from tenants.models import DueWork, Tenant
 
 logger = logging.getLogger(__name__)
@@ -32,9 +36,9 @@ ENQUEUE_RETRY = timedelta(seconds=30)
 WEBHOOK_SWEEP_SECONDS = 2.0
 ADVISORY_LOCK = 0x6D6E6C01  # "mnl" + 1
 
-TASKS = {
-    "broadcast-start": "broadcasts.tasks.broadcast_start_task",
-    "broadcast-tick": "broadcasts.tasks.broadcast_tick_task",
+TASKS: dict[str, Callable[..., object]] = {
+    "broadcast-start": tasks.broadcast_start_task,
+    "broadcast-tick": tasks.broadcast_tick_task,
 }
 
 
@@ -69,9 +73,6 @@ def dispatch_due(limit: int = 200) -> int:
 
 def sweep_webhook_events() -> int:
     """Queue an apply task for every tenant with events waiting longer than a couple of seconds."""
-    from messengers.models import WebhookEvent
-    from messengers.services import webhook_schedule_apply
-
     stale = timezone.now() - timedelta(seconds=2)
     count = 0
     for tenant in Tenant.objects.exclude(schema_name="public").filter(status=Tenant.Status.ACTIVE):

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from broadcasts import pipeline
-from broadcasts.models import Broadcast, BroadcastEdit, Delivery
+from broadcasts.models import Broadcast, BroadcastEdit, BroadcastVariant, Delivery, LinkClick
 from core.tenancy import connection as db
 from messengers import ratelimit
 from messengers.models import Connection
@@ -121,15 +123,6 @@ def user_may_approve(broadcast: Broadcast, user: Any) -> bool:
         broadcast.status == Broadcast.Status.SUBMITTED
         and user_can_approve(user)
         and broadcast_four_eyes_conflict(broadcast, user) is None
-    )
-
-
-def user_may_review(broadcast: Broadcast, user: Any) -> bool:
-    """Whether `user` may review this broadcast's emergency bypass now."""
-    return (
-        broadcast.needs_review
-        and user_can_review(user)
-        and broadcast_four_eyes_conflict(broadcast, user, step="review") is None
     )
 
 
@@ -313,10 +306,6 @@ def broadcast_list_archive() -> QuerySet[Broadcast]:
 
 def broadcast_rollup() -> dict[str, int]:
     """Per-tenant figures for the operator overview (tenants.services.tenant_rollup_compute)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     since = timezone.now() - timedelta(days=1)
     deliveries = Delivery.objects.filter(sent_at__gte=since)
     return {
@@ -333,8 +322,6 @@ def broadcast_rollup() -> dict[str, int]:
 def delivery_list_for_subscriber(subscriber_id: int) -> list[dict[str, Any]]:
     """The broadcasts one person was sent, for their GDPR export (Art. 15): when, on which
     messenger, what it said in their language, what became of it and which links they opened."""
-    from broadcasts.models import BroadcastVariant, LinkClick
-
     deliveries = list(
         Delivery.objects.filter(subscriber_id=subscriber_id)
         .select_related("connection")

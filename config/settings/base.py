@@ -99,7 +99,7 @@ DEMO_SEED_HOOKS: list[str] = ["channels.demo.seed", "subscribers.demo.seed"]
 # Where status webhooks go (each returns the provider message ids it recognised), and the
 # handlers every inbound message passes through in order until one handles it.
 MESSENGER_STATUS_SINKS: list[str] = [
-    "broadcasts.services.delivery_apply_statuses",
+    "broadcasts.services.status_sink.delivery_apply_statuses",
     "messengers.services.outbound_apply_statuses",
 ]
 MESSENGER_INBOUND_HANDLERS: list[str] = ["subscribers.keywords.handle_inbound"]
@@ -113,8 +113,8 @@ SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
 # And the other way round: called as hook(subscriber_id=..., contact_ids=[...], since=None) inside
 # a GDPR erasure (and with `since` by the periodic clean-up after one); each removes what
 # identifies the person from its app's rows and returns the provider message ids it blanked.
-SUBSCRIBER_ERASURE_HOOKS: list[str] = ["broadcasts.services.deliveries_erase_recipient"]
-ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.broadcast_propose_for_alarm"]
+SUBSCRIBER_ERASURE_HOOKS: list[str] = ["broadcasts.services.erasure.deliveries_erase_recipient"]
+ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.alarms.broadcast_propose_for_alarm"]
 # Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
 # processes across all machines: more senders than workers only wait in the queue.
 BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts import roles
 from broadcasts import links, pipeline, services
 from broadcasts.models import Broadcast, Delivery, LinkClick, TrackedLink
+from broadcasts.services import sending
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
 from tests.broadcasts.factories import make_channel, make_subscribers
@@ -129,7 +130,7 @@ def _sent_with_link(world: dict[str, Any]) -> tuple[Broadcast, TrackedLink, Deli
         variants={"de": "Mehr: https://example.org/a"},
     )
     Broadcast.objects.filter(pk=broadcast.pk).update(status=Broadcast.Status.SENDING)
-    services._register_links(broadcast)
+    sending._register_links(broadcast)
     pipeline.fanout(Broadcast.objects.get(pk=broadcast.pk))
     delivery = Delivery.objects.filter(broadcast=broadcast).first()
     assert delivery is not None

@@ -14,6 +14,7 @@ from django.test import Client
 from accounts import roles
 from broadcasts import pipeline, services
 from broadcasts.models import Broadcast, Delivery
+from broadcasts.services.sending import _maybe_finish
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
 from tests.broadcasts.factories import make_channel, make_subscribers
@@ -134,7 +135,7 @@ def test_the_poll_gives_the_translated_status_and_what_the_user_may_do_now(
     assert data["status"] == "sending" and data["status_label"] == during
     assert data["actions"] == ["pause", "cancel"] and data["final"] is False
     Delivery.objects.filter(broadcast=broadcast).update(status=D.DELIVERED)
-    assert services._maybe_finish(broadcast.pk)
+    assert _maybe_finish(broadcast.pk)
     data = progress(client_a, broadcast, language)
     assert data["status"] == "sent" and data["status_label"] == after
     assert data["actions"] == [] and data["final"] is True and data["percent"] == 100.0

@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 
 from accounts import roles
 from accounts.models import AuditEvent
-from broadcasts import services
+from broadcasts import schedule, services
 from broadcasts.models import Broadcast
 from core.errors import ApplicationError
 from messengers.selectors import connection_sandbox
@@ -195,7 +195,7 @@ def test_quiet_hours_hold_normal_broadcasts_but_never_alerts(
     tenant = setup["tenant"]
     tenant.quiet_hours_start, tenant.quiet_hours_end = time(22, 0), time(7, 0)
     broadcast = draft(setup, priority=priority, scheduled_at=local)
-    assert services.due_time(broadcast, tenant) == expected
+    assert schedule.due_time(broadcast, tenant) == expected
 
 
 def test_quiet_hours_schedule_the_broadcast_for_the_morning(setup: dict[str, Any]) -> None:

@@ -142,6 +142,7 @@ def test_the_progress_panel_follows_the_send_to_its_end_without_a_reload(
 ) -> None:
     from broadcasts import pipeline, services
     from broadcasts.models import Delivery
+    from broadcasts.services import sending
 
     tenant = committed_tenant("Stadt Fortschritt")
     with in_tenant(tenant):
@@ -167,7 +168,7 @@ def test_the_progress_panel_follows_the_send_to_its_end_without_a_reload(
     assert page.inner_text("#bc-preview") and "Die Brücke ist gesperrt." in page.inner_text("#bc-text")
     with in_tenant(tenant):  # the last messages go out while the page is open
         Delivery.objects.filter(broadcast=broadcast).update(status=Delivery.Status.DELIVERED)
-        assert services._maybe_finish(broadcast.pk)
+        assert sending._maybe_finish(broadcast.pk)
     page.wait_for_function(
         "(label) => document.getElementById('bc-status').textContent === label", arg=after, timeout=15_000
     )

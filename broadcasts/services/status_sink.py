@@ -1,7 +1,6 @@
 """Status webhooks → broadcast deliveries (a messenger status sink, settings.MESSENGER_STATUS_SINKS).
 
-Its own module so the status path stays apart from the broadcast workflow; broadcasts.services
-re-exports `delivery_apply_statuses` under the name the settings use.
+Its own module so the status path stays apart from the broadcast workflow.
 """
 
 from __future__ import annotations

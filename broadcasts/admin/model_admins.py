@@ -1,0 +1,222 @@
+"""The tenant admin's model admins for broadcasts: compose with a live phone preview, the send
+plan, the approval workflow buttons (broadcasts.admin.workflow) and live progress while
+sending; deliveries read-only. Every write goes through broadcasts.services."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import linebreaksbr
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import AuditEvent
+from broadcasts import selectors, services
+from broadcasts.admin.forms import BUTTONS, BroadcastForm
+from broadcasts.admin.workflow import WorkflowViewsMixin, workflow_context
+from broadcasts.models import Broadcast, Delivery
+from core.admin_sites import ReadOnlyAdminMixin, admin_object_or_404, tenant_site
+from core.errors import ApplicationError
+from core.http import request_meta, request_user
+from subscribers.models import Language
+
+
+def _preview_content(broadcast: Broadcast) -> dict[str, Any]:
+    """The stored content, for the preview (the only source once the form is read-only)."""
+    return {
+        "variants": {v.language: {"body": v.body, "subject": v.subject} for v in broadcast.variants.all()},
+        "buttons": list(broadcast.buttons or []),
+        "media_url": broadcast.media.url if broadcast.media else "",
+        "media_kind": broadcast.media_kind,
+        "wa_template_name": broadcast.wa_template_name,
+    }
+
+
+class ReviewFilter(admin.SimpleListFilter):
+    title = _("review")
+    parameter_name = "review"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("needed", _("Sent without approval, not reviewed"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Broadcast]) -> QuerySet[Broadcast]:
+        if self.value() == "needed":
+            return queryset.filter(needs_review=True)
+        return queryset
+
+
+@admin.register(Broadcast, site=tenant_site)
+class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
+    form = BroadcastForm
+    list_display = ["title", "status", "priority", "author", "scheduled_at", "recipients_total", "needs_review"]
+    list_filter = ["status", "priority", ReviewFilter]
+    search_fields = ["title", "variants__body"]
+    list_select_related = ["author"]
+    change_form_template = "broadcasts/admin/change_form.html"
+    show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ["title", "priority", "channels"]}),
+        (_("Text"), {"fields": ["body_de", "body_en", "body_ls", "subject"]}),
+        (
+            _("Image or video, buttons"),
+            {"fields": ["media", *[f"button_{i}_{p}" for i in range(BUTTONS) for p in ("title", "url")]]},
+        ),
+        (_("Who gets it"), {"fields": ["districts", "languages", "tags_text"]}),
+        (
+            _("WhatsApp template (outside the 24-hour window)"),
+            {"fields": ["wa_template_name", "wa_template_language", "template_params_text"]},
+        ),
+        (_("When"), {"fields": ["scheduled_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Broadcast]:
+        return super().get_queryset(request).defer("approved_content_hash", "rejection_comment", "review_comment")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # cancel instead; the audit trail and deliveries stay
+
+    def has_change_permission(self, request: HttpRequest, obj: Broadcast | None = None) -> bool:
+        if obj is not None and obj.status not in services.EDITABLE:
+            return False  # sending or done: the page shows what went out, with no Save button
+        return super().has_change_permission(request, obj)
+
+    READ_ONLY_FIELDS = ["title", "priority", "status_display", "texts_display", "audience_display"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Broadcast | None = None) -> Any:
+        if obj is not None and obj.status not in services.EDITABLE:
+            return self.READ_ONLY_FIELDS
+        return []
+
+    def get_fieldsets(self, request: HttpRequest, obj: Broadcast | None = None) -> Any:
+        if obj is not None and obj.status not in services.EDITABLE:
+            return [(None, {"fields": self.READ_ONLY_FIELDS})]
+        return self.fieldsets
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is not None and obj.status not in services.EDITABLE:
+            # sending or done: nothing to edit, the page shows status, plan and progress
+            kwargs["fields"] = []
+            kwargs["form"] = forms.ModelForm
+            return super().get_form(request, obj, change, **kwargs)
+        kwargs["fields"] = None
+        return BroadcastForm
+
+    @admin.display(description=_("status"))
+    def status_display(self, obj: Broadcast) -> str:
+        return obj.get_status_display()
+
+    @admin.display(description=_("Text"))
+    def texts_display(self, obj: Broadcast) -> str:
+        labels = dict(Language.choices)
+        return format_html_join(
+            "",
+            '<div class="bc-sent-text" lang="{}"><strong>{}</strong>{}<br>{}</div>',
+            (
+                (
+                    v.language,
+                    labels.get(v.language, v.language),
+                    format_html(" · {}", v.subject) if v.subject else "",
+                    linebreaksbr(v.body),
+                )
+                for v in obj.variants.order_by("language")
+            ),
+        )
+
+    @admin.display(description=_("Who gets it"))
+    def audience_display(self, obj: Broadcast) -> str:
+        languages = dict(Language.choices)
+        parts = [
+            (_("Channels"), ", ".join(obj.channels.order_by("name").values_list("name", flat=True))),
+            (_("Districts"), ", ".join(obj.districts.order_by("name").values_list("name", flat=True)) or _("all")),
+            (_("Languages"), ", ".join(str(languages.get(x, x)) for x in obj.languages) or _("all")),
+            (_("Interests"), ", ".join(obj.tags) or _("all")),
+        ]
+        return format_html_join(mark_safe("<br>"), "{}: {}", ((str(label), value) for label, value in parts))
+
+    def save_model(self, request: HttpRequest, obj: Broadcast, form: Any, change: bool) -> None:
+        actor = request_user(request)
+        values = form.service_kwargs()
+        media = form.cleaned_data.get("media")
+        try:
+            if not change:
+                created = services.broadcast_create(author=actor, meta=request_meta(request), **values)
+                if media:
+                    services.broadcast_update(
+                        broadcast=created, actor=actor, media=media, media_kind=getattr(form, "media_kind", "image")
+                    )
+                obj.pk = created.pk
+                form.instance = created
+            else:
+                extra: dict[str, Any] = {}
+                if "media" in form.changed_data:
+                    extra = {"media": media or "", "media_kind": getattr(form, "media_kind", "") if media else ""}
+                services.broadcast_update(
+                    broadcast=obj,
+                    actor=actor,
+                    meta=request_meta(request),
+                    variants=values.pop("variants"),
+                    subjects=values.pop("subjects"),
+                    channels=values.pop("channels"),
+                    districts=values.pop("districts"),
+                    **values,
+                    **extra,
+                )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        return None  # channels and districts are set by the services
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        broadcast = cast(Broadcast, admin_object_or_404(self, request, object_id))
+        context = {
+            **(extra_context or {}),
+            "broadcast": broadcast,
+            "plan": selectors.send_plan(broadcast) if broadcast.status not in services.FINAL else None,
+            "progress": selectors.broadcast_progress(broadcast),
+            **workflow_context(broadcast, request_user(request)),
+            "preview_content": _preview_content(broadcast),
+            "history": AuditEvent.objects.filter(
+                target_type="broadcasts.broadcast", target_id=str(broadcast.pk)
+            ).order_by("-at")[:30],
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().add_view(request, form_url, {**(extra_context or {}), "workflow_actions": []})
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        adminform = context.get("adminform")
+        form = adminform.form if adminform is not None else None
+        context["template_choices"] = getattr(form, "template_choices", [])
+        return super().render_change_form(request, context, *args, **kwargs)
+
+
+@admin.register(Delivery, site=tenant_site)
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Per-recipient outcomes (read-only)."""
+
+    list_display = [
+        "broadcast",
+        "connection",
+        "status",
+        "attempts",
+        "error_kind",
+        "error_code",
+        "sent_at",
+        "possible_duplicate",
+    ]
+    list_filter = ["status", "error_kind", "possible_duplicate"]
+    list_select_related = ["broadcast", "connection"]
+    search_fields = ["provider_message_id"]
+    show_full_result_count = False
+    raw_id_fields = ["broadcast", "subscriber", "contact", "connection"]

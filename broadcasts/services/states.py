@@ -1,0 +1,53 @@
+"""The broadcast states the services share: which states may still be edited, the refusals a
+user meets (English; the admin translates the ones of the normal flow), and `transition`, the
+one way a status changes (always audit-logged)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts.models import User
+from accounts.services import audit_log
+from broadcasts.models import Broadcast
+from core.http import RequestMeta
+
+S = Broadcast.Status
+EDITABLE = {S.DRAFT, S.SUBMITTED, S.APPROVED, S.REJECTED, S.SCHEDULED}
+FINAL = (S.SENT, S.CANCELLED)
+
+NOT_APPROVER = "Only users with the approver role can approve or reject broadcasts."
+NOT_REVIEWER = "Only users with the approver role can review broadcasts sent without approval."
+NOT_EDITOR = "Your role cannot change broadcasts; ask an editor."
+NOT_CONTROLLER = "Your role cannot pause, resume or cancel broadcasts; ask an editor."
+CHANGED_SINCE_OPENED = (
+    "This broadcast was changed after you opened it (now revision {revision}); read the new version and approve "
+    "it again."
+)
+WRONG_STATE = "This broadcast is {status}; that step is not possible now."
+NEEDS_CHANNEL = "Choose at least one channel."
+NEEDS_TEXT = "Write the text in at least one language."
+NEEDS_COMMENT = "Say why you reject it; the author sees your comment."
+NOT_EDITABLE = "A broadcast that is {status} can no longer be changed."
+BYPASS_ONLY_ALERTS = "Sending without approval is only possible for alert broadcasts on alert or alarm channels."
+BYPASS_ONLY_ADMINS = "Only administrators can send without approval."
+
+
+def transition(
+    broadcast: Broadcast,
+    status: str,
+    actor: User | None,
+    meta: RequestMeta | None,
+    *,
+    action: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    before = broadcast.status
+    broadcast.status = status
+    broadcast.save(update_fields=["status", "updated_at"])
+    audit_log(
+        action=action,
+        actor=actor,
+        target=broadcast,
+        meta=meta,
+        details={"from": before, "to": status, **(details or {})},
+    )
