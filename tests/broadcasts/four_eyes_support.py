@@ -13,7 +13,8 @@ from broadcasts import services
 from broadcasts.models import Broadcast
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.factories import make_user
 from tests.helpers import enrol_totp
 
@@ -25,8 +26,8 @@ TEXT = {"de": "Ab morgen gilt Feinstaubalarm.", "en": "Particulate alarm from to
 def team(tenant: Tenant) -> dict[str, Any]:
     sandbox = connection_sandbox()
     assert sandbox is not None
-    channel = make_channel("Feinstaub", [sandbox], alarm=True, priority="alert")
-    other = make_channel("Verkehr", [sandbox])
+    channel = make_channel("Feinstaub", ["FEINSTAUB"], connections=[sandbox], is_alarm=True, default_priority="alert")
+    other = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])
     make_subscribers(2, [channel, other], sandbox)
     people = {
         "editor": make_user(roles.EDITOR, username="rita"),

@@ -21,7 +21,7 @@ from core.errors import ApplicationError
 from messengers.selectors import connection_sandbox
 from subscribers.models import District
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
 from tests.broadcasts.four_eyes_support import (
     TEXT,
     S,
@@ -29,6 +29,7 @@ from tests.broadcasts.four_eyes_support import (
     status,
     submitted,
 )
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
 
@@ -307,7 +308,7 @@ def test_a_concurrent_edit_and_approval_by_the_same_approver_never_approve_their
     with in_tenant(tenant):
         sandbox = connection_sandbox()
         assert sandbox is not None
-        channel = make_channel("Verkehr", [sandbox])
+        channel = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])
         make_subscribers(1, [channel], sandbox)
         editor, approver = make_user(roles.EDITOR, username="e"), make_user(roles.APPROVER, username="a")
         broadcast = services.broadcast_create(author=editor, title="T", channels=[channel], variants={"de": "Alt"})
