@@ -22,7 +22,6 @@ from tests.fakes.common.metering import RequestLog, SlidingWindowLimiter, Stats
 from tests.fakes.common.webhooks import Batcher, Scheduler, WebhookPusher
 
 
-# --------------------------------------------------------------------------------------------
 @dataclass
 class CommonSettings:
     """Runtime-configurable behaviour every fake shares (each fake extends it)."""
