@@ -1,4 +1,4 @@
-"""Channels, subscribers and contacts for broadcast tests, written in bulk (fast for thousands)."""
+"""Subscribers and contacts for broadcast tests (channels: tests.channels.factories), written in bulk (fast for thousands)."""
 
 from __future__ import annotations
 
@@ -9,35 +9,6 @@ from django.utils import timezone
 from channels.models import Channel
 from messengers.models import Connection, Contact
 from subscribers.models import District, Subscriber, Subscription
-
-
-def make_channel(
-    name: str,
-    connections: Sequence[Connection],
-    *,
-    requires_approval: bool = True,
-    alarm: bool = False,
-    public: bool = True,
-    priority: str = "normal",
-) -> Channel:
-    base = name.lower().replace(" ", "-")
-    slug, n = base, 1
-    while Channel.objects.filter(slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    channel = Channel.objects.create(
-        name=name,
-        slug=slug,
-        keywords=[name.upper().replace(" ", "") + (str(n) if n > 1 else "")],
-        requires_approval=requires_approval,
-        is_alarm=alarm,
-        is_public=public,
-        default_priority=priority,
-        alarm_text_start=f"{name}: Alarm!",
-        alarm_text_end=f"{name}: Entwarnung.",
-    )
-    channel.connections.set(list(connections))
-    return channel
 
 
 def make_subscribers(

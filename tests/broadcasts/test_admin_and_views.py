@@ -14,7 +14,8 @@ from broadcasts.models import Broadcast, Delivery, LinkClick, TrackedLink
 from broadcasts.services import sending
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
 from tests.helpers import enrol_totp
@@ -24,8 +25,10 @@ from tests.helpers import enrol_totp
 def world(tenant: Tenant) -> dict[str, Any]:
     sandbox = connection_sandbox()
     assert sandbox is not None
-    channel = make_channel("Feinstaubalarm", [sandbox], alarm=True, priority="alert")
-    internal = make_channel("Intern", [sandbox], public=False)
+    channel = make_channel(
+        "Feinstaubalarm", ["FEINSTAUBALARM"], connections=[sandbox], is_alarm=True, default_priority="alert"
+    )
+    internal = make_channel("Intern", ["INTERN"], connections=[sandbox], is_public=False)
     make_subscribers(4, [channel], sandbox)
     editor = make_user(roles.EDITOR, username="redaktion")
     approver = make_user(roles.APPROVER, username="ob")

@@ -16,7 +16,8 @@ from broadcasts.selectors import broadcast_progress
 from messengers import services
 from messengers.models import Contact, WebhookEvent, WhatsAppTemplate
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.conftest import LiveServer, in_tenant
 from tests.factories import make_user
 from tests.fakes.fixtures import WA_VERIFY_TOKEN
@@ -47,7 +48,7 @@ def test_broadcast_over_whatsapp_with_status_webhooks_through_our_endpoint(
         assert services.connection_sync_templates(connection=conn) == 8
         assert WhatsAppTemplate.objects.get(name="newsletter_update", language="de").is_usable
 
-        channel = make_channel("Verkehr", [conn])
+        channel = make_channel("Verkehr", ["VERKEHR"], connections=[conn])
         talking = make_subscribers(4, [channel], conn, last_inbound=True, prefix="+4917011")
         silent = make_subscribers(3, [channel], conn, last_inbound=False, prefix="+4917022")
         talking_addresses = set(Contact.objects.filter(subscriber__in=talking).values_list("address", flat=True))

@@ -14,7 +14,8 @@ from broadcasts.selectors import broadcast_progress
 from messengers.models import SandboxMessage, WebhookEvent
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
 
@@ -26,11 +27,11 @@ def test_a_person_on_two_targeted_channels_gets_the_message_once_and_it_complete
     with in_tenant(tenant):
         sandbox = connection_sandbox()
         assert sandbox is not None
-        dust = make_channel("Feinstaub", [sandbox])
-        traffic = make_channel("Verkehr", [sandbox])
+        dust = make_channel("Feinstaub", ["FEINSTAUB"], connections=[sandbox])
+        traffic = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])
         both = make_subscribers(7, [dust, traffic], sandbox, prefix="+4915501")
         only_traffic = make_subscribers(3, [traffic], sandbox, prefix="+4915502")
-        make_subscribers(4, [make_channel("Andere", [sandbox])], sandbox, prefix="+4915503")
+        make_subscribers(4, [make_channel("Andere", ["ANDERE"], connections=[sandbox])], sandbox, prefix="+4915503")
         editor, approver = make_user(roles.EDITOR, username="e"), make_user(roles.APPROVER, username="a")
         broadcast = services.broadcast_create(
             author=editor,

@@ -17,7 +17,8 @@ from broadcasts.models import Broadcast, Delivery
 from broadcasts.services.sending import _maybe_finish
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.factories import make_user
 
 S = Broadcast.Status
@@ -29,7 +30,9 @@ BODY_DE = "Ab Montag gilt Feinstaubalarm. Bitte lassen Sie das Auto stehen."
 def world(tenant: Tenant) -> dict[str, Any]:
     sandbox = connection_sandbox()
     assert sandbox is not None
-    channel = make_channel("Feinstaubalarm", [sandbox], alarm=True, priority="alert")
+    channel = make_channel(
+        "Feinstaubalarm", ["FEINSTAUBALARM"], connections=[sandbox], is_alarm=True, default_priority="alert"
+    )
     make_subscribers(7, [channel], sandbox)
     editor = make_user(roles.EDITOR, username="redaktion")
     agent = make_user(roles.INBOX_AGENT, username="buergerbuero")

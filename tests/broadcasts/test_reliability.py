@@ -20,7 +20,8 @@ from messengers.models import Contact, SandboxMessage
 from messengers.selectors import connection_sandbox
 from subscribers.models import Subscription
 from tenants.models import DueWork, Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
 
@@ -28,7 +29,7 @@ from tests.factories import make_user
 def _approved(tenant: Tenant, count: int = 5) -> tuple[Broadcast, list[Any]]:
     sandbox = connection_sandbox()
     assert sandbox is not None
-    channel = make_channel("Feinstaub", [sandbox])
+    channel = make_channel("Feinstaub", [], connections=[sandbox])  # called twice per tenant: no keyword to clash
     subscribers = make_subscribers(count, [channel], sandbox)
     suffix = uuid.uuid4().hex[:6]
     editor = make_user(roles.EDITOR, username=f"e{suffix}")

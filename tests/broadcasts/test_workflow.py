@@ -17,7 +17,8 @@ from broadcasts.models import Broadcast
 from core.errors import ApplicationError
 from messengers.selectors import connection_sandbox
 from tenants.models import DueWork, Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.factories import make_user
 
 S = Broadcast.Status
@@ -27,8 +28,11 @@ S = Broadcast.Status
 def setup(tenant: Tenant) -> dict[str, Any]:
     sandbox = connection_sandbox()
     assert sandbox is not None
-    channel = make_channel("Feinstaub", [sandbox], alarm=True, priority="alert")
-    open_channel = make_channel("Verkehr", [sandbox], requires_approval=False)
+    channel = make_channel(
+        "Feinstaub", ["FEINSTAUB"], connections=[sandbox], is_alarm=True, default_priority="alert",
+        alarm_text_start="Feinstaub: Alarm!", alarm_text_end="Feinstaub: Entwarnung.",
+    )  # fmt: skip
+    open_channel = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox], requires_approval=False)
     make_subscribers(3, [channel, open_channel], sandbox)
     return {
         "tenant": tenant,

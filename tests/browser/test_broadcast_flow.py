@@ -16,7 +16,8 @@ from broadcasts.models import Broadcast
 from messengers.models import Contact, SandboxMessage
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.conftest import LiveServer, in_tenant
 from tests.factories import PASSWORD, make_user
 from tests.helpers import enrol_totp, totp_code_lasting
@@ -47,7 +48,9 @@ def test_compose_approve_deliver_to_sandbox_phones(
     with in_tenant(tenant):
         sandbox = connection_sandbox()
         assert sandbox is not None
-        channel = make_channel("Feinstaubalarm", [sandbox], alarm=True, priority="alert")
+        channel = make_channel(
+            "Feinstaubalarm", ["FEINSTAUBALARM"], connections=[sandbox], is_alarm=True, default_priority="alert"
+        )
         make_subscribers(3, [channel], sandbox, prefix="+4915509")
         make_user(roles.EDITOR, username="redaktion")
         approver = make_user(roles.APPROVER, username="oberbuergermeister")
@@ -104,7 +107,7 @@ def test_the_author_is_offered_no_approve_button_and_told_why(
     with in_tenant(tenant):
         sandbox = connection_sandbox()
         assert sandbox is not None
-        channel = make_channel("Verkehr", [sandbox])
+        channel = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])
         make_subscribers(1, [channel], sandbox, prefix="+4915508")
         author = make_user(roles.APPROVER, username="pressestelle")
         secret = enrol_totp(author)
@@ -148,7 +151,7 @@ def test_the_progress_panel_follows_the_send_to_its_end_without_a_reload(
     with in_tenant(tenant):
         sandbox = connection_sandbox()
         assert sandbox is not None
-        channel = make_channel("Verkehr", [sandbox])
+        channel = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])
         make_subscribers(4, [channel], sandbox, prefix="+4915507")
         make_user(roles.EDITOR, username="redaktion")
         broadcast = services.broadcast_create(

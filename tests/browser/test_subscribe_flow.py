@@ -20,9 +20,9 @@ from messengers.models import Connection
 from messengers.selectors import connection_sandbox
 from subscribers.models import ConsentEvent
 from tenants.models import Domain, Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import LiveServer, in_tenant
 from tests.factories import PASSWORD, make_user
-from tests.subscribers.factories import make_channel
 
 pytestmark = pytest.mark.browser
 

@@ -20,8 +20,9 @@ from channels.services import (
 )
 from core.errors import ApplicationError
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.factories import make_user
-from tests.subscribers.factories import make_channel, sandbox
+from tests.subscribers.factories import sandbox
 
 HOOK_CALLS: list[dict[str, Any]] = []
 

@@ -6,8 +6,8 @@ from django.test import Client
 
 from channels.services import channel_set_alarm_state
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
-from tests.subscribers.factories import make_channel
 
 
 def test_status_json_shows_the_public_state(tenant: Tenant, client_a: Client) -> None:

@@ -18,8 +18,9 @@ from messengers import selectors
 from messengers.models import Connection
 from subscribers.models import Subscription
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.fakes.fixtures import TG_TOKEN
-from tests.subscribers.factories import last_reply, make_channel, phone, say
+from tests.subscribers.factories import last_reply, phone, say
 
 pytestmark = pytest.mark.usefixtures("tenant")
 

@@ -24,7 +24,8 @@ from messengers.adapters.base import ErrorKind, StatusEvent
 from messengers.models import Connection, Contact, OutboundMessage, WebhookEvent
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 
 WORKERS = 4
@@ -144,7 +145,7 @@ def store_and_apply_concurrently(tenant: Tenant, conn: Connection, events: list[
 
 
 def make_deliveries(conn: Connection, names: list[tuple[str, int]]) -> Broadcast:
-    channel = make_channel("Status", [conn])
+    channel = make_channel("Status", [], connections=[conn])
     people = make_subscribers(len(names), [channel], conn, prefix="+4915577")
     broadcast = Broadcast.objects.create(title="Statuses", status=Broadcast.Status.SENT)
     contacts = dict(Contact.objects.filter(subscriber__in=people).values_list("subscriber_id", "pk"))

@@ -23,7 +23,8 @@ from messengers.adapters.base import Adapter, OutgoingMessage, SendResult
 from messengers.models import Connection, Contact, OutboundMessage, WebhookEvent
 from messengers.status import RANK
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 from tests.fakes.common import RecordingServer
 from tests.fakes.fixtures import WA_PHONE_NUMBER_ID
 from tests.fakes.whatsapp import FakeWhatsApp
@@ -150,7 +151,7 @@ def test_single_messages_end_in_the_same_state_whatever_the_order(client_public:
 # Broadcast deliveries (the other status sink) and the counters derived from them
 # --------------------------------------------------------------------------------------------
 def deliveries_for(conn: Connection) -> tuple[Broadcast, dict[str, Delivery]]:
-    channel = make_channel("Status", [conn])
+    channel = make_channel("Status", [], connections=[conn])
     people = make_subscribers(len(SCRIPT), [channel], conn, prefix="+4915577")
     broadcast = Broadcast.objects.create(title="Statuses", status=Broadcast.Status.SENT)
     rows = {}

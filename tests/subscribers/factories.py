@@ -1,5 +1,5 @@
-"""Building blocks for channel and subscriber tests. Objects with rules (channels, consent) are
-made through the services; `say` drives the real inbound pipeline on the sandbox messenger."""
+"""Building blocks for subscriber tests (channels come from tests.channels.factories). Objects
+with rules (consent) are made through the services; `say` drives the real inbound pipeline on the sandbox messenger."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from channels.models import Channel
-from channels.services import channel_create
 from messengers.models import Connection, Contact, SandboxMessage
 from messengers.selectors import connection_sandbox
 from messengers.services import contact_get_or_create, sandbox_receive, webhook_events_apply
@@ -22,19 +21,6 @@ def sandbox() -> Connection:
     connection = connection_sandbox()
     assert connection is not None, "onboarding gives every tenant a sandbox connection"
     return connection
-
-
-def make_channel(
-    name: str = "Feinstaubalarm",
-    keywords: Sequence[str] = ("FEINSTAUB",),
-    *,
-    connections: Sequence[Connection] | None = None,
-    **fields: Any,
-) -> Channel:
-    return channel_create(
-        name=name, keywords=list(keywords), connections=list(connections) if connections is not None else [sandbox()],
-        **fields,
-    )  # fmt: skip
 
 
 def phone(connection: Connection | None = None, name: str = "Erika Muster") -> Contact:

@@ -16,9 +16,10 @@ from messengers.models import Connection, Contact
 from subscribers.models import ConsentEvent, District, Poster, Source, Subscriber, Subscription
 from subscribers.services import district_create, subscription_start
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.factories import make_user
 from tests.helpers import enrol_totp
-from tests.subscribers.factories import make_channel, make_people, sandbox
+from tests.subscribers.factories import make_people, sandbox
 
 LIST = "/admin/subscribers/subscriber/"
 

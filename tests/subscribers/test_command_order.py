@@ -28,8 +28,9 @@ from messengers.models import Contact, InboundMessage, WebhookEvent
 from subscribers.keywords import handle_inbound
 from subscribers.models import ConsentEvent, Subscription
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
-from tests.subscribers.factories import make_channel, phone, replies
+from tests.subscribers.factories import phone, replies
 
 T0 = 1_749_416_000
 _ids = itertools.count(1)

@@ -96,7 +96,8 @@ def test_roles_get_sensible_permissions(tenant: Tenant) -> None:
 
 def test_the_operator_roll_up_counts_subscribers(tenant: Tenant) -> None:
     from tenants.services import tenant_rollup_compute
-    from tests.subscribers.factories import make_channel, make_people
+    from tests.channels.factories import make_channel
+    from tests.subscribers.factories import make_people
 
     dust, traffic = make_channel(), make_channel("Verkehr", ["VERKEHR"])
     make_people(3, [dust, traffic])

@@ -24,8 +24,9 @@ from subscribers.services import email_confirmations_purge_expired, email_subscr
 from subscribers.services.email import MAILS_PER_ADDRESS_PER_DAY
 from subscribers.views import FORM_POSTS_PER_IP_PER_HOUR
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
-from tests.subscribers.factories import make_channel, sandbox
+from tests.subscribers.factories import sandbox
 
 CONFIRM_LINK = re.compile(r"http://tenant-a\.localhost:8000(/subscribe/confirm/[^/\s]+/)")
 

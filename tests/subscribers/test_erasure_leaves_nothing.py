@@ -34,7 +34,6 @@ from django.utils import timezone
 from accounts import roles
 from broadcasts import services as broadcast_services
 from broadcasts.models import Delivery
-from channels.services import channel_create
 from messengers import selectors as messenger_selectors
 from messengers import services as messenger_services
 from messengers.adapters import get_adapter
@@ -42,6 +41,7 @@ from messengers.models import Connection, Contact, OutboundMessage, WebhookEvent
 from subscribers.models import Subscriber
 from subscribers.tasks import subscribers_housekeeping_task
 from tenants.models import Domain, Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
 from tests.fakes.common import RecordingServer
@@ -186,7 +186,7 @@ def test_after_erasure_no_row_names_the_person(
         whatsapp = whatsapp_connection(api_base=wa_fake.url)
         bot = telegram_connection(api_base=tg_fake.url, secret=TG_SECRET)
         assert get_adapter(messenger_selectors.connection_config(bot)).register_webhook(sink.url + "/tg").ok
-        dust = channel_create(name="Feinstaubalarm", keywords=["FEINSTAUB"], connections=[whatsapp, bot])
+        dust = make_channel("Feinstaubalarm", ["FEINSTAUB"], connections=[whatsapp, bot])
         tg_fake.add_chat(CHAT_ID, first_name=TG_FIRST, last_name=TG_LAST, username=TG_USER)
         forward = Forwarder(client_public, sink, bot)
 

@@ -26,9 +26,10 @@ from subscribers.services import (
     subscription_start,
 )
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.factories import make_user
 from tests.helpers import enrol_totp
-from tests.subscribers.factories import make_channel, phone, replies, say
+from tests.subscribers.factories import phone, replies, say
 
 
 @pytest.fixture

@@ -30,9 +30,10 @@ from subscribers.services import (
 )
 from subscribers.services import imports as import_service
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.factories import make_user
 from tests.helpers import enrol_totp
-from tests.subscribers.factories import make_channel, sandbox
+from tests.subscribers.factories import sandbox
 
 BERLIN = ZoneInfo("Europe/Berlin")
 GOOD = """name,whatsapp,email,channels,district,language,tags,consent_source,consent_date

@@ -36,11 +36,12 @@ from subscribers.models import Subscriber, SubscriberImport
 from subscribers.services import imports as import_service
 from subscribers.services import subscriber_import_create
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
 from tests.helpers import enrol_totp
 from tests.subscribers import spreadsheets as xl
-from tests.subscribers.factories import make_channel, sandbox
+from tests.subscribers.factories import sandbox
 
 CSV_HEADER = "name,email,channels,consent_source,consent_date\n"
 

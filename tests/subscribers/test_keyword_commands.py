@@ -14,7 +14,8 @@ from subscribers import links
 from subscribers.models import ConsentEvent, ConsentText, District, Source, Subscriber, Subscription
 from subscribers.services import district_create, poster_create
 from tenants.models import Tenant
-from tests.subscribers.factories import last_reply, make_channel, phone, replies, say
+from tests.channels.factories import make_channel
+from tests.subscribers.factories import last_reply, phone, replies, say
 
 pytestmark = pytest.mark.django_db
 

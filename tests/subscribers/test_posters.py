@@ -14,10 +14,11 @@ from messengers.models import Connection
 from subscribers.models import Poster
 from subscribers.services import poster_create
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
 from tests.helpers import enrol_totp
-from tests.subscribers.factories import make_channel, sandbox
+from tests.subscribers.factories import sandbox
 
 LIST = "/admin/subscribers/poster/"
 MESSENGERS = ("whatsapp", "telegram", "sms")

@@ -14,8 +14,9 @@ from subscribers.models import ConsentEvent, Source, Subscriber, Subscription
 from subscribers.selectors import preferences_url, unsubscribe_url
 from subscribers.services import district_create, subscriber_erase, subscriber_for_contact, subscription_start
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
-from tests.subscribers.factories import make_channel, phone
+from tests.subscribers.factories import phone
 
 BASE = "http://tenant-a.localhost:8000"
 

@@ -16,9 +16,10 @@ from channels.models import Channel
 from messengers.models import Connection
 from subscribers.services import poster_create
 from tenants.models import Tenant
+from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
-from tests.subscribers.factories import forget_cached_tenants, make_channel, sandbox
+from tests.subscribers.factories import forget_cached_tenants, sandbox
 
 
 def decode_png_modules(png: bytes, *, size: int, scale: int = 10, border: int = 4) -> list[list[bool]]:

@@ -1,33 +1,15 @@
-"""Fake Twilio Programmable Messaging API, per providers.md section 3.
-
-API (HTTP Basic auth, user = Account SID, password = Auth Token):
-    POST /2010-04-01/Accounts/{AccountSid}/Messages.json       form-encoded send → 201 Message resource
-    GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  fetch a message
-    GET  /2010-04-01/Accounts/{AccountSid}.json                 account fetch
-
-Errors use Twilio's JSON envelope `{code, message, more_info, status}` (20003, 20429, 21211,
-21602-21604, 21610, 21617 …). An opt-out registry per (sender or Messaging Service, recipient) is
-fed by simulated inbound STOP/START messages. Status callbacks (sent → delivered, `read` for
-`whatsapp:` recipients, failed/undelivered with ErrorCode for injected async failures) are POSTed
-form-encoded to the message's StatusCallback with `X-Twilio-Signature` (HMAC-SHA1 over the full
-URL + sorted parameters, providers.md 3.5). Inbound messages go to `inbound_url`.
-
-    python -m tests.fakes.twilio --port 8083 --account-sid AC… --auth-token T --webhook-url URL --rate 10
-"""
+"""`FakeTwilio`: accounts, numbers, the opt-out registry, the REST handlers (send, fetch, account),
+signed status callbacks and simulated inbound messages."""
 
 from __future__ import annotations
 
-import argparse
 import base64
-import hashlib
 import hmac
 import math
-import re
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
@@ -39,87 +21,24 @@ from tests.fakes.common import (
     Delivery,
     FakeServer,
     Fault,
-    common_arguments,
-    common_settings,
     json_response,
-    run_cli,
 )
-
-DEFAULT_ACCOUNT_SID = "AC00000000000000000000000000000001"
-DEFAULT_AUTH_TOKEN = "twilio-auth-token-0123456789abcd"
-DEFAULT_NUMBER = "+4930123456"
-DEFAULT_SERVICE_SID = "MG00000000000000000000000000000001"
-API_VERSION = "2010-04-01"
-TO_PATTERN = re.compile(r"(whatsapp:)?\+?[1-9][0-9]{6,14}")
-SERVICE_PATTERN = re.compile(r"MG[0-9a-fA-F]{32}")
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
-START_WORDS = frozenset({"START", "YES", "UNSTOP"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
-
-ERRORS: dict[int, tuple[int, str]] = {
-    20003: (401, "Authenticate"),
-    20404: (404, "The requested resource was not found"),
-    20429: (429, "Too Many Requests"),
-    20500: (500, "An internal server error has occurred"),
-    21211: (400, "Invalid 'To' Phone Number"),
-    21408: (400, "Permission to send an SMS has not been enabled for the region indicated by the 'To' number"),
-    21602: (400, "Message body is required."),
-    21603: (400, "A 'From' phone number is required."),
-    21604: (400, "A 'To' phone number is required."),
-    21606: (
-        400,
-        "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination/account.",
-    ),
-    21608: (400, "The number is unverified. Trial accounts may only send messages to verified numbers."),
-    21609: (400, "Invalid StatusCallback"),
-    21610: (400, "Attempt to send to unsubscribed recipient"),
-    21612: (400, "The 'To' phone number is not currently reachable via SMS"),
-    21614: (400, "'To' number is not a valid mobile number"),
-    21617: (400, "The concatenated message body exceeds the 1600 character limit."),
-    21701: (400, "The Messaging Service Sid is invalid."),
-    30003: (400, "Unreachable destination handset"),
-    30005: (400, "Unknown destination handset"),
-    30006: (400, "Landline or unreachable carrier"),
-    30007: (400, "Message filtered"),
-    30008: (400, "Unknown error"),
-    63016: (400, "Failed to send freeform message because you are outside the allowed window."),
-    63018: (400, "Rate limit exceeded for Channel"),
-}
-
-
-def twilio_signature(auth_token: str, url: str, params: Mapping[str, str | Iterable[str]]) -> str:
-    """X-Twilio-Signature: base64(HMAC-SHA1(token, url + name+value for sorted names and values))."""
-    data = url
-    for name in sorted(params):
-        value = params[name]
-        values = [value] if isinstance(value, str) else list(value)
-        for item in sorted(values):
-            data += name + item
-    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
-def twilio_error(code: int, message: str = "", http_status: int | None = None) -> web.Response:
-    status, default = ERRORS.get(code, (400, "Error"))
-    body = {
-        "code": code,
-        "message": message or default,
-        "more_info": f"https://www.twilio.com/docs/errors/{code}",
-        "status": http_status or status,
-    }
-    return json_response(body, http_status or status)
-
-
-@dataclass
-class TwilioSettings(CommonSettings):
-    status_delays: dict[str, float] = field(
-        default_factory=lambda: {"sent": 0.05, "delivered": 0.3, "read": 1.0, "failed": 0.1, "duplicate": 0.05}
-    )
-    statuses: tuple[str, ...] = ("sent", "delivered")  # plus "read" for whatsapp: recipients
-    inbound_url: str = ""  # the number's messaging webhook; "" = webhook_url
-    advanced_opt_out: bool = True  # add OptOutType to inbound keyword messages
-    strict_senders: bool = False  # From must be one of the account's numbers (else 21606)
-    account_status: str = "active"  # what the account fetch reports (active / suspended / closed)
+from tests.fakes.twilio.protocol import (
+    API_VERSION,
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    DEFAULT_NUMBER,
+    DEFAULT_SERVICE_SID,
+    ERRORS,
+    HELP_WORDS,
+    SERVICE_PATTERN,
+    START_WORDS,
+    STOP_WORDS,
+    TO_PATTERN,
+    TwilioSettings,
+    twilio_error,
+    twilio_signature,
+)
 
 
 class FakeTwilio(FakeServer):
@@ -515,30 +434,3 @@ class FakeTwilio(FakeServer):
 
     def is_opted_out(self, recipient: str, sender: str = DEFAULT_NUMBER) -> bool:
         return self._call(lambda: (sender, recipient) in self.optouts)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fake Twilio Messaging API")
-    common_arguments(parser)
-    parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
-    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
-    parser.add_argument("--number", action="append", help="the account's sender numbers (repeatable)")
-    parser.add_argument("--inbound-url", default="", help="messaging webhook of the numbers (default --webhook-url)")
-    parser.add_argument("--strict-senders", action="store_true")
-    args = parser.parse_args(argv)
-    fake = FakeTwilio(
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        account_sid=args.account_sid,
-        auth_token=args.auth_token,
-        numbers=args.number or (DEFAULT_NUMBER,),
-        inbound_url=args.inbound_url,
-        strict_senders=args.strict_senders,
-        **common_settings(args),
-    )
-    run_cli(fake, args)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""`python -m tests.fakes.twilio` (see tests.fakes.twilio.cli)."""
+
+from tests.fakes.twilio.cli import main
+
+main()
