@@ -116,16 +116,6 @@ def user_can_review(user: Any) -> bool:
     return bool(user and user.is_active and user.has_perm("broadcasts.review_broadcast"))
 
 
-def user_may_approve(broadcast: Broadcast, user: Any) -> bool:
-    """Whether `user` may approve this broadcast now: it waits for approval, they have the role,
-    and they neither wrote nor changed it."""
-    return (
-        broadcast.status == Broadcast.Status.SUBMITTED
-        and user_can_approve(user)
-        and broadcast_four_eyes_conflict(broadcast, user) is None
-    )
-
-
 @dataclass
 class Progress:
     total: int
@@ -278,19 +268,6 @@ def send_plan(broadcast: Broadcast) -> SendPlan:
     if not lines:
         warnings.append("Nobody matches this targeting yet.")
     return SendPlan(lines=sorted(lines, key=lambda line: line.name), warnings=warnings)
-
-
-def broadcast_list_review_queue() -> QuerySet[Broadcast]:
-    return Broadcast.objects.filter(needs_review=True).select_related("author").order_by("-send_started_at")
-
-
-def broadcast_list_waiting_for(user_id: int) -> QuerySet[Broadcast]:
-    """Broadcasts this user may approve: waiting, neither written nor changed by them."""
-    return (
-        Broadcast.objects.filter(status=Broadcast.Status.SUBMITTED)
-        .exclude(author_id=user_id)
-        .exclude(pk__in=BroadcastEdit.objects.filter(editor_id=user_id).values("broadcast_id"))
-    )
 
 
 def broadcast_list_archive() -> QuerySet[Broadcast]:
