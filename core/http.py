@@ -11,15 +11,16 @@ from django.conf import settings
 from django.http import HttpRequest
 
 if TYPE_CHECKING:
-    from accounts.models import User
+    # django-stubs' name for settings.AUTH_USER_MODEL, so core names no app
+    from django.contrib.auth.models import _User
 
 
-def request_user(request: HttpRequest) -> User | None:
-    """The signed-in user of a request, or None (typed as our User model)."""
+def request_user(request: HttpRequest) -> _User | None:
+    """The signed-in user of a request, or None (typed as the project's user model)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
-    return cast("User", user)
+    return cast("_User", user)
 
 
 def _ip(value: str) -> str | None:

@@ -14,12 +14,24 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from core.admin_sites import operator_site
+from core.admin_sites import AdminPage, operator_site, tenant_site
 from core.errors import ApplicationError
 from core.http import request_user
 from tenants import selectors, services
 from tenants.forms import OnboardTenantForm, SuspendTenantForm
 from tenants.models import Domain, Tenant
+from tenants.views import SETTINGS_PERMISSION, tenant_settings
+
+# The tenant's own settings page, linked from the tenant admin's header for those allowed.
+tenant_site.add_page(
+    AdminPage(
+        route="settings/",
+        view=tenant_settings,
+        name="tenant_settings",
+        permission=SETTINGS_PERMISSION,
+        context_flag="can_manage_settings",
+    )
+)
 
 
 class DomainInline(admin.TabularInline):

@@ -6,3 +6,9 @@ class TenantsConfig(AppConfig):
     name = "tenants"
     label = "tenants"
     verbose_name = _("Tenants")
+
+    def ready(self) -> None:
+        from core.metrics import REGISTRY
+        from tenants.metrics import TenantCollector
+
+        REGISTRY.register(TenantCollector())
