@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin_sites import AdminPage, operator_site, tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_meta, request_user
 from tenants import selectors, services
 from tenants.forms import OnboardTenantForm, SuspendTenantForm
 from tenants.models import Domain, Tenant
@@ -109,7 +109,7 @@ class TenantAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         fields = {key: form.cleaned_data[key] for key in form.changed_data if key in services.BRANDING_FIELDS}
         fresh = Tenant.objects.get(pk=obj.pk)
-        services.tenant_update_settings(tenant=fresh, actor=request_user(request), request=request, **fields)
+        services.tenant_update_settings(tenant=fresh, actor=request_user(request), meta=request_meta(request), **fields)
 
     def get_urls(self) -> list[URLPattern]:
         custom = [
@@ -140,7 +140,7 @@ class TenantAdmin(admin.ModelAdmin):
                     timezone_name=data["timezone"],
                     language=data["language"],
                     actor=request_user(request),
-                    request=request,
+                    meta=request_meta(request),
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
@@ -169,7 +169,7 @@ class TenantAdmin(admin.ModelAdmin):
                     tenant=tenant,
                     reason=form.cleaned_data["reason"],
                     actor=request_user(request),
-                    request=request,
+                    meta=request_meta(request),
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
@@ -189,6 +189,6 @@ class TenantAdmin(admin.ModelAdmin):
         tenant = get_object_or_404(Tenant, pk=pk)
         if request.method != "POST" or not self.has_change_permission(request, tenant):
             raise PermissionDenied
-        services.tenant_reactivate(tenant=tenant, actor=request_user(request), request=request)
+        services.tenant_reactivate(tenant=tenant, actor=request_user(request), meta=request_meta(request))
         messages.success(request, _("%(name)s is active again.") % {"name": tenant.name})
         return HttpResponseRedirect(reverse("operator_admin:tenants_tenant_change", args=[tenant.pk]))

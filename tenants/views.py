@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from core.admin_sites import tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_meta, request_user
 from tenants.forms import TenantSettingsForm
 from tenants.models import Tenant
 from tenants.services import BRANDING_FIELDS, tenant_update_settings
@@ -29,7 +29,10 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
         fields = {key: form.cleaned_data[key] for key in form.changed_data if key in BRANDING_FIELDS}
         try:
             tenant_update_settings(
-                tenant=Tenant.objects.get(pk=tenant.pk), actor=request_user(request), request=request, **fields
+                tenant=Tenant.objects.get(pk=tenant.pk),
+                actor=request_user(request),
+                meta=request_meta(request),
+                **fields,
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 OUR_PACKAGES = {p.name for p in BASE_DIR.iterdir() if (p / "apps.py").exists()} | {"config", "bench", "tests"}
 
@@ -34,4 +36,10 @@ def test_the_packages_we_check_exist() -> None:
 
 def test_core_imports_no_app_of_ours() -> None:
     offending = [f"{f}:{line} imports {top}" for f, line, top in _imports("core") if top in OUR_PACKAGES - {"core"}]
+    assert offending == []
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [("accounts", "tenants")])
+def test_dependencies_point_one_way(package: str, forbidden: str) -> None:
+    offending = [f"{f}:{line} imports {top}" for f, line, top in _imports(package) if top == forbidden]
     assert offending == []
