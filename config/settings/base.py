@@ -357,6 +357,7 @@ USE_TZ = True
 # --------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # assets shared across apps; each app's own sit in <app>/static/<app>/
 WHITENOISE_USE_FINDERS = DEBUG  # serve straight from the app folders while developing
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
