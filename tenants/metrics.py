@@ -1,5 +1,5 @@
 """Prometheus figures about tenants (registered on core.metrics.REGISTRY by TenantsConfig.ready):
-tenants by status and each tenant's roll-up figures, read from the public schema at scrape time."""
+tenants by status, read from the public schema at scrape time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tenants.models import Tenant, TenantRollup
+from tenants.models import Tenant
 
 
 class TenantCollector(Collector):
@@ -26,14 +26,3 @@ class TenantCollector(Collector):
             for status, count in counts.items():
                 tenants.add_metric([status], count)
             yield tenants
-
-            families: dict[str, GaugeMetricFamily] = {}
-            for rollup in TenantRollup.objects.select_related("tenant"):
-                for key, value in rollup.metrics.items():
-                    if not isinstance(value, int | float):
-                        continue
-                    family = families.setdefault(
-                        key, GaugeMetricFamily(f"mnl_tenant_{key}", f"Per-tenant roll-up: {key}", labels=["tenant"])
-                    )
-                    family.add_metric([rollup.tenant.schema_name], value)
-            yield from families.values()

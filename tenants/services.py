@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -294,29 +293,3 @@ def tenant_update_settings(
             meta=meta,
         )
     return tenant
-
-
-def tenant_rollup_compute() -> dict[str, Any]:
-    """Runs inside a tenant schema (scheduled via core.tasks.for_each_active_tenant) and writes
-    this tenant's figures to the shared roll-up table for the operator overview."""
-    from tenants.models import TenantRollup
-
-    schema_name = connection.schema_name
-    metrics: dict[str, Any] = {
-        "users": User.objects.filter(is_active=True).count(),
-        "audit_events_24h": _audit_events_last_day(),
-    }
-    for hook in settings.TENANT_ROLLUP_HOOKS:
-        metrics.update(import_string(hook)())
-    with schema_context(get_public_schema_name()):
-        tenant = Tenant.objects.get(schema_name=schema_name)
-        TenantRollup.objects.update_or_create(
-            tenant=tenant, defaults={"computed_at": timezone.now(), "metrics": metrics}
-        )
-    return metrics
-
-
-def _audit_events_last_day() -> int:
-    from accounts.models import AuditEvent
-
-    return AuditEvent.objects.filter(at__gte=timezone.now() - timedelta(days=1)).count()

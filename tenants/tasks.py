@@ -1,5 +1,5 @@
-"""django-q2 entry points for tenants; each a few lines that call a service. Also the platform's
-way to run periodic tenant work: one schedule in public that queues a task in every active tenant."""
+"""The platform's way to run periodic tenant work: one schedule in public that queues a task in
+every active tenant (django-q2 entry point)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from core.tasks import enqueue_tenant_task, task_path
 from tenants.selectors import tenant_list_active
 
 
-def for_each_active_tenant(func_path: str, **kwargs: Any) -> int:
-    """Scheduled helper (runs in public): queue `func_path` once per active tenant. Returns the count."""
+def for_each_active_tenant(func_path: Callable[..., Any] | str, **kwargs: Any) -> int:
+    """Scheduled helper (runs in public): queue the task `func_path` (a task function, or its dotted
+    path as a schedule stores it) once per active tenant. Returns the count."""
     count = 0
     for tenant in tenant_list_active():
         with schema_context(tenant.schema_name):
@@ -26,8 +27,3 @@ def for_each_active_tenant(func_path: str, **kwargs: Any) -> int:
 def every_active_tenant(name: str, task: Callable[..., Any], *, minutes: int) -> Scheduled:
     """A schedule (for an app's `schedules.py`) that runs `task` in every active tenant."""
     return Scheduled(name, for_each_active_tenant, minutes=minutes, kwargs={"func_path": task_path(task)})
-
-
-def tenant_rollup_all_task() -> int:
-    """Scheduled in public: queue the roll-up inside every active tenant."""
-    return for_each_active_tenant("tenants.services.tenant_rollup_compute")

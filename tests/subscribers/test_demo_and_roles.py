@@ -95,7 +95,7 @@ def test_roles_get_sensible_permissions(tenant: Tenant) -> None:
 
 
 def test_the_operator_roll_up_counts_subscribers(tenant: Tenant) -> None:
-    from tenants.services import tenant_rollup_compute
+    from analytics.services import tenant_rollup_compute
     from tests.subscribers.factories import make_channel, make_people
 
     dust, traffic = make_channel(), make_channel("Verkehr", ["VERKEHR"])
