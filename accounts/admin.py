@@ -6,6 +6,7 @@ from typing import Any
 
 from allauth.mfa.models import Authenticator
 from django.contrib import admin, messages
+from django.core.mail import send_mail
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -118,8 +119,6 @@ class StaffUserAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Send a set-password link"))
     def send_password_link(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        from django.core.mail import send_mail
-
         base_url = request_base_url(request)
         for user in queryset:
             link = services.user_password_setup_link(user=user, base_url=base_url)

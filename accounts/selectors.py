@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
@@ -41,8 +42,6 @@ def user_id_for_login(identifiers: list[str]) -> int | None:
     e-mail address as typed, any case) can name, or None when none or several do. Login
     throttling counts failures per user with this, so that "anna", "ANNA" and "anna@example.org"
     are the same account."""
-    from allauth.account.models import EmailAddress
-
     values = {unicodedata.normalize("NFKC", value).strip() for value in identifiers if value and value.strip()}
     if not values:
         return None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from allauth.account.forms import default_token_generator
+from allauth.account.models import EmailAddress
+from allauth.account.utils import user_pk_to_url_str
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
@@ -122,8 +125,6 @@ def user_create(
     user.save()
     user.groups.set(_groups_for(role_names))
     if email:
-        from allauth.account.models import EmailAddress
-
         EmailAddress.objects.update_or_create(user=user, email=email, defaults={"primary": True, "verified": True})
     audit_log(action="user.created", actor=actor, target=user, details={"roles": sorted(role_names)}, meta=meta)
     return user
@@ -182,9 +183,6 @@ def user_password_setup_link(*, user: User, base_url: str) -> str:
     """A link that lets the user choose a password, on `base_url` (the domain's absolute base
     URL, e.g. tenants.selectors.tenant_base_url). It stops working once it has been used (the
     token covers the password hash) or after PASSWORD_RESET_TIMEOUT."""
-    from allauth.account.forms import default_token_generator
-    from allauth.account.utils import user_pk_to_url_str
-
     path = reverse(
         "account_reset_password_from_key",
         kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},

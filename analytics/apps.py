@@ -8,6 +8,7 @@ class AnalyticsConfig(AppConfig):
     verbose_name = _("Analytics")
 
     def ready(self) -> None:
+        # in ready(): the collector imports models, which the app registry loads only now
         from analytics.metrics import RollupCollector
         from core.metrics import REGISTRY
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.utils import timezone
+from django_q.models import Failure, OrmQ
+from django_tenants.utils import get_public_schema_name, schema_context
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -43,9 +45,6 @@ class QueueCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        from django_q.models import Failure, OrmQ
-        from django_tenants.utils import get_public_schema_name, schema_context
-
         with schema_context(get_public_schema_name()):
             queue = GaugeMetricFamily("mnl_queue_tasks", "Tasks waiting in the ORM broker queue")
             queue.add_metric([], OrmQ.objects.count())

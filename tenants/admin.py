@@ -20,6 +20,7 @@ from core.http import request_meta, request_user
 from tenants import selectors, services
 from tenants.forms import OnboardTenantForm, SuspendTenantForm
 from tenants.models import Domain, Tenant
+from tenants.notifications import send_admin_welcome
 from tenants.views import SETTINGS_PERMISSION, tenant_settings
 
 # The tenant's own settings page, linked from the tenant admin's header for those allowed.
@@ -145,8 +146,6 @@ class TenantAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
-                from tenants.notifications import send_admin_welcome
-
                 send_admin_welcome(result)
         context = {
             **self.admin_site.each_context(request),

@@ -8,6 +8,7 @@ class TenantsConfig(AppConfig):
     verbose_name = _("Tenants")
 
     def ready(self) -> None:
+        # in ready(): the collector imports models, which the app registry loads only now
         from core.metrics import REGISTRY
         from tenants.metrics import TenantCollector
 

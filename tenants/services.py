@@ -29,6 +29,7 @@ from accounts.models import User
 from accounts.services import audit_log, roles_sync, user_create, user_password_setup_link
 from core.errors import ApplicationError
 from core.http import RequestMeta
+from core.middleware import CachedTenantMiddleware
 from core.tenancy import connection
 from core.types import UNCHANGED, Unchanged
 from tenants.models import Domain, Tenant
@@ -226,8 +227,6 @@ def tenant_reactivate(*, tenant: Tenant, actor: User | None, meta: RequestMeta |
 
 def _forget_cached_tenants() -> None:
     """This process routes with the new state at once; other processes within seconds."""
-    from core.middleware import CachedTenantMiddleware
-
     CachedTenantMiddleware._cache.clear()
 
 

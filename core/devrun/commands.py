@@ -9,8 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
 
 from core import embedded_db
 from core.devrun.processes import (
@@ -38,8 +43,6 @@ def _fernet_key() -> None:
         return
     key_file = VAR / "fernet.key"
     if not key_file.exists():
-        from cryptography.fernet import Fernet
-
         key_file.write_text(Fernet.generate_key().decode())
         key_file.chmod(0o600)
         _log(f"generated a development encryption key in {_shown(key_file)}")
@@ -59,8 +62,6 @@ def _database(pgdata: Path, *, fast: bool) -> embedded_db.EmbeddedPostgres | Non
 
 
 def _banner(setup_seconds: float) -> str:
-    from urllib.parse import urlsplit
-
     host = urlsplit(os.environ.get("PUBLIC_URL", f"http://localhost:{WEB_PORT}"))
     port = f":{host.port}" if host.port else ""
     base = os.environ.get("BASE_DOMAIN", "localhost")
@@ -223,9 +224,6 @@ def _extra_processes() -> list[tuple[str, list[str]]]:
 
 
 def _wait_for_web(give_up: Callable[[], bool], timeout: float = 60) -> None:
-    import urllib.error
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not give_up():
         try:

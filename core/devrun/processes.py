@@ -5,6 +5,8 @@ No Django here (see core.devrun)."""
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
 import select
@@ -55,8 +57,6 @@ def _parent_death_signal(signum: int) -> Callable[[], None] | None:
     parent when it gets the signal."""
     if sys.platform != "linux":
         return None
-    import ctypes
-
     libc = ctypes.CDLL(None, use_errno=True)
     supervisor = os.getpid()
 
@@ -306,8 +306,6 @@ def _hung_up(fd: int) -> bool:
 def _run_lock() -> int | None:
     """Hold var/run.lock for the life of this `run` (the kernel drops it when the process ends,
     however it ends); None when another `run` holds it."""
-    import fcntl
-
     fd = os.open(VAR / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
