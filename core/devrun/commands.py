@@ -148,8 +148,7 @@ def _run_children(children: Children, stop: _Signals, started: float) -> int:
         return code
     children.start("web", [PYTHON, "manage.py", "runserver", f"0.0.0.0:{WEB_PORT}", "--noreload"])
     children.start("worker", [PYTHON, "manage.py", "qcluster"])
-    for name, args in _extra_processes():
-        children.start(name, args)
+    children.start("dispatcher", [PYTHON, "manage.py", "run_dispatcher"])
     _wait_for_web(lambda: bool(stop) or children.first_exited() is not None)
     if not stop and children.first_exited() is None:
         _log_lines(_banner(time.perf_counter() - started))
@@ -213,14 +212,6 @@ def cmd_stop() -> int:
     if not done:
         _log("nothing was running")
     return 0
-
-
-def _extra_processes() -> list[tuple[str, list[str]]]:
-    """Processes later apps need in the demo (dispatcher, fake providers), if they exist."""
-    extra: list[tuple[str, list[str]]] = []
-    if (BASE_DIR / "broadcasts" / "management" / "commands" / "run_dispatcher.py").exists():
-        extra.append(("dispatcher", [PYTHON, "manage.py", "run_dispatcher"]))
-    return extra
 
 
 def _wait_for_web(give_up: Callable[[], bool], timeout: float = 60) -> None:
