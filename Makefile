@@ -32,7 +32,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 run: $(STAMP)
 	$(PY) -m core.devrun run
 
-# Also cleans up after a kill -9 of make run (see README.md and core/devrun.py).
+# Also cleans up after a kill -9 of make run (see README.md and core/devrun/).
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m core.devrun stop; fi
 

@@ -8,6 +8,7 @@ import unicodedata
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.internal.flows.login import get_authentication_records
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.http import HttpRequest
 
@@ -49,8 +50,6 @@ class AccountAdapter(DefaultAccountAdapter):
         request = getattr(self, "request", None)
         if not required or app != "allauth.mfa" or request is None or not request.user.is_authenticated:
             return required
-        from allauth.account.internal.flows.login import get_authentication_records
-
         now = time.time()
         fresh = any(
             now - float(r.get("at", 0)) < FRESH_LOGIN_SECONDS for r in get_authentication_records(request, request.user)

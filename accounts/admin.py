@@ -6,6 +6,7 @@ from typing import Any
 
 from allauth.mfa.models import Authenticator
 from django.contrib import admin, messages
+from django.core.mail import send_mail
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -15,7 +16,7 @@ from accounts.forms import StaffUserForm
 from accounts.models import AuditEvent, User
 from core.admin_sites import ReadOnlyAdminMixin, operator_site, tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_base_url, request_meta, request_user
 
 
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -84,11 +85,11 @@ class StaffUserAdmin(admin.ModelAdmin):
                     last_name=data["last_name"],
                     role_names=list(data["roles"]),
                     actor=actor,
-                    request=request,
+                    meta=request_meta(request),
                 )
                 form.instance = user
                 obj.pk = user.pk
-                link = services.user_password_setup_link(user=user, domain=request.get_host().split(":")[0])
+                link = services.user_password_setup_link(user=user, base_url=request_base_url(request))
                 messages.info(
                     request,
                     _("Send this one-time link to %(user)s to choose a password: %(link)s")
@@ -99,14 +100,16 @@ class StaffUserAdmin(admin.ModelAdmin):
                 services.user_update(
                     user=fresh,
                     actor=actor,
-                    request=request,
+                    meta=request_meta(request),
                     email=data["email"],
                     first_name=data["first_name"],
                     last_name=data["last_name"],
                     is_active=data["is_active"],
                     language=data["language"],
                 )
-                services.user_set_roles(user=fresh, role_names=list(data["roles"]), actor=actor, request=request)
+                services.user_set_roles(
+                    user=fresh, role_names=list(data["roles"]), actor=actor, meta=request_meta(request)
+                )
         except ApplicationError as exc:
             messages.error(request, exc.message)
 
@@ -116,17 +119,15 @@ class StaffUserAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Send a set-password link"))
     def send_password_link(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        from django.core.mail import send_mail
-
-        host = request.get_host().split(":")[0]
+        base_url = request_base_url(request)
         for user in queryset:
-            link = services.user_password_setup_link(user=user, domain=host)
+            link = services.user_password_setup_link(user=user, base_url=base_url)
             send_mail(str(_("Choose your password")), link, None, [user.email], fail_silently=True)
             services.audit_log(
                 action="user.password_link_sent",
                 actor=request_user(request),
                 target=user,
-                request=request,
+                meta=request_meta(request),
             )
         messages.success(request, _("Sent %(count)d link(s).") % {"count": queryset.count()})
 

@@ -7,7 +7,6 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import roles
 from accounts.models import User
-from tenants.models import Tenant
 
 
 class StaffUserForm(forms.ModelForm):
@@ -31,21 +30,3 @@ class StaffUserForm(forms.ModelForm):
             self.initial["roles"] = list(
                 self.instance.groups.filter(name__in=roles.ROLES).values_list("name", flat=True)
             )
-
-
-class TenantSettingsForm(forms.ModelForm):
-    class Meta:
-        model = Tenant
-        fields = [
-            "name",
-            "logo",
-            "primary_color",
-            "timezone",
-            "default_language",
-            "inbox_retention_days",
-            "privacy_notice_url",
-            "quiet_hours_start",
-            "quiet_hours_end",
-            "link_tracking",
-        ]
-        widgets = {"primary_color": forms.TextInput(attrs={"type": "color"})}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts import roles
-from accounts.models import User
+from accounts.models import AuditEvent, User
 
 
 def user_role_names(user: User) -> set[str]:
@@ -39,8 +42,6 @@ def user_id_for_login(identifiers: list[str]) -> int | None:
     e-mail address as typed, any case) can name, or None when none or several do. Login
     throttling counts failures per user with this, so that "anna", "ANNA" and "anna@example.org"
     are the same account."""
-    from allauth.account.models import EmailAddress
-
     values = {unicodedata.normalize("NFKC", value).strip() for value in identifiers if value and value.strip()}
     if not values:
         return None
@@ -51,3 +52,11 @@ def user_id_for_login(identifiers: list[str]) -> int | None:
     ids = set(User.objects.filter(names).values_list("pk", flat=True)[:2])
     ids |= set(EmailAddress.objects.filter(emails).values_list("user_id", flat=True)[:2])
     return ids.pop() if len(ids) == 1 else None
+
+
+def account_rollup() -> dict[str, int]:
+    """Per-tenant figures for the operator overview (analytics.services.ROLLUP_SOURCES)."""
+    return {
+        "users": User.objects.filter(is_active=True).count(),
+        "audit_events_24h": AuditEvent.objects.filter(at__gte=timezone.now() - timedelta(days=1)).count(),
+    }

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from allauth.account.forms import default_token_generator
+from allauth.account.models import EmailAddress
+from allauth.account.utils import user_pk_to_url_str
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
@@ -17,7 +20,7 @@ from accounts.models import AuditEvent, User
 from core.errors import ApplicationError
 from core.http import RequestMeta, request_meta
 from core.tenancy import connection
-from tenants.selectors import tenant_base_url
+from core.types import UNCHANGED, Unchanged
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ def user_create(
     password: str | None = None,
     is_demo: bool = False,
     actor: User | None = None,
-    request: HttpRequest | None = None,
+    meta: RequestMeta | None = None,
 ) -> User:
     """Create a staff user of the current schema. Without a password the account can only be
     entered through a set-password link (see user_password_setup_link)."""
@@ -122,17 +125,13 @@ def user_create(
     user.save()
     user.groups.set(_groups_for(role_names))
     if email:
-        from allauth.account.models import EmailAddress
-
         EmailAddress.objects.update_or_create(user=user, email=email, defaults={"primary": True, "verified": True})
-    audit_log(action="user.created", actor=actor, target=user, details={"roles": sorted(role_names)}, request=request)
+    audit_log(action="user.created", actor=actor, target=user, details={"roles": sorted(role_names)}, meta=meta)
     return user
 
 
 @transaction.atomic
-def user_set_roles(
-    *, user: User, role_names: list[str], actor: User | None, request: HttpRequest | None = None
-) -> bool:
+def user_set_roles(*, user: User, role_names: list[str], actor: User | None, meta: RequestMeta | None = None) -> bool:
     """Replace a user's roles; returns whether anything changed (and only then logs)."""
     before = sorted(user.groups.filter(name__in=roles.ROLES).values_list("name", flat=True))
     after = sorted(set(role_names))
@@ -145,7 +144,7 @@ def user_set_roles(
         actor=actor,
         target=user,
         details={"before": before, "after": after},
-        request=request,
+        meta=meta,
     )
     return True
 
@@ -155,14 +154,18 @@ def user_update(
     *,
     user: User,
     actor: User | None,
-    request: HttpRequest | None = None,
-    **fields: Any,
+    meta: RequestMeta | None = None,
+    email: str | Unchanged = UNCHANGED,
+    first_name: str | Unchanged = UNCHANGED,
+    last_name: str | Unchanged = UNCHANGED,
+    is_active: bool | Unchanged = UNCHANGED,
+    language: str | Unchanged = UNCHANGED,
 ) -> User:
-    allowed = {"email", "first_name", "last_name", "is_active", "language"}
-    unknown = set(fields) - allowed
-    if unknown:
-        raise ValueError(f"user_update cannot change {sorted(unknown)}")
-    changed = {k: v for k, v in fields.items() if getattr(user, k) != v}
+    """Change the given fields of a staff user; logs which ones changed."""
+    fields: dict[str, Any] = {
+        "email": email, "first_name": first_name, "last_name": last_name, "is_active": is_active, "language": language,
+    }  # fmt: skip
+    changed = {k: v for k, v in fields.items() if v is not UNCHANGED and getattr(user, k) != v}
     if "email" in changed:
         changed["email"] = changed["email"].strip().lower()
         if User.objects.filter(email__iexact=changed["email"]).exclude(pk=user.pk).exists():
@@ -172,19 +175,17 @@ def user_update(
     if changed:
         user.full_clean(exclude=["password"])
         user.save(update_fields=list(changed))
-        audit_log(action="user.updated", actor=actor, target=user, details={"fields": sorted(changed)}, request=request)
+        audit_log(action="user.updated", actor=actor, target=user, details={"fields": sorted(changed)}, meta=meta)
     return user
 
 
-def user_password_setup_link(*, user: User, domain: str) -> str:
-    """A link that lets the user choose a password. It stops working once it has been used
-    (the token covers the password hash) or after PASSWORD_RESET_TIMEOUT."""
-    from allauth.account.forms import default_token_generator
-    from allauth.account.utils import user_pk_to_url_str
-
+def user_password_setup_link(*, user: User, base_url: str) -> str:
+    """A link that lets the user choose a password, on `base_url` (the domain's absolute base
+    URL, e.g. tenants.selectors.tenant_base_url). It stops working once it has been used (the
+    token covers the password hash) or after PASSWORD_RESET_TIMEOUT."""
     path = reverse(
         "account_reset_password_from_key",
         kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
         urlconf=settings.ROOT_URLCONF if connection.schema_name != "public" else settings.PUBLIC_SCHEMA_URLCONF,
     )
-    return tenant_base_url(domain) + path
+    return base_url + path

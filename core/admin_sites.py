@@ -8,6 +8,8 @@ and two-factor apply to the admin too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.decorators import secure_admin_login
@@ -15,7 +17,8 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 
@@ -32,10 +35,30 @@ class OperatorAdminSite(admin.AdminSite):
         )
 
 
+@dataclass(frozen=True)
+class AdminPage:
+    """A page of a tenant's admin that belongs to no model (an app adds it with `add_page`)."""
+
+    route: str
+    view: Callable[[HttpRequest], HttpResponse]
+    name: str
+    permission: str
+    # a template variable that tells whether the user may open the page (for the page's link)
+    context_flag: str
+
+
 class TenantAdminSite(admin.AdminSite):
     site_title = _("Newsletter")
     index_title = _("Overview")
     enable_nav_sidebar = True
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        self._pages: list[AdminPage] = []
+
+    def add_page(self, page: AdminPage) -> None:
+        """Mount an app's own page (say, the tenant's settings) at admin/<route>, behind the admin login."""
+        self._pages.append(page)
 
     def has_permission(self, request: HttpRequest) -> bool:
         tenant = getattr(request, "tenant", None)
@@ -47,15 +70,13 @@ class TenantAdminSite(admin.AdminSite):
         context = super().each_context(request)
         tenant = getattr(request, "tenant", None)
         context["site_header"] = getattr(tenant, "name", "") or self.site_header
-        context["can_manage_settings"] = request.user.has_perm("accounts.manage_tenant_settings")
+        for page in self._pages:
+            context[page.context_flag] = request.user.has_perm(page.permission)
         return context
 
     def get_urls(self) -> list[Any]:
-        from django.urls import path
-
-        from accounts.views import tenant_settings
-
-        return [path("settings/", self.admin_view(tenant_settings), name="tenant_settings"), *super().get_urls()]
+        pages = [path(page.route, self.admin_view(page.view), name=page.name) for page in self._pages]
+        return [*pages, *super().get_urls()]
 
 
 operator_site = OperatorAdminSite(name="operator_admin")

@@ -44,6 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import psutil
+import psycopg
+
 logger = logging.getLogger("core.embedded_db")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -54,6 +57,8 @@ SOCKET_NAME_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
 
 def _import_pgserver() -> None:
+    # pgserver (and each of its names below) is imported only when an embedded server is
+    # actually used: `make run`/`make test` with DATABASE_URL set never load it.
     import warnings
 
     with warnings.catch_warnings():
@@ -172,8 +177,6 @@ def process_start_time(pid: int) -> float | None:
         if fields[0] in ("Z", "X"):
             return None
         return int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    import psutil
-
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -315,8 +318,6 @@ def _wait_ready(socket_dir: Path, timeout: float = 30.0) -> None:
 
 
 def _ensure_database(socket_dir: Path) -> None:
-    import psycopg
-
     with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
         if not exists:

@@ -6,20 +6,35 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest
 
 if TYPE_CHECKING:
-    from accounts.models import User
+    # django-stubs' name for settings.AUTH_USER_MODEL, so core names no app
+    from django.contrib.auth.models import _User
 
 
-def request_user(request: HttpRequest) -> User | None:
-    """The signed-in user of a request, or None (typed as our User model)."""
+def request_user(request: HttpRequest) -> _User | None:
+    """The signed-in user of a request, or None (typed as the project's user model)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
-    return cast("User", user)
+    return cast("_User", user)
+
+
+def host_base_url(host: str) -> str:
+    """Absolute base URL of `host`, with the scheme and port of PUBLIC_URL. The one rule for
+    absolute links; tenants.selectors.tenant_base_url applies it to a tenant's domain."""
+    parts = urlsplit(settings.PUBLIC_URL)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def request_base_url(request: HttpRequest) -> str:
+    """host_base_url of the domain the request came to (its Host header without the port)."""
+    return host_base_url(request.get_host().split(":")[0])
 
 
 def _ip(value: str) -> str | None:

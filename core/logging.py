@@ -43,6 +43,8 @@ class TenantFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "schema_name"):
             try:
+                # not at the top: LOGGING is configured while the settings load, before the
+                # database layer may be imported
                 from django.db import connection
 
                 record.schema_name = getattr(connection, "schema_name", "public")

@@ -1,8 +1,9 @@
 """Prometheus metrics.
 
 Request counters and latencies are per process (each gunicorn worker reports its own; scrape
-each, or sum in Prometheus). Platform figures (tenants, queue depth, failed tasks, per-tenant
-roll-ups) are read from the database at scrape time, so every process reports the same.
+each, or sum in Prometheus). Platform figures are read from the database at scrape time, so
+every process reports the same: queue depth and failed tasks here, tenants and their roll-ups
+from the collectors those apps register on REGISTRY when they load (core names no app).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.utils import timezone
+from django_q.models import Failure, OrmQ
+from django_tenants.utils import get_public_schema_name, schema_context
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -34,26 +37,15 @@ def observe_request(*, view: str, status: int, seconds: float) -> None:
     LATENCY.labels(view=view).observe(seconds)
 
 
-class PlatformCollector(Collector):
+class QueueCollector(Collector):
+    """The task queue's figures; apps register collectors of their own on REGISTRY (tenants does)."""
+
     def describe(self) -> list[Metric]:
         # registering must not touch the database (it may not be migrated yet)
         return []
 
     def collect(self) -> Iterator[Metric]:
-        from django_q.models import Failure, OrmQ
-        from django_tenants.utils import get_public_schema_name, schema_context
-
-        from tenants.models import Tenant, TenantRollup
-
         with schema_context(get_public_schema_name()):
-            tenants = GaugeMetricFamily("mnl_tenants", "Tenants by status", labels=["status"])
-            counts = {s: 0 for s in Tenant.Status.values}
-            for row in Tenant.objects.exclude(schema_name="public").values_list("status", flat=True):
-                counts[row] += 1
-            for status, count in counts.items():
-                tenants.add_metric([status], count)
-            yield tenants
-
             queue = GaugeMetricFamily("mnl_queue_tasks", "Tasks waiting in the ORM broker queue")
             queue.add_metric([], OrmQ.objects.count())
             yield queue
@@ -62,19 +54,8 @@ class PlatformCollector(Collector):
             failed.add_metric([], Failure.objects.filter(stopped__gte=timezone.now() - timedelta(hours=1)).count())
             yield failed
 
-            families: dict[str, GaugeMetricFamily] = {}
-            for rollup in TenantRollup.objects.select_related("tenant"):
-                for key, value in rollup.metrics.items():
-                    if not isinstance(value, int | float):
-                        continue
-                    family = families.setdefault(
-                        key, GaugeMetricFamily(f"mnl_tenant_{key}", f"Per-tenant roll-up: {key}", labels=["tenant"])
-                    )
-                    family.add_metric([rollup.tenant.schema_name], value)
-            yield from families.values()
 
-
-REGISTRY.register(PlatformCollector())
+REGISTRY.register(QueueCollector())
 
 
 def render() -> bytes:

@@ -6,6 +6,7 @@ import time
 import zoneinfo
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import resolve
@@ -89,8 +90,6 @@ class TenantContextMiddleware:
 
     @staticmethod
     def _language(request: HttpRequest, tenant_default: str) -> str | None:
-        from django.conf import settings
-
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and getattr(user, "language", ""):
             return str(user.language)
@@ -130,8 +129,6 @@ class WebhookFastPathMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path_info.startswith("/webhooks/"):
             return self.get_response(request)
-        from django.conf import settings
-
         match = resolve(request.path_info, urlconf=settings.PUBLIC_SCHEMA_URLCONF)
         request.resolver_match = match
         response = match.func(request, *match.args, **match.kwargs)

@@ -30,10 +30,10 @@ from core.tenancy import connection
 logger = logging.getLogger(__name__)
 
 RUN_IN_SCHEMA = "core.tasks.run_in_schema"
-RUN_PUBLIC = "core.tasks.run_public"
 
 
-def _dotted(func: Callable[..., Any] | str) -> str:
+def task_path(func: Callable[..., Any] | str) -> str:
+    """The dotted path a worker imports `func` by (django-q2 stores tasks and schedules by path)."""
     if isinstance(func, str):
         return func
     return f"{func.__module__}.{func.__qualname__}"
@@ -66,10 +66,10 @@ def enqueue_tenant_task(
     schema_name = connection.schema_name
     if schema_name == get_public_schema_name():
         raise TenantContextError(
-            f"refusing to queue tenant task {_dotted(func)} from the public schema; "
+            f"refusing to queue tenant task {task_path(func)} from the public schema; "
             "enter the tenant first (schema_context / tenant_context)"
         )
-    path = _dotted(func)
+    path = task_path(func)
     _check_payload(kwargs)
     q_options: dict[str, Any] = {"task_name": task_name or f"{schema_name}:{path.rsplit('.', 1)[-1]}"}
     if group:
@@ -81,16 +81,6 @@ def enqueue_tenant_task(
         async_task(RUN_IN_SCHEMA, schema_name, path, kwargs, q_options=q_options)
 
     transaction.on_commit(_push)
-
-
-def enqueue_public_task(func: Callable[..., Any] | str, /, *, task_name: str | None = None, **kwargs: Any) -> None:
-    """Queue platform-level work (roll-ups, dispatch across tenants); must be called from public."""
-    if connection.schema_name != get_public_schema_name():
-        raise TenantContextError(f"platform task {_dotted(func)} must be queued from the public schema")
-    path = _dotted(func)
-    _check_payload(kwargs)
-    q_options = {"task_name": task_name or f"public:{path.rsplit('.', 1)[-1]}"}
-    transaction.on_commit(lambda: async_task(RUN_PUBLIC, path, kwargs, q_options=q_options))
 
 
 def run_in_schema(schema_name: str, func_path: str, kwargs: dict[str, Any]) -> Any:
@@ -111,20 +101,3 @@ def run_in_schema(schema_name: str, func_path: str, kwargs: dict[str, Any]) -> A
             return func(**kwargs)
         finally:
             logger.debug("task %s took %.3fs", func_path, time.monotonic() - started)
-
-
-def run_public(func_path: str, kwargs: dict[str, Any]) -> Any:
-    with schema_context(get_public_schema_name()):
-        return import_string(func_path)(**kwargs)
-
-
-def for_each_active_tenant(func_path: str, **kwargs: Any) -> int:
-    """Scheduled helper (runs in public): queue `func_path` once per active tenant. Returns the count."""
-    from tenants.selectors import tenant_list_active
-
-    count = 0
-    for tenant in tenant_list_active():
-        with schema_context(tenant.schema_name):
-            enqueue_tenant_task(func_path, **kwargs)
-            count += 1
-    return count

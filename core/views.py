@@ -14,6 +14,9 @@ from django.http.response import HttpResponseBase
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django.views.static import serve
+from django_q.brokers import get_broker
+from django_q.status import Stat
 
 from core import metrics
 
@@ -27,9 +30,6 @@ def _check_database() -> dict[str, object]:
 
 
 def _check_queue() -> dict[str, object]:
-    from django_q.brokers import get_broker
-    from django_q.status import Stat
-
     broker = get_broker()
     started = time.perf_counter()
     reachable = bool(broker.ping())
@@ -82,8 +82,6 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     Messenger providers fetch broadcast images by URL, so this must work in production too;
     put a CDN or the web server in front of /media/ when volume grows.
     """
-    from django.views.static import serve
-
     tenant = getattr(request, "tenant", None)
     schema = tenant.schema_name if tenant is not None else "public"
     folder, rest = _media_folder_and_rest(path)

@@ -14,12 +14,25 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from core.admin_sites import operator_site
+from core.admin_sites import AdminPage, operator_site, tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_meta, request_user
 from tenants import selectors, services
 from tenants.forms import OnboardTenantForm, SuspendTenantForm
 from tenants.models import Domain, Tenant
+from tenants.notifications import send_admin_welcome
+from tenants.views import SETTINGS_PERMISSION, tenant_settings
+
+# The tenant's own settings page, linked from the tenant admin's header for those allowed.
+tenant_site.add_page(
+    AdminPage(
+        route="settings/",
+        view=tenant_settings,
+        name="tenant_settings",
+        permission=SETTINGS_PERMISSION,
+        context_flag="can_manage_settings",
+    )
+)
 
 
 class DomainInline(admin.TabularInline):
@@ -97,7 +110,7 @@ class TenantAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         fields = {key: form.cleaned_data[key] for key in form.changed_data if key in services.BRANDING_FIELDS}
         fresh = Tenant.objects.get(pk=obj.pk)
-        services.tenant_update_settings(tenant=fresh, actor=request_user(request), request=request, **fields)
+        services.tenant_update_settings(tenant=fresh, actor=request_user(request), meta=request_meta(request), **fields)
 
     def get_urls(self) -> list[URLPattern]:
         custom = [
@@ -128,13 +141,11 @@ class TenantAdmin(admin.ModelAdmin):
                     timezone_name=data["timezone"],
                     language=data["language"],
                     actor=request_user(request),
-                    request=request,
+                    meta=request_meta(request),
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
-                from tenants.notifications import send_admin_welcome
-
                 send_admin_welcome(result)
         context = {
             **self.admin_site.each_context(request),
@@ -157,7 +168,7 @@ class TenantAdmin(admin.ModelAdmin):
                     tenant=tenant,
                     reason=form.cleaned_data["reason"],
                     actor=request_user(request),
-                    request=request,
+                    meta=request_meta(request),
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
@@ -177,6 +188,6 @@ class TenantAdmin(admin.ModelAdmin):
         tenant = get_object_or_404(Tenant, pk=pk)
         if request.method != "POST" or not self.has_change_permission(request, tenant):
             raise PermissionDenied
-        services.tenant_reactivate(tenant=tenant, actor=request_user(request), request=request)
+        services.tenant_reactivate(tenant=tenant, actor=request_user(request), meta=request_meta(request))
         messages.success(request, _("%(name)s is active again.") % {"name": tenant.name})
         return HttpResponseRedirect(reverse("operator_admin:tenants_tenant_change", args=[tenant.pk]))

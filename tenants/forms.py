@@ -1,3 +1,5 @@
+"""Forms of the operator admin (onboarding, suspension) and of the tenant's own settings page."""
+
 from __future__ import annotations
 
 from django import forms
@@ -32,3 +34,21 @@ class SuspendTenantForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Shown to the tenant's users on the notice page."),
     )
+
+
+class TenantSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = [
+            "name",
+            "logo",
+            "primary_color",
+            "timezone",
+            "default_language",
+            "inbox_retention_days",
+            "privacy_notice_url",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "link_tracking",
+        ]
+        widgets = {"primary_color": forms.TextInput(attrs={"type": "color"})}

@@ -1,4 +1,5 @@
-"""Platform-wide (public schema) data: tenants, their domains, and per-tenant roll-ups.
+"""Platform-wide (public schema) data: tenants, their domains, webhook routes and due work
+(the per-tenant roll-ups are analytics').
 
 Nothing here may point at a tenant-schema table: the public schema must not know them.
 """
@@ -140,22 +141,6 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
-
-
-class TenantRollup(models.Model):
-    """Per-tenant figures written by a task running inside each tenant, read by the operator
-    overview. Cross-tenant numbers come from here, never from cross-schema joins."""
-
-    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="rollup")
-    computed_at = models.DateTimeField(_("computed at"))
-    metrics = models.JSONField(_("figures"), default=dict)
-
-    class Meta:
-        verbose_name = _("tenant figures")
-        verbose_name_plural = _("tenant figures")
-
-    def __str__(self) -> str:
-        return f"{self.tenant_id} @ {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 class WebhookRoute(models.Model):

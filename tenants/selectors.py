@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django_tenants.utils import get_public_schema_name
 
+from core.http import host_base_url
 from core.tenancy import connection as db
 from tenants.models import Domain, Tenant
 
@@ -41,9 +40,7 @@ def tenant_primary_domain(tenant: Tenant) -> str:
 
 def tenant_base_url(domain: str) -> str:
     """Absolute base URL of a domain, with the scheme and port of PUBLIC_URL."""
-    parts = urlsplit(settings.PUBLIC_URL)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{domain}{port}"
+    return host_base_url(domain)
 
 
 def tenant_public_base_url() -> str:

@@ -7,20 +7,19 @@ transactional), so a failure at any step leaves nothing behind.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
@@ -29,8 +28,12 @@ from accounts import roles
 from accounts.models import User
 from accounts.services import audit_log, roles_sync, user_create, user_password_setup_link
 from core.errors import ApplicationError
+from core.http import RequestMeta
+from core.middleware import CachedTenantMiddleware
 from core.tenancy import connection
+from core.types import UNCHANGED, Unchanged
 from tenants.models import Domain, Tenant
+from tenants.selectors import tenant_base_url
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ def tenant_onboard(
     language: str = "de",
     admin_username: str | None = None,
     actor: User | None = None,
-    request: HttpRequest | None = None,
+    meta: RequestMeta | None = None,
     progress: ProgressCallback | None = None,
 ) -> OnboardingResult:
     """Create a ready-to-use tenant: schema, primary domain, roles, first admin, defaults."""
@@ -151,7 +154,7 @@ def tenant_onboard(
                     role_names=[roles.ADMIN],
                     actor=None,
                 )
-                link = user_password_setup_link(user=admin, domain=domain)
+                link = user_password_setup_link(user=admin, base_url=tenant_base_url(domain))
             # settings.TENANT_ONBOARDING_HOOKS: defaults other apps give every new tenant
             # (e.g. the sandbox messenger connection), run inside the new schema.
             for hook in settings.TENANT_ONBOARDING_HOOKS:
@@ -174,7 +177,7 @@ def tenant_onboard(
                 "admin_email": admin_email,
                 "seconds": round(sum(d for _, d in steps), 3),
             },
-            request=request,
+            meta=meta,
         )
     logger.info("tenant %s onboarded in %.2fs", schema_name, sum(d for _, d in steps))
     return OnboardingResult(tenant=tenant, domain=primary, admin_user=admin, password_link=link, steps=steps)
@@ -194,7 +197,7 @@ def tenant_ensure_public() -> Tenant:
 
 
 @transaction.atomic
-def tenant_suspend(*, tenant: Tenant, reason: str, actor: User | None, request: HttpRequest | None = None) -> Tenant:
+def tenant_suspend(*, tenant: Tenant, reason: str, actor: User | None, meta: RequestMeta | None = None) -> Tenant:
     """Suspended tenants see a notice instead of their pages, and workers skip their tasks."""
     if not reason.strip():
         raise ApplicationError("Give a reason for the suspension; the tenant's users will see it.")
@@ -205,12 +208,12 @@ def tenant_suspend(*, tenant: Tenant, reason: str, actor: User | None, request: 
     tenant.suspended_reason = reason.strip()[:300]
     tenant.save(update_fields=["status", "suspended_at", "suspended_reason", "updated_at"])
     _forget_cached_tenants()
-    audit_log(action="tenant.suspended", actor=actor, target=tenant, details={"reason": reason}, request=request)
+    audit_log(action="tenant.suspended", actor=actor, target=tenant, details={"reason": reason}, meta=meta)
     return tenant
 
 
 @transaction.atomic
-def tenant_reactivate(*, tenant: Tenant, actor: User | None, request: HttpRequest | None = None) -> Tenant:
+def tenant_reactivate(*, tenant: Tenant, actor: User | None, meta: RequestMeta | None = None) -> Tenant:
     if tenant.status == Tenant.Status.ACTIVE:
         return tenant
     tenant.status = Tenant.Status.ACTIVE
@@ -218,14 +221,12 @@ def tenant_reactivate(*, tenant: Tenant, actor: User | None, request: HttpReques
     tenant.suspended_reason = ""
     tenant.save(update_fields=["status", "suspended_at", "suspended_reason", "updated_at"])
     _forget_cached_tenants()
-    audit_log(action="tenant.reactivated", actor=actor, target=tenant, request=request)
+    audit_log(action="tenant.reactivated", actor=actor, target=tenant, meta=meta)
     return tenant
 
 
 def _forget_cached_tenants() -> None:
     """This process routes with the new state at once; other processes within seconds."""
-    from core.middleware import CachedTenantMiddleware
-
     CachedTenantMiddleware._cache.clear()
 
 
@@ -245,12 +246,36 @@ BRANDING_FIELDS = {
 
 @transaction.atomic
 def tenant_update_settings(
-    *, tenant: Tenant, actor: User | None, request: HttpRequest | None = None, **fields: Any
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    meta: RequestMeta | None = None,
+    name: str | Unchanged = UNCHANGED,
+    logo: Any = UNCHANGED,
+    primary_color: str | Unchanged = UNCHANGED,
+    timezone: str | Unchanged = UNCHANGED,
+    default_language: str | Unchanged = UNCHANGED,
+    inbox_retention_days: int | Unchanged = UNCHANGED,
+    privacy_notice_url: str | Unchanged = UNCHANGED,
+    quiet_hours_start: dt.time | None | Unchanged = UNCHANGED,
+    quiet_hours_end: dt.time | None | Unchanged = UNCHANGED,
+    link_tracking: str | Unchanged = UNCHANGED,
 ) -> Tenant:
-    """Branding and defaults a tenant admin may change for their own tenant."""
-    unknown = set(fields) - BRANDING_FIELDS
-    if unknown:
-        raise ValueError(f"tenant_update_settings cannot change {sorted(unknown)}")
+    """Branding and defaults a tenant admin may change for their own tenant (the BRANDING_FIELDS);
+    the fields left UNCHANGED keep their value."""
+    given: dict[str, Any] = {
+        "name": name,
+        "logo": logo,
+        "primary_color": primary_color,
+        "timezone": timezone,
+        "default_language": default_language,
+        "inbox_retention_days": inbox_retention_days,
+        "privacy_notice_url": privacy_notice_url,
+        "quiet_hours_start": quiet_hours_start,
+        "quiet_hours_end": quiet_hours_end,
+        "link_tracking": link_tracking,
+    }
+    fields = {key: value for key, value in given.items() if value is not UNCHANGED}
     changed = [key for key, value in fields.items() if getattr(tenant, key) != value]
     for key in changed:
         setattr(tenant, key, fields[key])
@@ -264,32 +289,6 @@ def tenant_update_settings(
             actor=actor,
             target_label=tenant.name,
             details={"fields": sorted(changed)},
-            request=request,
+            meta=meta,
         )
     return tenant
-
-
-def tenant_rollup_compute() -> dict[str, Any]:
-    """Runs inside a tenant schema (scheduled via core.tasks.for_each_active_tenant) and writes
-    this tenant's figures to the shared roll-up table for the operator overview."""
-    from tenants.models import TenantRollup
-
-    schema_name = connection.schema_name
-    metrics: dict[str, Any] = {
-        "users": User.objects.filter(is_active=True).count(),
-        "audit_events_24h": _audit_events_last_day(),
-    }
-    for hook in settings.TENANT_ROLLUP_HOOKS:
-        metrics.update(import_string(hook)())
-    with schema_context(get_public_schema_name()):
-        tenant = Tenant.objects.get(schema_name=schema_name)
-        TenantRollup.objects.update_or_create(
-            tenant=tenant, defaults={"computed_at": timezone.now(), "metrics": metrics}
-        )
-    return metrics
-
-
-def _audit_events_last_day() -> int:
-    from accounts.models import AuditEvent
-
-    return AuditEvent.objects.filter(at__gte=timezone.now() - timedelta(days=1)).count()

@@ -38,7 +38,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[BASE_DOMAIN, f".{BASE_DOMAIN}
 SHARED_APPS = [
     "django_tenants",  # must come first: its `migrate` wraps migrate_schemas
     "core",  # no tables; templates, commands, shared helpers
-    "tenants",  # Tenant, Domain, webhook routes, roll-ups: platform-wide data
+    "tenants",  # Tenant, Domain, webhook routes: platform-wide data
+    "analytics",  # roll-ups; the per-tenant figures for operators live in public
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -85,14 +86,9 @@ ROOT_URLCONF = "config.urls_tenant"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 # Dotted paths called inside a new tenant's schema at the end of onboarding (defaults that
-# apps give every tenant), and functions returning per-tenant figures for the operator roll-up.
+# apps give every tenant). The operator roll-up's sources are listed in analytics.services.
 TENANT_ONBOARDING_HOOKS: list[str] = [
     "messengers.services.connection_create_sandbox_for_tenant",
-]
-TENANT_ROLLUP_HOOKS: list[str] = [
-    "subscribers.selectors.subscriber_rollup",
-    "broadcasts.selectors.broadcast_rollup",
-    "messengers.selectors.messenger_rollup",
 ]
 # Called inside each demo tenant's schema by `manage.py seed_demo` (make run).
 DEMO_SEED_HOOKS: list[str] = ["channels.demo.seed", "subscribers.demo.seed"]
@@ -357,6 +353,7 @@ USE_TZ = True
 # --------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # assets shared across apps; each app's own sit in <app>/static/<app>/
 WHITENOISE_USE_FINDERS = DEBUG  # serve straight from the app folders while developing
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"

@@ -95,7 +95,7 @@ def test_roles_get_sensible_permissions(tenant: Tenant) -> None:
 
 
 def test_the_operator_roll_up_counts_subscribers(tenant: Tenant) -> None:
-    from tenants.services import tenant_rollup_compute
+    from analytics.services import tenant_rollup_compute
     from tests.channels.factories import make_channel
     from tests.subscribers.factories import make_people
 

@@ -1,4 +1,4 @@
-"""Apply core.schedules.SCHEDULES to django-q2's Schedule table; safe to run on every deploy."""
+"""Apply every app's schedules (core.schedules) to django-q2's Schedule table; safe to run on every deploy."""
 
 from __future__ import annotations
 
@@ -7,19 +7,20 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
-from core.schedules import PREFIX, SCHEDULES
+from core.schedules import PREFIX, schedules_collect
 
 
 class Command(BaseCommand):
     help = "Create, update and prune the platform's periodic jobs."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        wanted = {PREFIX + s.name for s in SCHEDULES}
-        for item in SCHEDULES:
+        schedules = schedules_collect()
+        wanted = {PREFIX + s.name for s in schedules}
+        for item in schedules:
             _, created = Schedule.objects.update_or_create(
                 name=PREFIX + item.name,
                 defaults={
-                    "func": item.func,
+                    "func": item.func_path,
                     "kwargs": repr(item.kwargs) if item.kwargs else None,
                     "schedule_type": Schedule.MINUTES,
                     "minutes": item.minutes,

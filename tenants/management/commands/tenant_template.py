@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context, schema_exists
 
+from accounts.services import roles_sync
 from core.tenancy import connection
 
 
@@ -21,8 +22,6 @@ class Command(BaseCommand):
     help = "Create or migrate the tenant template schema (TENANT_BASE_SCHEMA)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from accounts.services import roles_sync
-
         name = settings.TENANT_BASE_SCHEMA
         started = time.perf_counter()
         if not schema_exists(name):

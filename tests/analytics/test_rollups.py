@@ -7,10 +7,11 @@ from typing import Any
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from analytics.models import TenantRollup
+from analytics.services import tenant_rollup_compute
+from analytics.tasks import tenant_rollup_all_task
 from core.tenancy import connection
-from tenants.models import Tenant, TenantRollup
-from tenants.services import tenant_rollup_compute
-from tenants.tasks import tenant_rollup_all_task
+from tenants.models import Tenant
 
 
 def test_rollup_writes_each_tenants_figures_to_the_shared_table(

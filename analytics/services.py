@@ -1,0 +1,44 @@
+"""Writes of analytics: computing roll-ups and storing them where their readers look.
+
+The figures themselves come from each app's small count selectors (ROLLUP_SOURCES); analytics
+sits above the apps and calls them, the apps know nothing of roll-ups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from accounts.selectors import account_rollup
+from analytics.models import TenantRollup
+from broadcasts.selectors import broadcast_rollup
+from core.tenancy import connection
+from messengers.selectors import messenger_rollup
+from subscribers.selectors import subscriber_rollup
+from tenants.models import Tenant
+
+# Each returns a dict of figures of the current tenant schema.
+ROLLUP_SOURCES: list[Callable[[], dict[str, Any]]] = [
+    account_rollup,
+    subscriber_rollup,
+    broadcast_rollup,
+    messenger_rollup,
+]
+
+
+def tenant_rollup_compute() -> dict[str, Any]:
+    """Runs inside a tenant schema (a task queued in every active tenant) and writes this
+    tenant's figures to the shared roll-up table for the operator overview."""
+    schema_name = connection.schema_name
+    metrics: dict[str, Any] = {}
+    for source in ROLLUP_SOURCES:
+        metrics.update(source())
+    with schema_context(get_public_schema_name()):
+        tenant = Tenant.objects.get(schema_name=schema_name)
+        TenantRollup.objects.update_or_create(
+            tenant=tenant, defaults={"computed_at": timezone.now(), "metrics": metrics}
+        )
+    return metrics
