@@ -18,7 +18,8 @@ from messengers.selectors import connection_sandbox
 from subscribers import selectors as subscriber_selectors
 from tenants.models import Tenant
 from tenants.selectors import tenant_public_base_url
-from tests.broadcasts.factories import make_channel, make_subscribers
+from tests.broadcasts.factories import make_subscribers
+from tests.channels.factories import make_channel
 
 SCHEMA = "test_a"
 BASE = "https://stuttgart.example.org"
@@ -153,7 +154,7 @@ def test_build_takes_the_tenants_language_as_fallback_and_the_absolute_media_url
 def test_email_urls_are_the_subscribers_signed_links(tenant: Tenant) -> None:
     sandbox = connection_sandbox()
     assert sandbox is not None
-    people = make_subscribers(2, [make_channel("Verkehr", [sandbox])], sandbox)
+    people = make_subscribers(2, [make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])], sandbox)
     urls = email_urls([p.pk for p in people])
     assert urls == {
         p.pk: (subscriber_selectors.unsubscribe_url(p), subscriber_selectors.preferences_url(p)) for p in people

@@ -8,7 +8,7 @@ from accounts import roles
 from broadcasts import services
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
-from tests.broadcasts.factories import make_channel
+from tests.channels.factories import make_channel
 from tests.factories import make_user
 
 
@@ -17,7 +17,7 @@ def test_approvers_are_asked_in_their_language_and_the_author_told_in_theirs(
 ) -> None:
     sandbox = connection_sandbox()
     assert sandbox is not None
-    channel = make_channel("Verkehr", [sandbox])
+    channel = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])
     editor = make_user(roles.EDITOR, username="autorin")
     editor.language = "en"
     editor.save(update_fields=["language"])
