@@ -14,7 +14,6 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 from core import crypto
 from core.memo import BoundedTTLCache
-from core.tenancy import connection as db
 from messengers.adapters import get_adapter
 from messengers.adapters.base import Adapter, ConnectionConfig, Provider
 from messengers.models import Connection, Contact, SandboxMessage, WebhookEvent
@@ -167,10 +166,6 @@ def sandbox_people(connection: Connection) -> QuerySet[Contact]:
 
 def sandbox_conversation(connection: Connection, address: str, after_id: int = 0) -> QuerySet[SandboxMessage]:
     return SandboxMessage.objects.filter(connection=connection, address=address, pk__gt=after_id).order_by("pk")
-
-
-def current_schema() -> str:
-    return db.schema_name
 
 
 def messenger_rollup() -> dict[str, int]:
