@@ -359,7 +359,7 @@ def connection_sync_templates(*, connection: Connection, actor: User | None = No
     return len(infos)
 
 
-def connection_create_sandbox_for_tenant(*, tenant: Any) -> Connection:
+def connection_create_sandbox_for_tenant(*, tenant: Tenant) -> Connection:
     """Onboarding hook: every new tenant can try everything on simulated phones."""
     existing = Connection.objects.filter(provider=Provider.SANDBOX).first()
     if existing:
