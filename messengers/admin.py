@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin_sites import ReadOnlyAdminMixin, tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_meta, request_user
 from messengers import selectors, services
 from messengers.adapters.base import CREDENTIAL_FIELDS, Provider
 from messengers.models import Connection, Contact, InboundMessage, OutboundMessage, WebhookEvent, WhatsAppTemplate
@@ -177,7 +177,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                     connection=stored,
                     actor=actor,
                     credentials=credentials,
-                    request=request,
+                    meta=request_meta(request),
                     **{k: v for k, v in fields.items() if k in services.EDITABLE_FIELDS},
                 )
                 form.instance = stored
@@ -188,7 +188,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                     provider=form.provider.value,
                     credentials=form.credentials(),
                     actor=actor,
-                    request=request,
+                    meta=request_meta(request),
                     **{k: v for k, v in fields.items() if v is not None},
                 )
                 obj.pk = created.pk

@@ -14,9 +14,10 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 from core import crypto
 from core.memo import BoundedTTLCache
-from core.tenancy import connection as db
-from messengers.adapters.base import ConnectionConfig, Provider
-from messengers.models import Connection, Contact, SandboxMessage
+from messengers.adapters import get_adapter
+from messengers.adapters.base import Adapter, ConnectionConfig, Provider
+from messengers.models import Connection, Contact, SandboxMessage, WebhookEvent
+from tenants.models import WebhookRoute
 
 WEBHOOK_PATHS = {
     Provider.WHATSAPP: "/webhooks/whatsapp/{route}/",
@@ -75,8 +76,31 @@ class Route:
 ROUTE_CACHE: BoundedTTLCache[Route | None] = BoundedTTLCache(maxsize=4096, ttl=5.0)
 
 
+# Connection + adapter (decrypted credentials) per (schema, connection id), kept as briefly as
+# the routes: thousands of status webhooks a second must not each decrypt the credentials again.
+ADAPTER_CACHE: BoundedTTLCache[tuple[Connection, Adapter] | None] = BoundedTTLCache(maxsize=1024, ttl=5.0)
+
+
 def route_cache_clear() -> None:
     ROUTE_CACHE.clear()
+
+
+def adapter_cache_clear() -> None:
+    """Drop this process's cached adapters (a connection's secrets changed)."""
+    ADAPTER_CACHE.clear()
+
+
+def connection_adapter_cached(schema_name: str, connection_id: int) -> tuple[Connection, Adapter] | None:
+    """The connection and its adapter, from ADAPTER_CACHE; None for an unknown connection. Call
+    inside the tenant's schema."""
+
+    def load() -> tuple[Connection, Adapter] | None:
+        connection = Connection.objects.filter(pk=connection_id).first()
+        if connection is None:
+            return None
+        return connection, get_adapter(connection_config(connection))
+
+    return ADAPTER_CACHE.get_or_load((schema_name, connection_id), load)
 
 
 def _route_from_row(row: Any) -> Route:
@@ -107,8 +131,6 @@ def route_by_external_id(provider: Provider, external_id: str) -> Route | None:
 
 
 def _lookup(**filters: str) -> Route | None:
-    from tenants.models import WebhookRoute
-
     if any("\x00" in value for value in filters.values()):
         return None  # PostgreSQL refuses NUL in text; no route has one
 
@@ -123,8 +145,6 @@ def _cached(key: tuple[str, str], load: Any) -> Route | None:
 
 def route_by_verify_token(token: str) -> Route | None:
     """Meta's GET handshake on the shared /webhooks/whatsapp/ URL carries only the verify token."""
-    from tenants.models import WebhookRoute
-
     digest = hashlib.sha256(token.encode()).hexdigest()
     with schema_context(get_public_schema_name()):
         for row in (
@@ -148,14 +168,8 @@ def sandbox_conversation(connection: Connection, address: str, after_id: int = 0
     return SandboxMessage.objects.filter(connection=connection, address=address, pk__gt=after_id).order_by("pk")
 
 
-def current_schema() -> str:
-    return db.schema_name
-
-
 def messenger_rollup() -> dict[str, int]:
     """Per-tenant figures for the operator overview: connections in trouble, webhook backlog."""
-    from messengers.models import WebhookEvent
-
     return {
         "connections_paused": Connection.objects.exclude(status=Connection.Status.ACTIVE).count(),
         "webhook_events_waiting": WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING).count(),

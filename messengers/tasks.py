@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from messengers import services
+# service modules, not names: they import this module to queue these tasks (see their hops)
+from messengers.services import messages, webhook_events
 
 
 def webhook_events_apply_task() -> dict[str, int]:
-    return services.webhook_events_apply_and_release()
+    return webhook_events.webhook_events_apply_and_release()
 
 
 def message_send_task(outbound_id: int) -> str:
-    return services.message_send(outbound_id=outbound_id).status
+    return messages.message_send(outbound_id=outbound_id).status
 
 
 def webhook_events_purge_task() -> int:
-    return services.webhook_events_purge()
+    return webhook_events.webhook_events_purge()

@@ -20,38 +20,17 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from django_tenants.utils import schema_context
 
-from core.memo import BoundedTTLCache
 from messengers import selectors
-from messengers.adapters import get_adapter
 from messengers.adapters.base import (
-    Adapter,
     ConnectionConfig,
     Provider,
     WebhookParseError,
     WebhookRequest,
 )
-from messengers.models import Connection
+from messengers.adapters.whatsapp import whatsapp_routing_ids
+from messengers.services.webhook_events import webhook_events_store
 
 logger = logging.getLogger(__name__)
-
-ADAPTERS: BoundedTTLCache[tuple[Connection, Adapter] | None] = BoundedTTLCache(maxsize=1024, ttl=5.0)
-
-
-def _adapter_for(schema_name: str, connection_id: int) -> tuple[Connection, Adapter] | None:
-    """Connection + adapter (decrypted credentials) cached briefly per process: thousands of
-    status webhooks a second must not each decrypt the credentials again."""
-
-    def load() -> tuple[Connection, Adapter] | None:
-        connection = Connection.objects.filter(pk=connection_id).first()
-        if connection is None:
-            return None
-        return connection, get_adapter(selectors.connection_config(connection))
-
-    return ADAPTERS.get_or_load((schema_name, connection_id), load)
-
-
-def adapter_cache_clear() -> None:
-    ADAPTERS.clear()
 
 
 def _request(request: HttpRequest, url: str | None = None) -> WebhookRequest:
@@ -75,10 +54,8 @@ def _ingest(
     accounts: set[str] | None = None,
 ) -> HttpResponse | int:
     """Verify, parse and store for one route. Returns a response on refusal, else #events."""
-    from messengers.services import webhook_events_store
-
     with schema_context(route.schema_name):
-        found = _adapter_for(route.schema_name, route.connection_id)
+        found = selectors.connection_adapter_cached(route.schema_name, route.connection_id)
         if found is None:
             return _text(404, "unknown connection")
         connection, adapter = found
@@ -115,8 +92,6 @@ META_SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")
 def whatsapp(request: HttpRequest, route_key: str | None = None) -> HttpResponse:
     if request.method == "GET":
         return _whatsapp_handshake(request, route_key)
-    from messengers.adapters.whatsapp import whatsapp_routing_ids
-
     if not META_SIGNATURE.fullmatch(request.headers.get("X-Hub-Signature-256", "").strip()):
         return _text(403, "missing or malformed X-Hub-Signature-256")
     own: selectors.Route | None = None
@@ -149,7 +124,7 @@ def whatsapp(request: HttpRequest, route_key: str | None = None) -> HttpResponse
     # Verify every route first: a body is stored for no tenant unless all signatures hold.
     for route in groups:
         with schema_context(route.schema_name):
-            pair = _adapter_for(route.schema_name, route.connection_id)
+            pair = selectors.connection_adapter_cached(route.schema_name, route.connection_id)
             if pair is None or not pair[1].verify_webhook(incoming):
                 return _text(403, "signature mismatch")
     for route, accounts in groups.items():

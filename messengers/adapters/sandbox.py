@@ -28,6 +28,8 @@ from messengers.adapters.base import (
     WebhookParseError,
     WebhookRequest,
 )
+from messengers.models import Connection, Contact, SandboxMessage
+from messengers.services.webhook_events import webhook_events_store
 
 
 class SandboxAdapter(Adapter):
@@ -39,9 +41,6 @@ class SandboxAdapter(Adapter):
         self.schema_name: str = django_connection.schema_name  # type: ignore[attr-defined]
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        from messengers.models import Connection, Contact, SandboxMessage
-        from messengers.services import webhook_events_store
-
         with schema_context(self.schema_name):
             connection = Connection.objects.get(pk=int(self.config.connection_id or 0))
             contact = Contact.objects.filter(connection=connection, address=message.to).only("status").first()

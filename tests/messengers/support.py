@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from core.tenancy import connection as db
-from messengers import selectors, services, webhooks
+from messengers import selectors, services
 from messengers.models import Connection, WebhookEvent
 from tenants.models import Tenant
 from tests.conftest import TENANT_A, TENANT_B
@@ -42,7 +42,7 @@ def forget_caches() -> None:
     """Route and adapter caches live 5 s per process and the apply flag APPLY_LOCK_SECONDS in the
     cache; a test must not see the previous test's (rolled back) connections through them."""
     selectors.route_cache_clear()
-    webhooks.adapter_cache_clear()
+    selectors.adapter_cache_clear()
     # The flag is per tenant (tenant-aware cache keys). A rolled-back test never ran the apply
     # task it queued on commit, so its flag would keep the next test from queueing one.
     with KeepTenant():

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from core.memo import BoundedTTLCache
-from messengers import selectors, webhooks
+from messengers import selectors
 from messengers.adapters.base import Provider
 from tenants.models import Tenant
 from tests.messengers.support import route_path, telegram_connection
@@ -31,7 +31,7 @@ def test_unknown_route_keys_do_not_grow_the_route_cache_without_bound(
     assert len(selectors.ROUTE_CACHE) <= 100
     assert ("key", f"telegram:{bot.route_key}") in selectors.ROUTE_CACHE  # the route in use was kept
     assert client_public.post(route_path(bot), b"{}", "application/json").status_code == 403  # still routed
-    assert len(webhooks.ADAPTERS) <= webhooks.ADAPTERS.maxsize
+    assert len(selectors.ADAPTER_CACHE) <= selectors.ADAPTER_CACHE.maxsize
 
 
 def test_the_bounded_cache_keeps_recent_entries_and_evicts_the_oldest() -> None:

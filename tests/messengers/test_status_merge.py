@@ -345,7 +345,7 @@ def test_statuses_pushed_before_message_send_records_the_id(
         seen["stats"] = services.webhook_events_apply()
         seen["unrecorded"] = not OutboundMessage.objects.filter(provider_message_id=result.provider_message_id).exists()
 
-    monkeypatch.setattr(services, "get_adapter", lambda config: StatusesFirst(get_adapter(config), deliver))
+    monkeypatch.setattr(services.messages, "get_adapter", lambda config: StatusesFirst(get_adapter(config), deliver))
     contact = services.contact_get_or_create(connection=conn, address="+491709998877")
     outbound = services.message_queue(connection=conn, to=contact.address, text="Hallo", contact=contact)
     with django_capture_on_commit_callbacks(execute=True):

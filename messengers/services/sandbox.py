@@ -1,0 +1,71 @@
+"""The sandbox messenger's simulated phones: create a simulated person, let them send something
+(it enters the same pipeline as a real webhook), report our messages to them as read."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.utils import timezone
+
+from core.errors import ApplicationError
+from messengers.adapters.base import InboundMessage as InboundEvent
+from messengers.adapters.base import Provider, StatusEvent
+from messengers.models import Connection, Contact, SandboxMessage
+from messengers.services.contacts import contact_get_or_create
+from messengers.services.webhook_events import webhook_events_store
+
+
+def sandbox_person_create(*, connection: Connection, name: str) -> Contact:
+    if connection.provider != Provider.SANDBOX:
+        raise ApplicationError("Simulated people exist only on the sandbox messenger.")
+    name = name.strip()[:200] or "Testperson"
+    for _ in range(20):
+        address = f"+49155{secrets.randbelow(10**8):08d}"
+        if not Contact.objects.filter(connection=connection, address=address).exists():
+            return contact_get_or_create(connection=connection, address=address, display_name=name)
+    raise ApplicationError("Could not find a free sandbox number; try again.")
+
+
+def sandbox_receive(
+    *, connection: Connection, address: str, text: str = "", kind: str = "text", payload: dict[str, Any] | None = None
+) -> SandboxMessage:
+    """A simulated person sends something: it enters the same pipeline as a real webhook."""
+    if connection.provider != Provider.SANDBOX:
+        raise ApplicationError("Only sandbox connections have simulated phones.")
+    message_id = f"sbx-in-{secrets.token_hex(8)}"
+    bubble = SandboxMessage.objects.create(
+        connection=connection,
+        address=address,
+        direction=SandboxMessage.Direction.FROM_PHONE,
+        text=text,
+        provider_message_id=message_id,
+    )
+    contact = Contact.objects.filter(connection=connection, address=address).first()
+    event = InboundEvent(
+        provider_message_id=message_id,
+        sender=address,
+        at=timezone.now(),
+        kind=kind,  # type: ignore[arg-type]
+        text=text,
+        sender_name=contact.display_name if contact else "",
+        payload=payload or {},
+    )
+    webhook_events_store(connection=connection, events=[event], raw={"sandbox": True, "text": text, "kind": kind})
+    return bubble
+
+
+def sandbox_mark_read(*, connection: Connection, address: str) -> int:
+    """The simulated phone displayed our messages: report them `read`, like a provider would."""
+    now = timezone.now()
+    unread = list(
+        SandboxMessage.objects.filter(
+            connection=connection, address=address, direction=SandboxMessage.Direction.TO_PHONE, read_at__isnull=True
+        ).values_list("pk", "provider_message_id")
+    )
+    if not unread:
+        return 0
+    SandboxMessage.objects.filter(pk__in=[pk for pk, _ in unread]).update(read_at=now)
+    events = [StatusEvent(provider_message_id=mid, status="read", at=now, recipient=address) for _, mid in unread]
+    webhook_events_store(connection=connection, events=events)
+    return len(unread)
