@@ -6,6 +6,9 @@
 A connection no channel carries answers every START with "available: none", so the new one is
 added to every public channel unless `--channels` names others or `--no-channels` none; the
 output says which. A Telegram webhook secret the command generated is printed once.
+
+It lives in `channels`, not `messengers`, because it wires the new connection into channels:
+channels build on messengers, and messengers names no channel.
 """
 
 from __future__ import annotations
