@@ -99,8 +99,6 @@ MESSENGER_STATUS_SINKS: list[str] = [
     "messengers.services.outbound_apply_statuses",
 ]
 MESSENGER_INBOUND_HANDLERS: list[str] = ["subscribers.keywords.handle_inbound"]
-# Called as hook(channel=..., change=AlarmStateChange, actor=...) after an alarm channel's state
-# changed (broadcasts proposes the standard start / update / all-clear draft).
 # More sections of a person's GDPR export, from apps that build on subscribers:
 # {section name: "module.function(subscriber_id) -> JSON-safe value"}.
 SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
@@ -110,6 +108,8 @@ SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
 # a GDPR erasure (and with `since` by the periodic clean-up after one); each removes what
 # identifies the person from its app's rows and returns the provider message ids it blanked.
 SUBSCRIBER_ERASURE_HOOKS: list[str] = ["broadcasts.services.erasure.deliveries_erase_recipient"]
+# Called as hook(channel=..., change=AlarmStateChange, actor=...) after an alarm channel's state
+# changed (broadcasts proposes the standard start / update / all-clear draft).
 ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.alarms.broadcast_propose_for_alarm"]
 # Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
 # processes across all machines: more senders than workers only wait in the queue.
