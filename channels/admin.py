@@ -22,6 +22,8 @@ from channels.models import AlarmStateChange, Channel
 from core.admin_sites import tenant_site
 from core.errors import ApplicationError
 from core.http import request_user
+from subscribers.selectors import subscription_counts_by_channel
+from subscribers.services import subscribers_export
 
 ALARM_PERMISSION = "channels.change_alarm_state"
 EXPORT_PERMISSION = "subscribers.export_subscribers"
@@ -83,7 +85,7 @@ class ChannelChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         channels = list(self.result_list)
-        counts = selectors.channel_subscriber_counts([c.pk for c in channels])
+        counts = subscription_counts_by_channel([c.pk for c in channels])
         for channel in channels:
             channel.active_subscribers = counts[channel.pk].get("active", 0)
             channel.pending_subscribers = counts[channel.pk].get("pending", 0)
@@ -259,8 +261,6 @@ class ChannelAdmin(admin.ModelAdmin):
 
     # ------------------------------------------------------------------ export
     def _export(self, request: HttpRequest, queryset: QuerySet[Channel], file_format: str) -> HttpResponseBase | None:
-        from subscribers.services import subscribers_export
-
         if not request.user.has_perm(EXPORT_PERMISSION):
             raise PermissionDenied
         channels = list(queryset[:2])
