@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from channels.models import Channel
 from core.admin_sites import ReadOnlyAdminMixin, admin_object_or_404, tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_meta, request_user
 from messengers.adapters.base import Provider
 from messengers.models import Contact
 from subscribers import links, selectors, services
@@ -206,7 +206,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         services.subscriber_update(
             subscriber=stored, name=data["name"], language=data["language"], district=data["district"],
-            tags=data.get("tags_text", "").split(","), actor=request_user(request), request=request,
+            tags=data.get("tags_text", "").split(","), actor=request_user(request), meta=request_meta(request),
         )  # fmt: skip
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -223,7 +223,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             messages.warning(request, _("Choose exactly one person to export their data."))
             return None
         data = services.subscriber_export_personal_data(
-            subscriber=people[0], actor=request_user(request), request=request
+            subscriber=people[0], actor=request_user(request), meta=request_meta(request)
         )
         response = HttpResponse(
             json.dumps(data, ensure_ascii=False, indent=2), content_type="application/json; charset=utf-8"
@@ -242,7 +242,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         if request.POST.get("confirm") == "yes":
             for person in people:
                 services.subscriber_erase(
-                    subscriber=person, source=Source.ADMIN, actor=request_user(request), request=request
+                    subscriber=person, source=Source.ADMIN, actor=request_user(request), meta=request_meta(request)
                 )
             messages.success(request, _("Erased the data of %(count)d people.") % {"count": len(people)})
             return None
@@ -558,7 +558,7 @@ class SubscriberImportAdmin(admin.ModelAdmin):
                     filename=upload.name, data=upload.read(), default_channels=list(form.cleaned_data["channels"]),
                     consent_text=form.cleaned_data["consent_text"],
                     explicit_consent=bool(form.cleaned_data.get("explicit_consent")),
-                    actor=request_user(request), request=request,
+                    actor=request_user(request), meta=request_meta(request),
                 )  # fmt: skip
             except ApplicationError as exc:
                 form.add_error("file", exc.message)

@@ -46,7 +46,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError, transaction
-from django.http import HttpRequest
 from django.utils import timezone, translation
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy
@@ -56,6 +55,7 @@ from accounts.services import audit_log
 from channels.keywords import match_key
 from channels.models import Channel
 from core.errors import ApplicationError
+from core.http import RequestMeta
 from core.tasks import enqueue_tenant_task
 from core.tenancy import connection as db
 from messengers.models import Connection, Contact
@@ -1292,7 +1292,7 @@ def subscriber_import_create(
     consent_text: ConsentText | None = None,
     explicit_consent: bool = False,
     actor: User | None = None,
-    request: HttpRequest | None = None,
+    meta: RequestMeta | None = None,
 ) -> SubscriberImport:
     """Store an upload and queue its import. Checks only what is cheap whatever the file holds
     (upload_check: a CSV's header is reported right away); the worker checks the rest."""
@@ -1315,7 +1315,7 @@ def subscriber_import_create(
         language=translation.get_language() or "",
     )  # fmt: skip
     audit_log(
-        action="subscribers.import_started", actor=actor, target=job, request=request,
+        action="subscribers.import_started", actor=actor, target=job, meta=meta,
         details={"file": job.filename, "bytes": len(data), "channels": channel_ids},
     )  # fmt: skip
     enqueue_tenant_task("subscribers.tasks.subscriber_import_run_task", import_id=job.pk, task_name=None)
@@ -1677,13 +1677,13 @@ class Export:
 
 
 def subscribers_export(
-    *, channel: Channel, file_format: str, actor: User | None, request: HttpRequest | None = None
+    *, channel: Channel, file_format: str, actor: User | None, meta: RequestMeta | None = None
 ) -> Export:
     """The channel's active subscribers as CSV (streamed) or XLSX; audit-logged."""
     if file_format not in SubscriberImport.Format.values:
         raise _refuse(IMPORT_FORMAT_UNKNOWN)
     audit_log(
-        action="channel.subscribers_exported", actor=actor, target=channel, request=request,
+        action="channel.subscribers_exported", actor=actor, target=channel, meta=meta,
         details={"format": file_format},
     )  # fmt: skip
     stamp = timezone.localtime().strftime("%Y-%m-%d")
