@@ -33,7 +33,7 @@ from core.tasks import enqueue_tenant_task
 from messengers.adapters.base import InboundMessage as InboundEvent
 from messengers.models import Connection, Contact, InboundMessage
 from messengers.services import contact_set_status, message_queue
-from subscribers import links, selectors, texts
+from subscribers import links, selectors, tasks, texts
 from subscribers.commands import Command, parse_command
 from subscribers.models import Language, Poster, Source, Subscriber
 from subscribers.services import (
@@ -475,5 +475,5 @@ def _erase(ctx: Context, args: tuple[str, ...]) -> str:
         connection=ctx.connection, to=ctx.contact.address, text=texts.message("erased", language),
         purpose=ERASURE_REPLY_PURPOSE, contact=None,
     )  # fmt: skip
-    enqueue_tenant_task("subscribers.tasks.outbound_scrub_task")
+    enqueue_tenant_task(tasks.outbound_scrub_task)
     return HANDLED

@@ -35,6 +35,7 @@ from subscribers.models import (
     Subscriber,
     Subscription,
 )
+from tenants.models import Tenant
 
 PROVIDER_LABELS = {
     Provider.WHATSAPP: "WhatsApp",
@@ -64,8 +65,6 @@ def current_tenant() -> Any:
     tenant = db.tenant
     if hasattr(tenant, "kind") and getattr(tenant, "pk", None) is not None:
         return tenant
-    from tenants.models import Tenant
-
     return Tenant.objects.filter(schema_name=db.schema_name).first() or tenant
 
 

@@ -59,7 +59,7 @@ from core.http import RequestMeta
 from core.tasks import enqueue_tenant_task
 from core.tenancy import connection as db
 from messengers.models import Connection, Contact
-from subscribers import selectors
+from subscribers import selectors, tasks
 from subscribers.addresses import phone_to_e164, region_for_timezone
 from subscribers.models import (
     ConsentEvent,
@@ -1318,7 +1318,7 @@ def subscriber_import_create(
         action="subscribers.import_started", actor=actor, target=job, meta=meta,
         details={"file": job.filename, "bytes": len(data), "channels": channel_ids},
     )  # fmt: skip
-    enqueue_tenant_task("subscribers.tasks.subscriber_import_run_task", import_id=job.pk, task_name=None)
+    enqueue_tenant_task(tasks.subscriber_import_run_task, import_id=job.pk, task_name=None)
     return job
 
 
@@ -1329,9 +1329,9 @@ def subscriber_import_resume(*, job: SubscriberImport, actor: User | None = None
     twice. Returns False for finished imports (their file is gone)."""
     job = SubscriberImport.objects.select_for_update().get(pk=job.pk)
     if job.status == SubscriberImport.Status.QUEUED:
-        enqueue_tenant_task("subscribers.tasks.subscriber_import_run_task", import_id=job.pk)
+        enqueue_tenant_task(tasks.subscriber_import_run_task, import_id=job.pk)
     elif job.status == SubscriberImport.Status.RUNNING:
-        enqueue_tenant_task("subscribers.tasks.subscriber_import_run_task", import_id=job.pk, resume=True)
+        enqueue_tenant_task(tasks.subscriber_import_run_task, import_id=job.pk, resume=True)
     else:
         return False
     SubscriberImport.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())  # a new lease
@@ -1540,7 +1540,7 @@ def _import_work(job: SubscriberImport, errors: list[RowError], *, resume: bool)
             processed = max(processed, batch.processed)
             _flush(job, batch.records, explicit, lookups, errors, processed)
             if not batch.last and monotonic() - started > TIME_BUDGET_SECONDS:
-                enqueue_tenant_task("subscribers.tasks.subscriber_import_run_task", import_id=job.pk, resume=True)
+                enqueue_tenant_task(tasks.subscriber_import_run_task, import_id=job.pk, resume=True)
                 return False
     finally:
         reader.close()
