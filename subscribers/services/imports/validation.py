@@ -196,25 +196,25 @@ def _text(value: Any) -> str:
     return value if value.__class__ is str else str(value).strip()
 
 
-def validate_row(
-    number: int, cells: Sequence[Any], columns: dict[str, int], lookups: Lookups, default_channels: list[int]
-) -> tuple[Record | None, list[RowError]]:
-    width = len(cells)
-    values = {name: cells[index] for name, index in columns.items() if index < width}
-    errors: list[RowError] = []
-    source = _text(values.get("consent_source", ""))
-    if not source:
-        errors.append(RowError(number, "consent_source", "The consent source is missing (how did the person agree?)."))
+def _consent_at_checked(
+    number: int, values: dict[str, Any], lookups: Lookups, errors: list[RowError]
+) -> datetime | None:
     raw_date = values.get("consent_date", "")
-    consent_at = lookups.consent_at(raw_date) if raw_date not in ("", None) else None
     if raw_date in ("", None):
         errors.append(RowError(number, "consent_date", "The consent date is missing."))
-    elif consent_at is None:
+        return None
+    consent_at = lookups.consent_at(raw_date)
+    if consent_at is None:
         errors.append(
             RowError(number, "consent_date", f"“{_shown(raw_date)}” is not a date (use 2024-03-31 or 31.03.2024).")
         )
     elif consent_at > lookups.now:
         errors.append(RowError(number, "consent_date", "The consent date lies in the future."))
+    return consent_at
+
+
+def _addresses(number: int, values: dict[str, Any], lookups: Lookups, errors: list[RowError]) -> list[tuple[int, str]]:
+    """(connection id, address) for each address column filled in."""
     addresses: list[tuple[int, str]] = []
     for column in ADDRESS_COLUMNS:
         raw = _text(values.get(column, ""))
@@ -231,12 +231,24 @@ def validate_row(
         addresses.append((connection_id, address))
     if not addresses and not any(e.column in ADDRESS_COLUMNS for e in errors):
         errors.append(RowError(number, "address", "The row has no address (WhatsApp, SMS, Telegram or e-mail)."))
+    return addresses
+
+
+def _channels(
+    number: int, values: dict[str, Any], lookups: Lookups, default_channels: list[int], errors: list[RowError]
+) -> list[int]:
     channel_ids = list(default_channels)
     found, unknown = lookups.channel_list(_text(values.get("channels", "")))
     channel_ids += [pk for pk in found if pk not in channel_ids]
     errors.extend(RowError(number, "channels", f"There is no channel “{_shown(word)}”.") for word in unknown)
     if not channel_ids and not unknown:
         errors.append(RowError(number, "channels", "No channel: fill the channels column or choose default channels."))
+    return channel_ids
+
+
+def _district_and_language(
+    number: int, values: dict[str, Any], lookups: Lookups, errors: list[RowError]
+) -> tuple[int | None, str | None]:
     district_id: int | None = None
     raw_district = _text(values.get("district", ""))
     if raw_district:
@@ -251,6 +263,23 @@ def validate_row(
             errors.append(
                 RowError(number, "language", f"Unknown language “{_shown(raw_language)}” (use de, en or de-ls).")
             )
+    return district_id, language
+
+
+def validate_row(
+    number: int, cells: Sequence[Any], columns: dict[str, int], lookups: Lookups, default_channels: list[int]
+) -> tuple[Record | None, list[RowError]]:
+    """A row as a Record to import, or None and every problem it has (errors in column order)."""
+    width = len(cells)
+    values = {name: cells[index] for name, index in columns.items() if index < width}
+    errors: list[RowError] = []
+    source = _text(values.get("consent_source", ""))
+    if not source:
+        errors.append(RowError(number, "consent_source", "The consent source is missing (how did the person agree?)."))
+    consent_at = _consent_at_checked(number, values, lookups, errors)
+    addresses = _addresses(number, values, lookups, errors)
+    channel_ids = _channels(number, values, lookups, default_channels, errors)
+    district_id, language = _district_and_language(number, values, lookups, errors)
     raw_tags = _text(values.get("tags", ""))
     tags = list(dict.fromkeys(t.strip()[:40] for t in LIST_SPLIT.split(raw_tags) if t.strip())) if raw_tags else []
     if errors or consent_at is None:
