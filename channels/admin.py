@@ -21,7 +21,9 @@ from channels import selectors, services
 from channels.models import AlarmStateChange, Channel
 from core.admin_sites import tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_meta, request_user
+from subscribers.selectors import subscription_counts_by_channel
+from subscribers.services import subscribers_export
 
 ALARM_PERMISSION = "channels.change_alarm_state"
 EXPORT_PERMISSION = "subscribers.export_subscribers"
@@ -83,7 +85,7 @@ class ChannelChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         channels = list(self.result_list)
-        counts = selectors.channel_subscriber_counts([c.pk for c in channels])
+        counts = subscription_counts_by_channel([c.pk for c in channels])
         for channel in channels:
             channel.active_subscribers = counts[channel.pk].get("active", 0)
             channel.pending_subscribers = counts[channel.pk].get("pending", 0)
@@ -169,14 +171,16 @@ class ChannelAdmin(admin.ModelAdmin):
         if change:
             # the form already copied its values onto `obj`; the service compares with the stored row
             stored = Channel.objects.get(pk=obj.pk)
-            services.channel_update(channel=stored, actor=actor, request=request, connections=connections, **fields)
+            services.channel_update(
+                channel=stored, actor=actor, meta=request_meta(request), connections=connections, **fields
+            )
             obj.__dict__.update({k: v for k, v in stored.__dict__.items() if not k.startswith("_")})
         else:
             name = fields.pop("name")
             slug = fields.pop("slug", "") or ""
             keywords = fields.pop("keywords")
             created = services.channel_create(
-                name=name, slug=slug, keywords=keywords, connections=connections, actor=actor, request=request,
+                name=name, slug=slug, keywords=keywords, connections=connections, actor=actor, meta=request_meta(request),
                 **fields,
             )  # fmt: skip
             obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
@@ -204,7 +208,7 @@ class ChannelAdmin(admin.ModelAdmin):
             try:
                 services.channel_set_alarm_state(
                     channel=channel, state=form.cleaned_data["state"], note=form.cleaned_data["note"],
-                    actor=request_user(request), request=request,
+                    actor=request_user(request), meta=request_meta(request),
                 )  # fmt: skip
             except ApplicationError as exc:
                 messages.error(request, exc.message)
@@ -231,7 +235,7 @@ class ChannelAdmin(admin.ModelAdmin):
         for channel in queryset:
             try:
                 services.channel_set_alarm_state(
-                    channel=channel, state=state, actor=request_user(request), request=request
+                    channel=channel, state=state, actor=request_user(request), meta=request_meta(request)
                 )
             except ApplicationError as exc:
                 messages.error(request, exc.message)
@@ -259,8 +263,6 @@ class ChannelAdmin(admin.ModelAdmin):
 
     # ------------------------------------------------------------------ export
     def _export(self, request: HttpRequest, queryset: QuerySet[Channel], file_format: str) -> HttpResponseBase | None:
-        from subscribers.services import subscribers_export
-
         if not request.user.has_perm(EXPORT_PERMISSION):
             raise PermissionDenied
         channels = list(queryset[:2])
@@ -268,7 +270,7 @@ class ChannelAdmin(admin.ModelAdmin):
             messages.warning(request, _("Choose exactly one channel to export its subscribers."))
             return None
         export = subscribers_export(
-            channel=channels[0], file_format=file_format, actor=request_user(request), request=request
+            channel=channels[0], file_format=file_format, actor=request_user(request), meta=request_meta(request)
         )
         response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
         response["Content-Disposition"] = f'attachment; filename="{export.filename}"'

@@ -1,11 +1,12 @@
-"""Reads of channels: public lists, keyword lookup, alarm status, admin lists with counts."""
+"""Reads of channels: public lists, keyword lookup, alarm status, the admin list. Subscriber
+counts per channel are the subscribers app's (subscribers.selectors.subscription_counts_by_channel)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 
 from channels.keywords import match_key
 from channels.models import AlarmStateChange, Channel
@@ -22,10 +23,6 @@ STATE_COLOURS = {
 def channel_list_public() -> QuerySet[Channel]:
     """Channels citizens may see and join (subscribe page, keyword commands)."""
     return Channel.objects.filter(is_public=True, is_active=True).order_by("position", "name")
-
-
-def channel_list_public_with_connections() -> QuerySet[Channel]:
-    return channel_list_public().prefetch_related("connections")
 
 
 def channel_list_for_connection(connection_id: int) -> list[Channel]:
@@ -108,25 +105,6 @@ def channel_alarm_status(slug: str) -> AlarmStatus | None:
 
 def channel_list_admin() -> QuerySet[Channel]:
     return Channel.objects.all()
-
-
-def channel_subscriber_counts(channel_ids: list[int]) -> dict[int, dict[str, int]]:
-    """{channel id: {status: count}} for active and pending subscriptions, in one grouped query
-    over the subscriptions of these channels only (the admin list asks for one page of them)."""
-    from subscribers.models import Subscription
-
-    counts: dict[int, dict[str, int]] = {pk: {} for pk in channel_ids}
-    rows = (
-        Subscription.objects.filter(
-            channel_id__in=channel_ids, status__in=[Subscription.Status.ACTIVE, Subscription.Status.PENDING]
-        )
-        .order_by()
-        .values_list("channel_id", "status")
-        .annotate(n=Count("pk"))
-    )
-    for channel_id, status, number in rows:
-        counts[channel_id][status] = number
-    return counts
 
 
 def alarm_history(channel: Channel, limit: int = 50) -> QuerySet[AlarmStateChange]:

@@ -9,12 +9,10 @@ settings.ALARM_STATE_HOOKS inside the same transaction (broadcasts proposes the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
@@ -25,6 +23,7 @@ from channels.keywords import RESERVED_KEYS, match_key, normalise
 from channels.models import AlarmStateChange, Channel
 from channels.selectors import channel_keyword_owner
 from core.errors import ApplicationError
+from core.http import RequestMeta
 from messengers.models import Connection
 
 KEYWORD_NOT_ONE_WORD = "A keyword is one word of letters and digits: “{keyword}” is not (try “{suggestion}”)."
@@ -106,6 +105,11 @@ def _connection_list(connections: Iterable[Connection | int]) -> list[Connection
     return found
 
 
+def _given(**values: object) -> dict[str, object]:
+    """The settings a caller passed (None means "not given": the model's default, or unchanged)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 @transaction.atomic
 def channel_create(
     *,
@@ -113,13 +117,30 @@ def channel_create(
     slug: str = "",
     keywords: Sequence[str] | str = (),
     connections: Iterable[Connection | int] = (),
+    description: str | None = None,
+    icon: str | None = None,
+    color: str | None = None,
+    is_public: bool | None = None,
+    is_active: bool | None = None,
+    requires_approval: bool | None = None,
+    default_priority: str | None = None,
+    welcome_text_de: str | None = None,
+    welcome_text_en: str | None = None,
+    position: int | None = None,
+    is_alarm: bool | None = None,
+    alarm_text_start: str | None = None,
+    alarm_text_update: str | None = None,
+    alarm_text_end: str | None = None,
     actor: User | None = None,
-    request: HttpRequest | None = None,
-    **fields: Any,
+    meta: RequestMeta | None = None,
 ) -> Channel:
-    unknown = set(fields) - EDITABLE_FIELDS
-    if unknown:
-        raise ValueError(f"channel_create cannot set {sorted(unknown)}")
+    """Create a channel; settings not given keep the model's defaults."""
+    fields = _given(
+        description=description, icon=icon, color=color, is_public=is_public, is_active=is_active,
+        requires_approval=requires_approval, default_priority=default_priority, welcome_text_de=welcome_text_de,
+        welcome_text_en=welcome_text_en, position=position, is_alarm=is_alarm, alarm_text_start=alarm_text_start,
+        alarm_text_update=alarm_text_update, alarm_text_end=alarm_text_end,
+    )  # fmt: skip
     channel = Channel(
         name=name.strip(), slug=_slug_for(name, slug, None), keywords=channel_keywords_clean(keywords), **fields
     )
@@ -127,7 +148,7 @@ def channel_create(
     channel.save()
     channel.connections.set(_connection_list(connections))
     audit_log(
-        action="channel.created", actor=actor, target=channel, request=request,
+        action="channel.created", actor=actor, target=channel, meta=meta,
         details={"keywords": channel.keywords, "public": channel.is_public, "alarm": channel.is_alarm},
     )  # fmt: skip
     return channel
@@ -138,18 +159,38 @@ def channel_update(
     *,
     channel: Channel,
     actor: User | None = None,
-    request: HttpRequest | None = None,
+    meta: RequestMeta | None = None,
     connections: Iterable[Connection | int] | None = None,
-    **fields: Any,
+    name: str | None = None,
+    slug: str | None = None,
+    keywords: Sequence[str] | str | None = None,
+    description: str | None = None,
+    icon: str | None = None,
+    color: str | None = None,
+    is_public: bool | None = None,
+    is_active: bool | None = None,
+    requires_approval: bool | None = None,
+    default_priority: str | None = None,
+    welcome_text_de: str | None = None,
+    welcome_text_en: str | None = None,
+    position: int | None = None,
+    is_alarm: bool | None = None,
+    alarm_text_start: str | None = None,
+    alarm_text_update: str | None = None,
+    alarm_text_end: str | None = None,
 ) -> Channel:
-    """Change the given fields (keywords are re-checked); returns the channel."""
-    unknown = set(fields) - EDITABLE_FIELDS
-    if unknown:
-        raise ValueError(f"channel_update cannot change {sorted(unknown)}")
-    if "keywords" in fields:
-        fields["keywords"] = channel_keywords_clean(fields["keywords"], exclude_pk=channel.pk)
-    if "slug" in fields and fields["slug"] != channel.slug:
-        fields["slug"] = _slug_for(channel.name, fields["slug"], channel.pk)
+    """Change the given settings (None: unchanged; keywords are re-checked); returns the channel."""
+    fields = _given(
+        name=name, slug=slug, keywords=keywords, description=description, icon=icon, color=color,
+        is_public=is_public, is_active=is_active, requires_approval=requires_approval,
+        default_priority=default_priority, welcome_text_de=welcome_text_de, welcome_text_en=welcome_text_en,
+        position=position, is_alarm=is_alarm, alarm_text_start=alarm_text_start,
+        alarm_text_update=alarm_text_update, alarm_text_end=alarm_text_end,
+    )  # fmt: skip
+    if keywords is not None:
+        fields["keywords"] = channel_keywords_clean(keywords, exclude_pk=channel.pk)
+    if slug is not None and slug != channel.slug:
+        fields["slug"] = _slug_for(channel.name, slug, channel.pk)
     changed = sorted(key for key, value in fields.items() if getattr(channel, key) != value)
     for key in changed:
         setattr(channel, key, fields[key])
@@ -165,7 +206,7 @@ def channel_update(
             connections_changed = True
     if changed or connections_changed:
         audit_log(
-            action="channel.updated", actor=actor, target=channel, request=request,
+            action="channel.updated", actor=actor, target=channel, meta=meta,
             details={"fields": changed + (["connections"] if connections_changed else [])},
         )  # fmt: skip
     return channel
@@ -179,7 +220,7 @@ def channel_set_alarm_state(
     actor: User | None = None,
     actor_label: str = "",
     note: str = "",
-    request: HttpRequest | None = None,
+    meta: RequestMeta | None = None,
 ) -> AlarmStateChange:
     """Set an alarm channel's state. The same state again is recorded as an update (an extended
     alarm, new values) and keeps the time the state began."""
@@ -205,7 +246,7 @@ def channel_set_alarm_state(
         locked.save(update_fields=["alarm_state", "alarm_state_changed_at", "updated_at"])
     channel.alarm_state, channel.alarm_state_changed_at = locked.alarm_state, locked.alarm_state_changed_at
     audit_log(
-        action="channel.alarm_state_changed", actor=actor, actor_label=label, target=locked, request=request,
+        action="channel.alarm_state_changed", actor=actor, actor_label=label, target=locked, meta=meta,
         details={"from": change.from_state, "to": change.to_state, "note": change.note},
     )  # fmt: skip
     for path in settings.ALARM_STATE_HOOKS:

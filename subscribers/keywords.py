@@ -33,7 +33,7 @@ from core.tasks import enqueue_tenant_task
 from messengers.adapters.base import InboundMessage as InboundEvent
 from messengers.models import Connection, Contact, InboundMessage
 from messengers.services import contact_set_status, message_queue
-from subscribers import links, selectors, texts
+from subscribers import links, selectors, tasks, texts
 from subscribers.commands import Command, parse_command
 from subscribers.models import Language, Poster, Source, Subscriber
 from subscribers.services import (
@@ -86,8 +86,12 @@ class Context:
     def evidence(self) -> str:
         return f"{self.connection.provider} message {self.message.provider_message_id}"[:300]
 
-    def text(self, key: str, **params: object) -> str:
-        return texts.message(key, self.language, **params)
+    def text(self, key: str, *, about: Channel | None = None, **params: object) -> str:
+        """A reply text in the person's language, in the tenant's wording for the channel it is
+        `about` (or for the one channel this messenger carries), if it has one."""
+        if about is None and len(self.channels_here) == 1:
+            about = self.channels_here[0]
+        return texts.message(key, self.language, for_channel=about.pk if about is not None else None, **params)
 
     def channel_list(self) -> str:
         items = [
@@ -232,13 +236,14 @@ def _subscribe(ctx: Context, channels: list[Channel], source: str, detail: str =
     parts: list[str] = []
     for channel in result.started:
         parts.append(
-            channel.welcome_text(ctx.language) or ctx.text("welcome_default", channel=channel.name, tenant=tenant)
+            channel.welcome_text(ctx.language)
+            or ctx.text("welcome_default", about=channel, channel=channel.name, tenant=tenant)
         )
         if selectors.is_party_tenant():
             parts.append(ctx.text("explicit_consent_note", tenant=tenant, channel=channel.name))
-    parts.extend(ctx.text("already_subscribed", channel=channel.name) for channel in result.already)
-    keyword = channel_primary_keyword((result.started or result.already)[0])
-    parts.append(ctx.text("welcome_footer", keyword=keyword))
+    parts.extend(ctx.text("already_subscribed", about=channel, channel=channel.name) for channel in result.already)
+    first = (result.started or result.already)[0]
+    parts.append(ctx.text("welcome_footer", about=first, keyword=channel_primary_keyword(first)))
     ctx.reply("\n\n".join(parts))
     return HANDLED
 
@@ -301,13 +306,13 @@ def _stop(ctx: Context, args: tuple[str, ...]) -> str | None:
         return _superseded(ctx)
     _decided(ctx.message, DECIDED_STOP, [channel])  # even with nothing to end: an older START must not subscribe
     if channel not in subscribed or ctx.subscriber is None:
-        ctx.reply(ctx.text("not_subscribed_one", channel=channel.name))
+        ctx.reply(ctx.text("not_subscribed_one", about=channel, channel=channel.name))
         return HANDLED
     subscriptions_stop(
         subscriber=ctx.subscriber, channels=[channel], source=Source.KEYWORD, evidence=ctx.evidence,
         connection=ctx.connection,
     )  # fmt: skip
-    ctx.reply(ctx.text("stopped_one", channel=channel.name))
+    ctx.reply(ctx.text("stopped_one", about=channel, channel=channel.name))
     return HANDLED
 
 
@@ -341,7 +346,7 @@ def _stop_all_but(ctx: Context, kept: frozenset[int]) -> str:
             subscriber=ctx.subscriber, channels=ending, source=Source.KEYWORD, evidence=ctx.evidence,
             connection=ctx.connection,
         )  # fmt: skip
-        ctx.reply("\n\n".join(ctx.text("stopped_one", channel=channel.name) for channel in ending))
+        ctx.reply("\n\n".join(ctx.text("stopped_one", about=channel, channel=channel.name) for channel in ending))
     return HANDLED
 
 
@@ -409,7 +414,12 @@ def _status_of_channel(ctx: Context, word: str, subscribed: list[Channel]) -> st
     keyword = channel_primary_keyword(channel)
     receiving = channel in subscribed and ctx.contact.status == Contact.Status.ACTIVE
     parts = [
-        ctx.text("status_channel_on" if receiving else "status_channel_off", channel=channel.name, keyword=keyword)
+        ctx.text(
+            "status_channel_on" if receiving else "status_channel_off",
+            about=channel,
+            channel=channel.name,
+            keyword=keyword,
+        )
     ]
     if channel.is_alarm:
         parts.append(_alarm_state_line(ctx, channel))
@@ -475,5 +485,5 @@ def _erase(ctx: Context, args: tuple[str, ...]) -> str:
         connection=ctx.connection, to=ctx.contact.address, text=texts.message("erased", language),
         purpose=ERASURE_REPLY_PURPOSE, contact=None,
     )  # fmt: skip
-    enqueue_tenant_task("subscribers.tasks.outbound_scrub_task")
+    enqueue_tenant_task(tasks.outbound_scrub_task)
     return HANDLED

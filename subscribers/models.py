@@ -296,3 +296,35 @@ class SubscriberImport(models.Model):
         if not self.total_rows:
             return 0
         return min(100, int(self.processed_rows * 100 / self.total_rows))
+
+
+class TextOverride(TimeStampedModel):
+    """A tenant's own wording of one citizen-facing text (subscribers.texts), in one language,
+    for every channel or for one. The built-in text is used where there is none."""
+
+    key = models.CharField(_("text"), max_length=40)
+    language = models.CharField(
+        _("language"), max_length=2, choices=[("de", _("German")), ("en", _("English"))], default="de"
+    )
+    channel = models.ForeignKey(
+        "channels.Channel", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        verbose_name=_("channel"), help_text=_("Empty: for every channel."),
+    )  # fmt: skip
+    text = models.TextField(_("wording"))
+
+    class Meta:
+        verbose_name = _("citizen text")
+        verbose_name_plural = _("citizen texts")
+        ordering = ["key", "language", "channel_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "language", "channel"], name="text_override_once_per_channel",
+                condition=models.Q(channel__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["key", "language"], name="text_override_once_per_tenant", condition=models.Q(channel__isnull=True)
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.language})"

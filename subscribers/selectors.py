@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils.module_loading import import_string
 
 from channels.keywords import match_key
@@ -30,12 +30,12 @@ from subscribers.models import (
     ConsentEvent,
     ConsentText,
     District,
-    EmailConfirmation,
     Language,
     Poster,
     Subscriber,
     Subscription,
 )
+from tenants.models import Tenant
 
 PROVIDER_LABELS = {
     Provider.WHATSAPP: "WhatsApp",
@@ -65,8 +65,6 @@ def current_tenant() -> Any:
     tenant = db.tenant
     if hasattr(tenant, "kind") and getattr(tenant, "pk", None) is not None:
         return tenant
-    from tenants.models import Tenant
-
     return Tenant.objects.filter(schema_name=db.schema_name).first() or tenant
 
 
@@ -91,10 +89,6 @@ def subscriber_active_channels(subscriber: Subscriber) -> list[Channel]:
         .order_by("position", "name")
         .distinct()
     )
-
-
-def subscription_map(subscriber: Subscriber) -> dict[int, Subscription]:
-    return {s.channel_id: s for s in Subscription.objects.filter(subscriber=subscriber)}
 
 
 def district_list() -> list[District]:
@@ -226,10 +220,6 @@ def email_connection_for(channel_ids: list[int]) -> Connection | None:
     )  # fmt: skip
 
 
-def email_confirmation_by_token_hash(token_sha256: str) -> EmailConfirmation | None:
-    return EmailConfirmation.objects.select_related("subscriber", "contact").filter(token_sha256=token_sha256).first()
-
-
 # --------------------------------------------------------------------------------------------
 # The preference page
 # --------------------------------------------------------------------------------------------
@@ -323,6 +313,23 @@ def subscriber_search(queryset: QuerySet[Subscriber], term: str) -> QuerySet[Sub
     return queryset.alias(name_search=SearchVector("name", config="simple")).filter(
         name_search=SearchQuery(query, search_type="raw", config="simple")
     )
+
+
+def subscription_counts_by_channel(channel_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{channel id: {status: count}} for active and pending subscriptions, in one grouped query
+    over the subscriptions of these channels only (the channel admin asks for one page of them)."""
+    counts: dict[int, dict[str, int]] = {pk: {} for pk in channel_ids}
+    rows = (
+        Subscription.objects.filter(
+            channel_id__in=channel_ids, status__in=[Subscription.Status.ACTIVE, Subscription.Status.PENDING]
+        )
+        .order_by()
+        .values_list("channel_id", "status")
+        .annotate(n=Count("pk"))
+    )
+    for channel_id, status, number in rows:
+        counts[channel_id][status] = number
+    return counts
 
 
 def consent_events_admin() -> QuerySet[ConsentEvent]:

@@ -4,6 +4,7 @@ core.tasks.enqueue_tenant_task; they run inside the tenant's schema."""
 from __future__ import annotations
 
 from subscribers import services
+from subscribers.services import email as email_services
 
 
 def subscriber_import_run_task(import_id: int, resume: bool = False) -> str:
@@ -15,9 +16,7 @@ def email_confirmation_send_task(confirmation_id: int) -> bool:
 
 
 def email_known_notice_send_task(subscriber_id: int, contact_id: int) -> bool:
-    from subscribers.services.email import email_known_notice_send
-
-    return email_known_notice_send(subscriber_id=subscriber_id, contact_id=contact_id)
+    return email_services.email_known_notice_send(subscriber_id=subscriber_id, contact_id=contact_id)
 
 
 def outbound_scrub_task() -> int:

@@ -1,13 +1,34 @@
-"""What we send to citizens (keyword replies, e-mails), in German and English.
+"""What we send to citizens (keyword replies, e-mails), in German and English, and each tenant's
+own wording of them.
 
-Not in the .po catalogue on purpose: replies are written by workers, which have no request
-language, and they must exist in both languages from day one. `message(key, language, **params)`
-picks the person's language (German is the default; Leichte Sprache falls back to German).
+Why a catalogue in code and not gettext: these texts are data a tenant may change (welcome and
+help texts, per channel), not translations of the interface. gettext has one answer per msgid
+and language for the whole deployment, compiled at deploy time; a tenant's wording lives in its
+own schema (TextOverride, edited in the admin) and must win over the built-in text at once,
+per channel. The built-in texts stay here, in both languages from day one, readable next to
+the lookup; replies are written by workers, which have no request language anyway.
+
+`message(key, language, for_channel=None, **params)` picks the person's language (German is the
+default; Leichte Sprache uses the German texts), then the first of: the tenant's wording for
+that channel, the tenant's wording for every channel, the built-in text. Legal and structural
+texts (consent wording, which is versioned in ConsentText; list punctuation; language names)
+are not overridable. A wording that does not fit its placeholders is refused when saved
+(subscribers.services.text_override_save); should one slip through, the built-in text is sent.
 """
 
 from __future__ import annotations
 
+import logging
+import string
 from typing import Final
+
+from django.db.models import F, Q
+from django_tenants.utils import get_public_schema_name
+
+from core.tenancy import connection as db
+from subscribers.models import TextOverride
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_LANGUAGE: Final = "de"
 
@@ -191,9 +212,38 @@ def reply_language(language: str) -> str:
     return "en" if language == "en" else DEFAULT_LANGUAGE
 
 
-def message(key: str, language: str, **params: object) -> str:
-    texts = TEXTS[reply_language(language)]
-    return texts[key].format(**params)
+# Texts a tenant may not reword: the consent wording (legal; versioned in ConsentText), the
+# explicit-consent note (Art. 9 GDPR), list punctuation and language names.
+NOT_OVERRIDABLE: Final = frozenset(
+    {"consent_default", "consent_party", "explicit_consent_note", "channel_list_item", "list_separator", "list_none",
+     "language_name_de", "language_name_en", "language_name_de-ls"}
+)  # fmt: skip
+OVERRIDABLE_KEYS: Final = tuple(key for key in TEXTS[DEFAULT_LANGUAGE] if key not in NOT_OVERRIDABLE)
+
+
+def placeholders(key: str) -> set[str]:
+    """The {names} the built-in text of `key` uses (the same in both languages)."""
+    return {name for language in TEXTS for _, name, _, _ in string.Formatter().parse(TEXTS[language][key]) if name}
+
+
+def _override(key: str, language: str, channel_id: int | None) -> str | None:
+    """The tenant's wording: for this channel if there is one, else for every channel."""
+    if key in NOT_OVERRIDABLE or db.schema_name == get_public_schema_name():
+        return None
+    rows = TextOverride.objects.filter(key=key, language=language)
+    whose = Q(channel__isnull=True) if channel_id is None else Q(channel_id=channel_id) | Q(channel__isnull=True)
+    return rows.filter(whose).order_by(F("channel_id").asc(nulls_last=True)).values_list("text", flat=True).first()
+
+
+def message(key: str, language: str, *, for_channel: int | None = None, **params: object) -> str:
+    language = reply_language(language)
+    own = _override(key, language, for_channel)
+    if own is not None:
+        try:
+            return own.format(**params)
+        except (KeyError, IndexError, ValueError):
+            logger.warning("text override %s (%s) does not fit its placeholders; sent the built-in text", key, language)
+    return TEXTS[language][key].format(**params)
 
 
 def join(items: list[str], language: str) -> str:

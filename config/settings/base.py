@@ -107,7 +107,12 @@ SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
 # And the other way round: called as hook(subscriber_id=..., contact_ids=[...], since=None) inside
 # a GDPR erasure (and with `since` by the periodic clean-up after one); each removes what
 # identifies the person from its app's rows and returns the provider message ids it blanked.
-SUBSCRIBER_ERASURE_HOOKS: list[str] = ["broadcasts.services.erasure.deliveries_erase_recipient"]
+# The contract is documented in subscribers.services.gdpr; the messengers hook deletes the
+# contacts the others' rows point at, so it comes last.
+SUBSCRIBER_ERASURE_HOOKS: list[str] = [
+    "broadcasts.services.erasure.deliveries_erase_recipient",
+    "messengers.erasure.contacts_erase",
+]
 # Called as hook(channel=..., change=AlarmStateChange, actor=...) after an alarm channel's state
 # changed (broadcasts proposes the standard start / update / all-clear draft).
 ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.alarms.broadcast_propose_for_alarm"]

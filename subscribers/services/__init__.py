@@ -1,5 +1,6 @@
 """Writes of subscribers: consent, subscribe and unsubscribe, preferences, double opt-in for
-e-mail, GDPR erasure, import and export. Split by subject; import from here.
+e-mail, GDPR erasure, import and export, a tenant's wording of citizen texts. Split by subject;
+import from here.
 
 Every opt-in, confirmation, opt-out and erasure goes through `consent_record`, so the ledger is
 complete. Functions take keyword-only arguments, run atomically and queue work on commit.
@@ -46,6 +47,7 @@ from subscribers.services.subscriptions import (
     subscription_start,
     subscriptions_stop,
 )
+from subscribers.services.texts import text_override_check, text_override_delete, text_override_save
 
 __all__ = [
     "StartResult",
@@ -78,4 +80,7 @@ __all__ = [
     "subscribers_export",
     "subscription_start",
     "subscriptions_stop",
+    "text_override_check",
+    "text_override_delete",
+    "text_override_save",
 ]

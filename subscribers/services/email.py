@@ -38,7 +38,7 @@ from messengers.adapters import get_adapter
 from messengers.adapters.base import OutgoingMessage, ProviderError
 from messengers.models import Connection, Contact
 from messengers.services import contact_get_or_create
-from subscribers import links, selectors, texts
+from subscribers import links, selectors, tasks, texts
 from subscribers.models import ConsentEvent, EmailConfirmation, Language, Source, Subscriber, Subscription
 from subscribers.services.consent import consent_record, consent_text_current
 from subscribers.services.subscriptions import contact_reactivate, subscriber_for_contact
@@ -146,9 +146,7 @@ def email_subscription_request(
     )
     missing = [c for c in channels if c.pk not in active]
     if not missing:
-        enqueue_tenant_task(
-            "subscribers.tasks.email_known_notice_send_task", subscriber_id=subscriber.pk, contact_id=contact.pk
-        )
+        enqueue_tenant_task(tasks.email_known_notice_send_task, subscriber_id=subscriber.pk, contact_id=contact.pk)
         return
     now = timezone.now()
     for channel in missing:
@@ -164,7 +162,7 @@ def email_subscription_request(
     )  # fmt: skip
     confirmation.token_sha256 = _sha256(_token(confirmation))
     confirmation.save(update_fields=["token_sha256"])
-    enqueue_tenant_task("subscribers.tasks.email_confirmation_send_task", confirmation_id=confirmation.pk)
+    enqueue_tenant_task(tasks.email_confirmation_send_task, confirmation_id=confirmation.pk)
     email_confirmations_purge_expired()
 
 

@@ -17,9 +17,24 @@ Statuses that arrive later for the erased message ids match nothing; they wait a
 and are purged with the webhook retention (messengers.services.webhook_events_purge). A send in
 flight during the erasure records its provider id afterwards: the periodic clean-up
 (`erasure_late_scrub`) blanks those for a day after each erasure.
-Sandbox "phones" are simulated devices, not people: their contact row and number stay so the
-simulator can still show the confirmation; their name and everything they said are erased.
-Other apps erase their rows about a person through settings.SUBSCRIBER_ERASURE_HOOKS.
+
+This module erases only the subscribers app's own rows. Every other app erases its rows itself
+through a hook listed in settings.SUBSCRIBER_ERASURE_HOOKS (messengers: contacts, messages,
+webhook events, in messengers.erasure; broadcasts: deliveries). The hook contract:
+
+    hook(*, subscriber_id: int | None, contact_ids: list[int], since: datetime | None)
+        -> Iterable[str]
+
+* It runs inside the erasure's transaction, in list order, before the subscribers app touches
+  its own rows; `subscriber_id` is None when only contacts without a person are erased, and
+  `contact_ids` are the messengers.Contact ids of the person (the hook erases what hangs off
+  them; the messengers hook deletes the contacts themselves, so it comes last).
+* It removes or blanks what identifies the person in its app's rows, keeps what counts, must be
+  idempotent (erasing twice changes nothing) and must not fail for ids it does not know.
+* It returns the provider message ids it blanked; their stored delivery statuses are then
+  dropped (messengers.erasure.status_events_erase), since those carry the recipient.
+* The periodic clean-up calls it again for a day after each erasure with `since` set to the
+  erasure time and no contacts (they are gone), for writes that were in flight at the erasure.
 """
 
 from __future__ import annotations
@@ -33,16 +48,14 @@ from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import User
 from accounts.services import audit_log
-from messengers.adapters.base import Provider
-from messengers.models import Connection, Contact, InboundMessage, OutboundMessage, SandboxMessage, WebhookEvent
-from messengers.services import webhook_events_forget
+from core.http import RequestMeta
+from messengers.erasure import outbound_messages_scrub, status_events_erase
+from messengers.models import Connection, Contact
 from subscribers import selectors
 from subscribers.models import ConsentEvent, EmailConfirmation, Subscriber, Subscription, new_link_secret
 from subscribers.services.consent import consent_record
@@ -61,59 +74,20 @@ class ErasureSummary:
     subscriptions_ended: int
 
 
-def _erase_contact(contact: Contact) -> set[str]:
-    """Erase what one address left behind; returns the provider message ids it blanked (their
-    stored status events go too)."""
-    address, connection_id = contact.address, contact.connection_id
-    SandboxMessage.objects.filter(connection_id=connection_id, address=address).delete()
-    webhook_events_forget(
-        connection_id=connection_id,
-        event_ids=WebhookEvent.objects.filter(connection_id=connection_id)
-        .filter(Q(payload__sender=address) | Q(payload__recipient=address))
-        .values_list("pk", flat=True),
-    )
-    outbound = OutboundMessage.objects.filter(Q(contact=contact) | Q(connection_id=connection_id, to=address))
-    provider_ids = set(outbound.exclude(provider_message_id="").values_list("provider_message_id", flat=True))
-    outbound.update(to="", text="", payload={}, provider_message_id="", error_detail="", updated_at=timezone.now())
-    InboundMessage.objects.filter(contact=contact).delete()
-    EmailConfirmation.objects.filter(contact=contact).delete()
-    if contact.connection.provider == Provider.SANDBOX:
-        Contact.objects.filter(pk=contact.pk).update(
-            subscriber=None, display_name="", status=Contact.Status.UNSUBSCRIBED, status_reason="data erased",
-            status_changed_at=timezone.now(), last_inbound_at=None, updated_at=timezone.now(),
-        )  # fmt: skip
-    else:
-        contact.delete()
-    return provider_ids
-
-
 def _erase_elsewhere(*, subscriber_id: int | None, contact_ids: list[int], since: datetime | None = None) -> set[str]:
     """Rows other apps keep about the person (settings.SUBSCRIBER_ERASURE_HOOKS); returns the
     provider message ids they blanked."""
     provider_ids: set[str] = set()
-    for path in settings.SUBSCRIBER_ERASURE_HOOKS:
+    for path in settings.SUBSCRIBER_ERASURE_HOOKS:  # the contract: see the module docstring
         provider_ids |= set(import_string(path)(subscriber_id=subscriber_id, contact_ids=contact_ids, since=since))
     return provider_ids
 
 
-def _delete_status_events(provider_ids: set[str]) -> None:
-    """Stored statuses of erased messages, whatever their state (they carry the recipient)."""
-    ids = sorted(provider_ids)
-    for start in range(0, len(ids), 1000):
-        WebhookEvent.objects.filter(
-            kind=WebhookEvent.Kind.STATUS, payload__provider_message_id__in=ids[start : start + 1000]
-        ).delete()
-
-
-def _forget_in_admin_log(subscriber: Subscriber | None, contact_ids: list[int]) -> None:
+def _forget_in_admin_log(subscriber: Subscriber) -> None:
     """Django's admin log names what staff changed ("Erika Muster"); keep the line, not the name."""
-    targets: list[tuple[type[Contact] | type[Subscriber], int]] = [(Contact, pk) for pk in contact_ids]
-    if subscriber is not None:
-        targets.append((Subscriber, subscriber.pk))
-    for model, pk in targets:
-        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(model), object_id=str(pk)).update(
-            object_repr=f"#{pk}"
-        )
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Subscriber), object_id=str(subscriber.pk)
+    ).update(object_repr=f"#{subscriber.pk}")
 
 
 @transaction.atomic
@@ -124,7 +98,7 @@ def subscriber_erase(
     extra_contacts: Iterable[Contact] = (),
     connection: Connection | None = None,
     actor: User | None = None,
-    request: HttpRequest | None = None,
+    meta: RequestMeta | None = None,
 ) -> ErasureSummary:
     """Erase a person (and/or contacts not linked to anyone, e.g. a number that never
     subscribed). Idempotent: erasing an erased person changes nothing."""
@@ -136,13 +110,13 @@ def subscriber_erase(
         locked = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         if locked.status == Subscriber.Status.ERASED and not contacts:
             return ErasureSummary(contacts=0, subscriptions_ended=0)
-        contacts.update({c.pk: c for c in Contact.objects.filter(subscriber=locked).select_related("connection")})
+        contacts.update({c.pk: c for c in selectors.subscriber_contacts(locked)})
+    # before the messengers hook deletes the contacts they point at
+    EmailConfirmation.objects.filter(contact_id__in=list(contacts)).delete()
     provider_ids = _erase_elsewhere(subscriber_id=locked.pk if locked else None, contact_ids=list(contacts))
-    for contact in Contact.objects.filter(pk__in=list(contacts)).select_related("connection"):
-        provider_ids |= _erase_contact(contact)
-    _delete_status_events(provider_ids)
-    _forget_in_admin_log(locked, list(contacts))
+    status_events_erase(provider_message_ids=provider_ids)
     if locked is not None:
+        _forget_in_admin_log(locked)
         Subscription.objects.filter(subscriber=locked, status=Subscription.Status.PENDING).delete()
         ended = Subscription.objects.filter(subscriber=locked, status=Subscription.Status.ACTIVE).update(
             status=Subscription.Status.UNSUBSCRIBED, unsubscribed_at=now, updated_at=now
@@ -156,7 +130,7 @@ def subscriber_erase(
             subscriber.status, subscriber.erased_at = locked.status, locked.erased_at
     consent_record(kind=ConsentEvent.Kind.ERASURE, subscriber=None, channel=None, source=source, connection=connection)
     audit_log(
-        action="subscriber.erased", actor=actor, request=request,
+        action="subscriber.erased", actor=actor, meta=meta,
         target_label=f"subscriber #{locked.pk}" if locked is not None else "contact without subscriptions",
         details={"contacts": len(contacts), "subscriptions_ended": ended, "source": source},
     )  # fmt: skip
@@ -164,12 +138,12 @@ def subscriber_erase(
 
 
 def subscriber_export_personal_data(
-    *, subscriber: Subscriber, actor: User | None, request: HttpRequest | None = None
+    *, subscriber: Subscriber, actor: User | None, meta: RequestMeta | None = None
 ) -> dict[str, Any]:
     """Everything we hold about the person (GDPR Art. 15/20), audit-logged."""
     data = selectors.subscriber_personal_data(subscriber)
     audit_log(
-        action="subscriber.data_exported", actor=actor, request=request, target_label=f"subscriber #{subscriber.pk}",
+        action="subscriber.data_exported", actor=actor, meta=meta, target_label=f"subscriber #{subscriber.pk}",
         details={"contacts": len(data["contacts"]), "consent_events": len(data["consent_events"])},
     )  # fmt: skip
     return data
@@ -179,23 +153,8 @@ def subscriber_export_personal_data(
 def outbound_scrub() -> int:
     """Blank the recipient and the provider message id (it encodes the address) of erasure
     confirmations once they have left the queue, and drop the provider's status events about
-    them (they carry the address too). Statuses that come later find no message, wait as
-    `deferred` and are purged with the webhook retention."""
-    rows = list(
-        OutboundMessage.objects.filter(purpose=ERASURE_REPLY_PURPOSE)
-        .filter(~Q(to="") | ~Q(provider_message_id="") | ~Q(error_detail=""))
-        .exclude(status=OutboundMessage.Status.QUEUED)
-        .values_list("pk", "connection_id", "provider_message_id")
-    )
-    for _, connection_id, provider_message_id in rows:
-        if provider_message_id:
-            WebhookEvent.objects.filter(
-                connection_id=connection_id, kind=WebhookEvent.Kind.STATUS,
-                payload__provider_message_id=provider_message_id,
-            ).exclude(state=WebhookEvent.State.PENDING).delete()  # fmt: skip
-    return OutboundMessage.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
-        to="", provider_message_id="", error_detail="", updated_at=timezone.now()
-    )
+    them (they carry the address too)."""
+    return outbound_messages_scrub(purpose=ERASURE_REPLY_PURPOSE)
 
 
 @transaction.atomic
@@ -208,5 +167,5 @@ def erasure_late_scrub() -> int:
     provider_ids: set[str] = set()
     for pk, erased_at in erased.values_list("pk", "erased_at"):
         provider_ids |= _erase_elsewhere(subscriber_id=pk, contact_ids=[], since=erased_at)
-    _delete_status_events(provider_ids)
+    status_events_erase(provider_message_ids=provider_ids)
     return len(provider_ids)

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import audit_log
 from channels.models import Channel
+from core.http import RequestMeta
 from messengers.models import Connection, Contact
 from messengers.services import contact_set_status
 from subscribers.models import ConsentEvent, District, Language, Source, Subscriber, Subscription
@@ -217,7 +217,7 @@ def subscriber_update(
     district: District | None,
     tags: list[str],
     actor: User | None,
-    request: HttpRequest | None = None,
+    meta: RequestMeta | None = None,
 ) -> Subscriber:
     """Staff correct a person's details (admin). Audit-logged by field name, not value."""
     if subscriber.status == Subscriber.Status.ERASED:
@@ -232,7 +232,7 @@ def subscriber_update(
     if changed:
         subscriber.save(update_fields=[*changed, "updated_at"])
         audit_log(
-            action="subscriber.updated", actor=actor, request=request, target_label=f"subscriber #{subscriber.pk}",
+            action="subscriber.updated", actor=actor, meta=meta, target_label=f"subscriber #{subscriber.pk}",
             details={"fields": changed},
         )  # fmt: skip
     return subscriber

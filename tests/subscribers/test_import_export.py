@@ -28,7 +28,7 @@ from subscribers.services import (
     subscriber_unsubscribe_all,
     subscribers_export,
 )
-from subscribers.services import imports as import_service
+from subscribers.services.imports import job as import_job
 from tenants.models import Tenant
 from tests.channels.factories import make_channel
 from tests.factories import make_user
@@ -233,8 +233,8 @@ def test_long_imports_hand_over_to_a_new_task_and_finish(
 ) -> None:
     rows = "".join(f"P{i},+4917055{i:05d},feinstaub,Liste,2024-01-01\n" for i in range(9))
     content = "name,whatsapp,channels,consent_source,consent_date\n" + rows
-    monkeypatch.setattr(import_service, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(import_service, "TIME_BUDGET_SECONDS", -1)  # every chunk hands over
+    monkeypatch.setattr(import_job, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(import_job, "TIME_BUDGET_SECONDS", -1)  # every chunk hands over
     job = run_import(django_capture_on_commit_callbacks, content)
     assert job.status == "done" and job.subscribers_created == 9 and job.processed_rows == 9
     assert Subscriber.objects.count() == 9
@@ -245,8 +245,8 @@ def test_an_import_whose_worker_died_can_be_resumed_without_duplicates(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=False) as first:
         job = subscriber_import_create(filename="liste.csv", data=GOOD.encode(), default_channels=[setup["traffic"]])
-    monkeypatch.setattr(import_service, "CHUNK_ROWS", 1)
-    monkeypatch.setattr(import_service, "TIME_BUDGET_SECONDS", -1)
+    monkeypatch.setattr(import_job, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(import_job, "TIME_BUDGET_SECONDS", -1)
     with django_capture_on_commit_callbacks(execute=False) as lost:
         first[0]()  # the worker imports one row and hands over; the hand-over is lost
     monkeypatch.undo()

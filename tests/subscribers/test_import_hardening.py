@@ -1,6 +1,7 @@
 """Uploads from outside: odd encodings, damaged and hostile files (zip bombs, huge cells, a
-million empty rows), failures in any stage and workers that die. Each must end as a clear
-message, with nothing half-read, and the uploaded file (personal data) deleted.
+million empty rows), failures in any stage. Each must end as a clear message, with nothing
+half-read, and the uploaded file (personal data) deleted. Jobs that go wrong on the way (lost
+tasks, dead workers): test_import_jobs.py.
 
 Every hostile file is built here (tests/subscribers/spreadsheets.py) and goes through the real
 upload service and the real worker task (inline in tests)."""
@@ -9,77 +10,41 @@ from __future__ import annotations
 
 import base64
 import codecs
-import csv
 import io
 import itertools
 import os
 import tracemalloc
 import zipfile
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import translation
 from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from accounts import roles
-from accounts.models import AuditEvent
 from channels.models import Channel
 from core.errors import ApplicationError
-from messengers.models import Connection
-from subscribers import tasks
 from subscribers.models import Subscriber, SubscriberImport
 from subscribers.services import imports as import_service
-from subscribers.services import subscriber_import_create
 from tenants.models import Tenant
-from tests.channels.factories import make_channel
-from tests.conftest import in_tenant
-from tests.factories import make_user
-from tests.helpers import enrol_totp
 from tests.subscribers import spreadsheets as xl
-from tests.subscribers.factories import sandbox
-
-CSV_HEADER = "name,email,channels,consent_source,consent_date\n"
+from tests.subscribers.import_helpers import (
+    CSV_HEADER,
+    assert_failed,
+    csv_rows,
+    import_channel,
+    refused_at_upload,
+    sign_in_as_admin,
+    upload,
+)
 
 
 @pytest.fixture
 def channel(tenant: Tenant) -> Channel:
-    email = Connection.objects.create(provider="email", name="Newsletter", external_id="news@stadt-a.example")
-    return make_channel("Feinstaubalarm", ["FEINSTAUB"], connections=[email, sandbox()])
-
-
-def upload(capture: Any, data: bytes, filename: str, **options: Any) -> SubscriberImport:
-    """Upload as an English-speaking member of staff would, and let the worker run it."""
-    with translation.override("en"), capture(execute=True):
-        job = subscriber_import_create(filename=filename, data=data, **options)
-    job.refresh_from_db()
-    return job
-
-
-def refused_at_upload(data: bytes, filename: str, language: str = "en") -> str:
-    with translation.override(language), pytest.raises(ApplicationError) as refused:
-        subscriber_import_create(filename=filename, data=data)
-    assert not SubscriberImport.objects.exists()
-    return refused.value.message
-
-
-def assert_failed(job: SubscriberImport, *fragments: str) -> None:
-    assert job.status == SubscriberImport.Status.FAILED, (job.status, job.failure)
-    for fragment in fragments:
-        assert fragment in job.failure
-    assert bytes(job.data) == b""  # the personal data is gone
-    assert job.finished_at is not None
-
-
-def csv_rows(count: int, *, start: int = 0, sep: str = ",") -> str:
-    return "".join(
-        sep.join([f"Person {i}", f"p{i}@example.org", "feinstaub", "Liste", "2024-01-01"]) + "\n"
-        for i in range(start, start + count)
-    )
+    return import_channel()
 
 
 # ----------------------------------------------------------------------------------- encodings
@@ -246,7 +211,7 @@ def test_the_admin_refuses_a_too_large_upload_before_reading_it(
     channel: Channel, client_a: Client, settings: Any
 ) -> None:
     settings.IMPORT_MAX_FILE_BYTES = 1000
-    _admin(client_a)
+    sign_in_as_admin(client_a)
     upload_file = io.BytesIO((CSV_HEADER + csv_rows(40)).encode())
     upload_file.name = "liste.csv"
     response = client_a.post("/admin/subscribers/subscriberimport/add/", {"file": upload_file})
@@ -366,7 +331,7 @@ def test_a_wrong_declared_dimension_does_not_hide_rows(
 def test_the_upload_does_not_parse_a_workbook_a_damaged_one_fails_in_the_worker(
     channel: Channel, client_a: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
-    _admin(client_a)
+    sign_in_as_admin(client_a)
     damaged = xl.package([f'<worksheet xmlns="{xl.MAIN}"><sheetData><row r="1"><c r="A1" t="inl'.encode()])
     upload_file = io.BytesIO(damaged)
     upload_file.name = "liste.xlsx"
@@ -403,110 +368,3 @@ def test_a_large_ordinary_workbook_passes_the_checks(channel: Channel, django_ca
     job = upload(django_capture_on_commit_callbacks, xl.package(xl.sheet_xml(xl.good_rows(3000))), "liste.xlsx")
     assert job.status == SubscriberImport.Status.DONE, job.failure
     assert (job.subscribers_created, job.total_rows) == (3000, 3000)
-
-
-# ----------------------------------------------------------------------------------- the job
-def test_rejected_rows_alone_still_make_progress_and_hand_over(
-    channel: Channel, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A file of only bad rows is read in chunks too (progress, time budget, bounded memory)."""
-    content = CSV_HEADER + "".join(f"P{i},p{i}@example.org,feinstaub,Liste,\n" for i in range(9))
-    monkeypatch.setattr(import_service, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(import_service, "TIME_BUDGET_SECONDS", -1)
-    with translation.override("en"), django_capture_on_commit_callbacks(execute=False) as first:
-        job = subscriber_import_create(filename="liste.csv", data=content.encode())
-    with django_capture_on_commit_callbacks(execute=False) as handed_over:
-        first[0]()
-    job.refresh_from_db()
-    assert (job.status, job.processed_rows, job.rows_rejected, len(handed_over)) == ("running", 2, 2, 1)
-
-
-def _stall(job: SubscriberImport, hours: float = 2) -> None:
-    SubscriberImport.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=hours))
-
-
-def test_an_import_whose_task_was_lost_is_failed_and_wiped_by_housekeeping(
-    channel: Channel, django_capture_on_commit_callbacks: Any
-) -> None:
-    content = (CSV_HEADER + csv_rows(2)).encode()
-    with translation.override("en"), django_capture_on_commit_callbacks(execute=False):
-        lost = subscriber_import_create(filename="liste.csv", data=content)
-        fresh = subscriber_import_create(filename="neu.csv", data=content)
-    _stall(lost)
-    assert tasks.subscribers_housekeeping_task()["stalled_imports"] == 1
-    lost.refresh_from_db()
-    fresh.refresh_from_db()
-    assert_failed(lost, "stopped")
-    assert (fresh.status, bytes(fresh.data)) == ("queued", content)
-    assert AuditEvent.objects.filter(action="subscribers.import_stalled", target_id=str(lost.pk)).exists()
-
-
-def test_an_import_whose_worker_died_is_failed_and_a_late_task_does_not_revive_it(
-    channel: Channel, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    content = (CSV_HEADER + csv_rows(3)).encode()
-    with translation.override("en"), django_capture_on_commit_callbacks(execute=False) as first:
-        job = subscriber_import_create(filename="liste.csv", data=content)
-    monkeypatch.setattr(import_service, "CHUNK_ROWS", 1)
-    monkeypatch.setattr(import_service, "TIME_BUDGET_SECONDS", -1)
-    with django_capture_on_commit_callbacks(execute=False) as late:
-        first[0]()  # one row imported, then the worker "dies": the hand-over is held back
-    monkeypatch.undo()
-    job.refresh_from_db()
-    assert job.status == "running"
-    _stall(job, hours=0.5)
-    assert tasks.subscribers_housekeeping_task()["stalled_imports"] == 0  # not yet past the lease
-    _stall(job)
-    assert tasks.subscribers_housekeeping_task()["stalled_imports"] == 1
-    late[0]()  # the hand-over finally runs
-    job.refresh_from_db()
-    assert_failed(job, "stopped")
-    assert Subscriber.objects.count() == 1
-
-
-def test_housekeeping_fails_only_its_own_tenants_stalled_imports(
-    channel: Channel, tenant_b: Tenant, django_capture_on_commit_callbacks: Any
-) -> None:
-    content = (CSV_HEADER + csv_rows(1)).encode()
-    with in_tenant(tenant_b):
-        with django_capture_on_commit_callbacks(execute=False):
-            other = subscriber_import_create(filename="b.csv", data=content)
-        _stall(other)
-    assert tasks.subscribers_housekeeping_task()["stalled_imports"] == 0  # tenant A's run
-    with in_tenant(tenant_b):
-        other.refresh_from_db()
-        assert other.status == "queued"
-        assert tasks.subscribers_housekeeping_task()["stalled_imports"] == 1
-        other.refresh_from_db()
-        assert_failed(other)
-
-
-# ----------------------------------------------------------------------------------- error report
-def _admin(client: Client) -> None:
-    user = make_user(roles.ADMIN)
-    enrol_totp(user)
-    client.force_login(user)
-
-
-def test_the_error_report_escapes_formulas_from_the_files_header(
-    channel: Channel, client_a: Client, django_capture_on_commit_callbacks: Any
-) -> None:
-    hostile = ['=HYPERLINK("http://evil.example","klick")', "+1+1", "-2+3", "@SUM(1)"]
-    header = CSV_HEADER.strip() + "," + ",".join(f'"{h.replace(chr(34), chr(34) * 2)}"' for h in hostile) + "\n"
-    content = header + "Anna,a@example.org,feinstaub,Liste,2024-01-01,1,2,3,4\n" + "Bernd,b@example.org,feinstaub,,\n"
-    job = upload(django_capture_on_commit_callbacks, content.encode(), "liste.csv")
-    assert job.status == "done", job.failure
-    _admin(client_a)
-    report = client_a.get(f"/admin/subscribers/subscriberimport/{job.pk}/errors.csv").content.decode("utf-8-sig")
-    rows = list(csv.reader(io.StringIO(report)))
-    assert rows[0] == ["row", "column", "message"]
-    columns = [row[1] for row in rows[1:]]
-    for label in hostile:
-        assert "'" + label in columns
-    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
-
-
-@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
-def test_report_cells_starting_like_a_formula_are_quoted(start: str) -> None:
-    assert import_service.formula_safe(f"{start}cmd|' /C calc'!A0") == f"'{start}cmd|' /C calc'!A0"
-    assert import_service.formula_safe("Anna") == "Anna"

@@ -230,7 +230,7 @@ def test_a_connection_paused_between_the_check_and_the_save_is_refused_with_a_me
     from django.utils import translation
 
     from core.admin_sites import tenant_site
-    from subscribers.admin import _SaveRefusedError
+    from subscribers.admin.catalogue import _SaveRefusedError
 
     Connection.objects.filter(provider="whatsapp").update(status="paused")
     request = RequestFactory().post(LIST + "add/")
