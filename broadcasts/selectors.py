@@ -282,7 +282,7 @@ def broadcast_list_archive() -> QuerySet[Broadcast]:
 
 
 def broadcast_rollup() -> dict[str, int]:
-    """Per-tenant figures for the operator overview (tenants.services.tenant_rollup_compute)."""
+    """Per-tenant figures for the operator overview (a source of analytics.services.tenant_rollup_compute)."""
     since = timezone.now() - timedelta(days=1)
     deliveries = Delivery.objects.filter(sent_at__gte=since)
     return {
