@@ -12,13 +12,12 @@ from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Model, Q
-from django.http import HttpRequest
 from django.urls import reverse
 
 from accounts import roles
 from accounts.models import AuditEvent, User
 from core.errors import ApplicationError
-from core.http import RequestMeta, request_meta
+from core.http import RequestMeta
 from core.tenancy import connection
 from core.types import UNCHANGED, Unchanged
 
@@ -38,14 +37,8 @@ def audit_log(
     target_label: str = "",
     details: dict[str, Any] | None = None,
     meta: RequestMeta | None = None,
-    request: HttpRequest | None = None,
 ) -> AuditEvent:
-    """Append one event to the audit log of the current schema.
-
-    `meta` carries the client's address; `request` is the older spelling of the same and goes
-    away once every service passes `meta`."""
-    if meta is None:
-        meta = request_meta(request)
+    """Append one event to the audit log of the current schema (`meta`: the client's address)."""
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
     return AuditEvent.objects.create(
