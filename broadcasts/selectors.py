@@ -4,6 +4,7 @@ queue, public archive."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -14,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from broadcasts import pipeline
+from broadcasts.headlines import headline
 from broadcasts.models import Broadcast, BroadcastEdit, BroadcastVariant, Delivery, LinkClick
 from core.tenancy import connection as db
 from messengers import ratelimit
@@ -279,6 +281,25 @@ def broadcast_list_archive() -> QuerySet[Broadcast]:
         .prefetch_related("variants", "channels")
         .order_by("-send_finished_at")
     )
+
+
+def broadcast_public_variant(broadcast: Broadcast, languages: Sequence[str]) -> BroadcastVariant | None:
+    """The text the public reads: the first of `languages` the broadcast has, else German, else any.
+
+    Reads the prefetched variants (broadcast_list_archive), so a page of items costs no query."""
+    variants = {v.language: v for v in broadcast.variants.all()}
+    for language in [*languages, "de"]:
+        if language in variants:
+            return variants[language]
+    return next(iter(variants.values()), None)
+
+
+def broadcast_public_item(broadcast: Broadcast, languages: Sequence[str]) -> dict[str, str]:
+    """Headline and text of a sent broadcast for the archive and RSS; never its internal title."""
+    variant = broadcast_public_variant(broadcast, languages)
+    if variant is None:
+        return {"headline": "", "text": ""}
+    return {"headline": headline(subject=variant.subject, body=variant.body), "text": variant.body}
 
 
 def broadcast_rollup() -> dict[str, int]:

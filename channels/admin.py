@@ -106,8 +106,12 @@ class ChannelAdmin(admin.ModelAdmin):
     list_display_links = ["name"]
     list_filter = ["is_public", "is_active", "is_alarm"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["alarm_state", "alarm_state_changed_at", "status_links"]
+    readonly_fields = ["alarm_state", "alarm_state_changed_at", "status_links", "embed_code"]
     inlines = [AlarmHistoryInline]
+
+    class Media:
+        js = ["channels/admin_copy.js"]
+
     actions = [
         "alarm_announce", "alarm_activate", "alarm_all_clear", "alarm_deactivate", "export_csv", "export_xlsx",
     ]  # fmt: skip
@@ -118,8 +122,8 @@ class ChannelAdmin(admin.ModelAdmin):
         }),
         (_("Welcome text"), {"fields": ["welcome_text_de", "welcome_text_en"]}),
         (_("Alarm channel"), {
-            "fields": ["is_alarm", "alarm_state", "alarm_state_changed_at", "status_links", "alarm_text_start",
-                       "alarm_text_update", "alarm_text_end"],
+            "fields": ["is_alarm", "alarm_state", "alarm_state_changed_at", "status_links", "embed_code",
+                       "alarm_text_start", "alarm_text_update", "alarm_text_end"],
         }),
     ]  # fmt: skip
 
@@ -157,6 +161,24 @@ class ChannelAdmin(admin.ModelAdmin):
             reverse("channels:status_json", args=[obj.slug]),
             reverse("channels:status_widget", args=[obj.slug]), _("widget"),
             reverse("tenant_admin:channels_channel_alarm", args=[obj.pk]), _("change state"),
+        )  # fmt: skip
+
+    @admin.display(description=_("embed code for your website"))
+    def embed_code(self, obj: Channel) -> str:
+        if not obj.pk or not obj.is_alarm:
+            return "–"
+        embed = selectors.channel_widget_embed(obj)
+        hint = (
+            _("Paste this into a page of your website: it shows the current alarm state and updates itself.")
+            if embed.live
+            else _("The widget shows only public, active alarm channels: until this channel is one, it stays empty.")
+        )
+        return format_html(
+            '<textarea class="vLargeTextField embed-code" id="embed-code-{}" rows="3" cols="80" readonly'
+            ' aria-label="{}">{}</textarea><br>'
+            '<button type="button" class="button" data-copy="embed-code-{}" data-copied="{}">{}</button>'
+            '<div class="help">{}</div>',
+            obj.pk, _("embed code for your website"), embed.code, obj.pk, _("Copied"), _("Copy"), hint,
         )  # fmt: skip
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

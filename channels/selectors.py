@@ -1,4 +1,5 @@
-"""Reads of channels: public lists, keyword lookup, alarm status, the admin list. Subscriber
+"""Reads of channels: public lists, keyword lookup, alarm status, the widget's embed code, the admin
+list. Subscriber
 counts per channel are the subscribers app's (subscribers.selectors.subscription_counts_by_channel)."""
 
 from __future__ import annotations
@@ -7,9 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils.html import format_html
 
 from channels.keywords import match_key
 from channels.models import AlarmStateChange, Channel
+from tenants.selectors import tenant_absolute_url
 
 # Traffic-light colour of each alarm state (the widget and the JSON endpoint).
 STATE_COLOURS = {
@@ -101,6 +105,27 @@ def channel_alarm_status(slug: str) -> AlarmStatus | None:
         slug=channel.slug, name=channel.name, state=state.value, colour=STATE_COLOURS[state],
         since=channel.alarm_state_changed_at,
     )  # fmt: skip
+
+
+# The embedded box: the widget's flexible layout fits name, state, time and link into it.
+WIDGET_WIDTH, WIDGET_HEIGHT = 360, 110
+
+
+@dataclass(frozen=True)
+class WidgetEmbed:
+    url: str  # the widget page on the tenant's primary domain
+    code: str  # the <iframe> a city pastes into its own website
+    live: bool  # False: the widget answers 404 until the channel is a public, active alarm channel
+
+
+def channel_widget_embed(channel: Channel) -> WidgetEmbed:
+    """The status widget's absolute URL and the HTML snippet that embeds it on another site."""
+    url = tenant_absolute_url(reverse("channels:status_widget", args=[channel.slug]))
+    code = format_html(
+        '<iframe src="{}" title="{}" width="{}" height="{}" style="border:0;max-width:100%" loading="lazy"></iframe>',
+        url, channel.name, WIDGET_WIDTH, WIDGET_HEIGHT,
+    )  # fmt: skip
+    return WidgetEmbed(url=url, code=str(code), live=channel.is_alarm and channel.is_public and channel.is_active)
 
 
 def channel_list_admin() -> QuerySet[Channel]:

@@ -1,14 +1,12 @@
-"""URLs of a tenant's domain: its admin and staff login, and (in later apps) its public pages
-for citizens (subscribe, status widget, archive)."""
+"""URLs of a tenant's domain: its admin and staff login, and its public pages for citizens
+(the bare domain is the subscribe page; status widget, archive)."""
 
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from core import views as core_views
 from core.admin_sites import tenant_site
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", tenant_site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -8,6 +8,9 @@ from subscribers import views
 app_name = "subscribers"
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    # The bare domain is what a citizen types or a city links to: it shows the subscribe page
+    # itself (the admin stays at /admin/).
+    path("", views.subscribe_page, name="home"),
     path("subscribe/", views.subscribe_page, name="subscribe"),
     path("subscribe/email/", views.email_subscribe, name="email_subscribe"),
     path("subscribe/email/sent/", views.email_sent, name="email_sent"),

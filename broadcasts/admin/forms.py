@@ -36,7 +36,15 @@ class BroadcastForm(forms.ModelForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "data-preview": "body", "data-lang": "de-ls"}),
     )
-    subject = forms.CharField(label=_("E-mail subject"), required=False, max_length=200)
+    subject = forms.CharField(
+        label=_("E-mail subject"),
+        required=False,
+        max_length=200,
+        help_text=_(
+            "Also the headline in the public archive and RSS feed. Empty: the first line of the text. "
+            "The internal title is never shown publicly."
+        ),
+    )
     channels = forms.ModelMultipleChoiceField(
         label=_("Channels"), queryset=Channel.objects.filter(is_active=True), widget=forms.CheckboxSelectMultiple
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from broadcasts.headlines import headline
 from broadcasts.links import link_token
 from broadcasts.models import Broadcast, BroadcastVariant, TrackedLink
 from broadcasts.pipeline.rows import ClaimedRow
@@ -28,6 +29,7 @@ class Composer:
     variants: dict[str, BroadcastVariant] = field(default_factory=dict)
     links: list[TrackedLink] = field(default_factory=list)
     fallback_language: str = "de"
+    subjects: dict[str, str] = field(default_factory=dict)  # language → headline, filled on first use
     media: Media | None = None
     channel_ids: list[int] = field(default_factory=list)
     email_urls: dict[int, tuple[str, str]] = field(default_factory=dict)  # subscriber → (unsubscribe, prefs)
@@ -61,6 +63,15 @@ class Composer:
                 text = text.replace(link.url, f"{self.base_url}/l/{token}")
         return text
 
+    def _subject(self, variant: BroadcastVariant | None) -> str:
+        """The public headline, once per language: the internal title is the team's working name
+        ("Entwurf Feinstaub v2") and never becomes a subject."""
+        if variant is None:
+            return ""
+        if variant.language not in self.subjects:
+            self.subjects[variant.language] = headline(subject=variant.subject, body=variant.body)[:200]
+        return self.subjects[variant.language]
+
     def message(self, row: ClaimedRow, provider: Provider) -> OutgoingMessage:
         variant = self.variants.get(row.language) or self.variants.get(self.fallback_language)
         body = variant.body if variant else ""
@@ -88,7 +99,7 @@ class Composer:
             media=media if template is None else None,
             buttons=buttons,
             template=template,
-            subject=(variant.subject if variant and variant.subject else self.broadcast.title)[:200],
+            subject=self._subject(variant),
             reference=f"d{row.delivery_id}",
             unsubscribe_url=unsubscribe,
         )

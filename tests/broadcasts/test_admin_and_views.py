@@ -19,6 +19,7 @@ from tests.channels.factories import make_channel
 from tests.conftest import in_tenant
 from tests.factories import make_user
 from tests.helpers import enrol_totp
+from tests.subscribers.factories import forget_cached_tenants
 
 
 @pytest.fixture
@@ -188,9 +189,52 @@ def test_archive_and_rss_show_sent_public_broadcasts_only(
         status=Broadcast.Status.SENT, send_finished_at=timezone.now()
     )
     page = client_a.get("/archive/").content.decode()
-    assert "Öffentlich" in page and "Alarm vorbei" in page
-    assert "Intern" not in page and "Entwurf" not in page and draft.title not in page
+    assert "Alarm vorbei" in page
+    assert "Nur intern" not in page and "noch nicht" not in page and draft.title not in page
     feed = client_a.get("/archive/feed.rss")
     assert feed["Content-Type"].startswith("application/rss+xml")
-    assert "Öffentlich" in feed.content.decode() and "Nur intern" not in feed.content.decode()
-    assert "Öffentlich" not in client_b.get("/archive/").content.decode()
+    assert "Alarm vorbei" in feed.content.decode() and "Nur intern" not in feed.content.decode()
+    assert "Alarm vorbei" not in client_b.get("/archive/").content.decode()
+    assert "Alarm vorbei" not in client_b.get("/archive/feed.rss").content.decode()
+
+
+def _sent(world: dict[str, Any], title: str, variants: dict[str, str], subjects: dict[str, str] | None = None) -> Any:
+    broadcast = services.broadcast_create(
+        author=world["editor"], title=title, channels=[world["channel"]], variants=variants, subjects=subjects
+    )
+    Broadcast.objects.filter(pk=broadcast.pk).update(status=Broadcast.Status.SENT, send_finished_at=timezone.now())
+    return broadcast
+
+
+def test_archive_and_rss_show_the_public_headline_never_the_internal_title(
+    world: dict[str, Any], client_a: Client
+) -> None:
+    _sent(
+        world, "Entwurf Feinstaub v2",
+        {"de": "Feinstaubalarm ab Montag\nBitte Bus und Bahn nutzen.", "en": "Particulate alarm from Monday\nTake the bus."},
+    )  # fmt: skip
+    _sent(world, "Baustelle intern", {"de": "Die Sperrung endet."}, subjects={"de": "Neckarstraße wieder frei"})
+    page = client_a.get("/archive/").content.decode()  # the test client reads English
+    assert "<h2>Particulate alarm from Monday</h2>" in page and "<h2>Neckarstraße wieder frei</h2>" in page
+    feed = client_a.get("/archive/feed.rss").content.decode()
+    assert "<title>Feinstaubalarm ab Montag</title>" in feed and "<title>Neckarstraße wieder frei</title>" in feed
+    for internal in ["Entwurf Feinstaub v2", "Baustelle intern"]:
+        assert internal not in page and internal not in feed
+
+
+@pytest.mark.parametrize(("language", "expected"), [("de", "Feinstaubalarm ab Montag"), ("en", "Particulate alarm")])
+def test_rss_is_in_the_tenants_language(
+    world: dict[str, Any], tenant: Tenant, client_a: Client, client_b: Client, language: str, expected: str
+) -> None:
+    _sent(world, "Entwurf v2", {"de": "Feinstaubalarm ab Montag", "en": "Particulate alarm"})
+    Tenant.objects.filter(pk=tenant.pk).update(default_language=language)
+    forget_cached_tenants()
+    feed = client_a.get("/archive/feed.rss", HTTP_ACCEPT_LANGUAGE="de" if language == "en" else "en")
+    xml = feed.content.decode()
+    assert f"<language>{language}</language>" in xml
+    assert f"<title>{expected}</title>" in xml and f"<description>{expected}</description>" in xml
+    channel_description = {"de": "versendete Mitteilungen", "en": "sent announcements"}[language]
+    assert channel_description in xml
+    # tenant B keeps its own language and never lists tenant A's items
+    other = client_b.get("/archive/feed.rss").content.decode()
+    assert expected not in other and "<language>de</language>" in other

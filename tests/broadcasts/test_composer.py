@@ -69,10 +69,11 @@ def test_each_recipient_gets_their_language_and_the_rest_the_fallback() -> None:
     assert compose.message(row(), Provider.TELEGRAM).text == ""
 
 
-def test_the_subject_is_the_variants_or_the_title() -> None:
+def test_the_subject_is_the_variants_or_its_first_line_never_the_internal_title() -> None:
     compose = composer()
     assert compose.message(row(language="de"), Provider.EMAIL).subject == "Feinstaubalarm"
-    assert compose.message(row(language="en"), Provider.EMAIL).subject == "Feinstaubalarm ab Montag"
+    assert compose.message(row(language="en"), Provider.EMAIL).subject == "Particulate alarm"
+    assert "Montag" not in compose.message(row(language="en"), Provider.EMAIL).subject
 
 
 def test_tracked_links_carry_the_delivery_when_tracking_per_recipient() -> None:

@@ -204,3 +204,20 @@ def test_one_tenants_page_codes_and_posters_never_appear_on_another(
     assert "You came here from poster" not in client_b.get(f"/subscribe/?poster={poster.code}").content.decode()
     with in_tenant(tenant):
         assert Channel.objects.filter(slug="feinstaubalarm").exists()
+
+
+def test_the_bare_domain_is_each_tenants_subscribe_page_and_the_admin_stays_at_admin(
+    messengers: dict[str, Any], tenant: Tenant, tenant_b: Tenant, client_a: Client, client_b: Client
+) -> None:
+    with in_tenant(tenant_b):
+        make_channel("Radwege", ["RADWEGE"])
+    home_a = client_a.get("/")
+    assert home_a.status_code == 200
+    html_a = home_a.content.decode()
+    assert "Feinstaubalarm" in html_a and "wa.me" in html_a and "Radwege" not in html_a
+    assert 'name="password"' not in html_a  # not the staff login
+    html_b = client_b.get("/").content.decode()
+    assert "Radwege" in html_b and "Feinstaubalarm" not in html_b and "Stadt A" not in html_b
+    admin = client_a.get("/admin/")
+    assert admin.status_code == 302 and "/login/" in admin["Location"]
+    assert client_a.get("/subscribe/").status_code == 200
