@@ -137,6 +137,8 @@ def tenant_onboard(
                 kind=kind,
                 timezone=timezone_name,
                 default_language=language,
+                # privacy by default; per-person click tracking is the tenant's explicit choice
+                link_tracking=Tenant.LinkTracking.AGGREGATE,
             )
             tenant.full_clean(exclude=["schema_name"])
             tenant.save()
