@@ -71,6 +71,11 @@ class OnboardingResult:
     def seconds(self) -> float:
         return sum(duration for _, duration in self.steps)
 
+    @property
+    def login_url(self) -> str:
+        """Where the first admin logs in: the tenant admin on the primary domain."""
+        return f"{tenant_base_url(self.domain.domain)}/admin/"
+
 
 @contextmanager
 def _step(name: str, steps: list[tuple[str, float]], progress: ProgressCallback | None) -> Iterator[None]:
