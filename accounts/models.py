@@ -20,6 +20,8 @@ class User(AbstractUser):
     )
     # Seeded by `seed_demo`. Only these users may skip two-factor enrolment, and only in DEMO_MODE.
     is_demo = models.BooleanField(_("demo user"), default=False, editable=False)
+    # Set when an admin hides the "first steps" list on the admin start page before finishing it.
+    first_steps_dismissed_at = models.DateTimeField(_("first steps hidden at"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("user")

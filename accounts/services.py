@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Model, Q
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import roles
 from accounts.models import AuditEvent, User
@@ -182,3 +183,11 @@ def user_password_setup_link(*, user: User, base_url: str) -> str:
         urlconf=settings.ROOT_URLCONF if connection.schema_name != "public" else settings.PUBLIC_SCHEMA_URLCONF,
     )
     return base_url + path
+
+
+@transaction.atomic
+def user_dismiss_first_steps(*, user: User) -> None:
+    """Hide the "first steps" list of the admin start page for this user (idempotent)."""
+    if user.first_steps_dismissed_at is None:
+        user.first_steps_dismissed_at = timezone.now()
+        user.save(update_fields=["first_steps_dismissed_at"])

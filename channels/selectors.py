@@ -134,3 +134,7 @@ def channel_list_admin() -> QuerySet[Channel]:
 
 def alarm_history(channel: Channel, limit: int = 50) -> QuerySet[AlarmStateChange]:
     return AlarmStateChange.objects.filter(channel=channel).select_related("changed_by").order_by("-at", "-pk")[:limit]
+
+
+def channel_exists() -> bool:
+    return Channel.objects.exists()

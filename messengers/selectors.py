@@ -175,3 +175,8 @@ def messenger_rollup() -> dict[str, int]:
         "webhook_events_waiting": WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING).count(),
         "webhook_events_failed": WebhookEvent.objects.filter(state=WebhookEvent.State.FAILED).count(),
     }
+
+
+def connection_exists_outside_sandbox() -> bool:
+    """Whether the tenant has connected a real messenger (the admin start page's first step)."""
+    return Connection.objects.exclude(provider=Provider.SANDBOX).exists()

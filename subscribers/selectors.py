@@ -32,6 +32,7 @@ from subscribers.models import (
     District,
     Language,
     Poster,
+    Source,
     Subscriber,
     Subscription,
 )
@@ -490,3 +491,9 @@ def subscriber_rollup() -> dict[str, int]:
 def language_label(language: str, reply_in: str) -> str:
     key = f"language_name_{language}" if language in Language.values else "language_name_de"
     return texts.message(key, reply_in)
+
+
+def subscription_exists_from_website() -> bool:
+    """Whether anyone has subscribed through the subscribe page's form or the widget, i.e. the
+    page is reachable from the tenant's website (a step of the admin start page)."""
+    return Subscription.objects.filter(source__in=[Source.WEB_FORM, Source.WIDGET]).exists()

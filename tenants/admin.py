@@ -153,7 +153,7 @@ class TenantAdmin(admin.ModelAdmin):
             "form": form,
             "result": result,
             "opts": self.model._meta,
-            "tenant_admin_url": f"{selectors.tenant_base_url(result.domain.domain)}/admin/" if result else "",
+            "tenant_admin_url": result.login_url if result else "",
         }
         return TemplateResponse(request, "tenants/admin/onboard.html", context)
 

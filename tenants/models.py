@@ -91,8 +91,18 @@ class Tenant(TenantMixin, TimeStampedModel):  # type: ignore[django-manager-miss
         help_text=_("Normal broadcasts due in quiet hours wait until they end; alerts are never held."),
     )
     quiet_hours_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
+    # Privacy by default: a new tenant counts clicks per link only. Per-person tracking is an
+    # explicit choice on the settings page (existing tenants kept theirs: the migration only
+    # changed the default).
     link_tracking = models.CharField(
-        _("link tracking"), max_length=16, choices=LinkTracking.choices, default=LinkTracking.PER_RECIPIENT
+        _("link tracking"),
+        max_length=16,
+        choices=LinkTracking.choices,
+        default=LinkTracking.AGGREGATE,
+        help_text=_(
+            "Per recipient records who clicked which link. Choose it only if your privacy notice says so "
+            "and your subscribers have consented to it; aggregate only counts clicks per link."
+        ),
     )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     suspended_at = models.DateTimeField(_("suspended at"), null=True, blank=True)

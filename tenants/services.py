@@ -71,6 +71,11 @@ class OnboardingResult:
     def seconds(self) -> float:
         return sum(duration for _, duration in self.steps)
 
+    @property
+    def login_url(self) -> str:
+        """Where the first admin logs in: the tenant admin on the primary domain."""
+        return f"{tenant_base_url(self.domain.domain)}/admin/"
+
 
 @contextmanager
 def _step(name: str, steps: list[tuple[str, float]], progress: ProgressCallback | None) -> Iterator[None]:
@@ -137,6 +142,8 @@ def tenant_onboard(
                 kind=kind,
                 timezone=timezone_name,
                 default_language=language,
+                # privacy by default; per-person click tracking is the tenant's explicit choice
+                link_tracking=Tenant.LinkTracking.AGGREGATE,
             )
             tenant.full_clean(exclude=["schema_name"])
             tenant.save()

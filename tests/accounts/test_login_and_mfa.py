@@ -186,7 +186,7 @@ def test_tenant_admin_edits_branding_and_quiet_hours_others_cannot(client_a: Cli
             "privacy_notice_url": "https://stadt-a.example/datenschutz",
             "quiet_hours_start": "22:00",
             "quiet_hours_end": "07:00",
-            "link_tracking": "aggregate",
+            "link_tracking": "per_recipient",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -195,7 +195,7 @@ def test_tenant_admin_edits_branding_and_quiet_hours_others_cannot(client_a: Cli
         "Stadt A (neu)",
         "#c8102e",
         "22:00:00",
-        "aggregate",
+        "per_recipient",
     )
     assert AuditEvent.objects.filter(action="tenant.settings_changed", actor=admin_user).exists()
     editor = make_user(roles.EDITOR, username="no_branding")

@@ -142,6 +142,10 @@ def _sent_with_link(world: dict[str, Any]) -> tuple[Broadcast, TrackedLink, Deli
 
 
 def test_tracked_links_count_clicks_but_not_previews(world: dict[str, Any], client_a: Client, tenant: Tenant) -> None:
+    from tenants.services import tenant_update_settings
+
+    # per-person tracking is a tenant's explicit choice (new tenants count per link only)
+    tenant_update_settings(tenant=tenant, actor=None, link_tracking=Tenant.LinkTracking.PER_RECIPIENT)
     broadcast, link, delivery = _sent_with_link(world)
     token = links.link_token(tenant.schema_name, link.pk, delivery.pk)
     assert client_a.head(f"/l/{token}").status_code == 302  # a link preview's HEAD

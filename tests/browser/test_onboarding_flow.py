@@ -51,6 +51,10 @@ def test_operator_onboards_a_tenant_whose_admin_then_signs_in(
             page.wait_for_selector("#password-link")
             assert page.locator("#onboard-steps li").count() >= 4
             link = page.inner_text("#password-link").strip()
+            # the result names who logs in, and where
+            username = page.inner_text("#tenant-admin-username").strip()
+            login_url = page.inner_text("#tenant-admin-url").strip()
+            assert login_url == f"http://{domain}:{server.port}/admin/"
             assert link.startswith(f"http://{domain}:{server.port}/accounts/password/reset/key/")
 
             # 3. the new admin chooses a password on the tenant's own domain
@@ -60,9 +64,9 @@ def test_operator_onboards_a_tenant_whose_admin_then_signs_in(
             page.click("button[type=submit]")
 
             # 4. ... signs in there, is sent to two-factor set-up, enrols, and reaches the admin
-            page.goto(server.url(domain, "/admin/"))
+            page.goto(login_url)
             page.wait_for_url(re.compile(r"/accounts/login/"))
-            page.fill("input[name=login]", "admin")
+            page.fill("input[name=login]", username)
             page.fill("input[name=password]", "Neues-Passwort-2026!")
             page.click("button[type=submit]")
             page.wait_for_url(re.compile(r"/accounts/2fa/totp/activate/"))
@@ -72,6 +76,8 @@ def test_operator_onboards_a_tenant_whose_admin_then_signs_in(
             page.goto(server.url(domain, "/admin/"))
             assert page.url.endswith("/admin/")
             assert "Stadt Browserhausen" in page.inner_text("#site-name")
+            # 5. the first login shows where to begin
+            assert page.locator("#first-steps li").count() == 3
     finally:
         connection.set_schema_to_public()
         with connection.cursor() as cursor:

@@ -109,6 +109,8 @@ def test_command_prints_progress_and_the_link(public: Any) -> None:
     assert "… create schema" in text and "✓ first administrator" in text
     assert re.search(r"Ready in \d+\.\d\ds: Stadt Bochum", text)
     assert "set password: http://bochum.localhost:8000/accounts/password/reset/key/" in text
+    assert "admin user:   admin <admin@bochum.example>" in text
+    assert "log in at:    http://bochum.localhost:8000/admin/\n" in text
     assert mail.outbox and mail.outbox[-1].to == ["admin@bochum.example"]
 
 

@@ -37,6 +37,9 @@ def test_operator_onboards_a_tenant_through_the_form(public: Any, client_public:
     )
     assert response.status_code == 200
     assert b"password-link" in response.content and b"bochum.localhost" in response.content
+    html = response.content.decode()
+    assert "Log in at:" in html and 'href="http://bochum.localhost:8000/admin/"' in html
+    assert '<strong id="tenant-admin-username">admin</strong>' in html
     connection.set_schema_to_public()
     assert Tenant.objects.filter(schema_name="bochum").exists() and schema_exists("bochum")
 

@@ -48,4 +48,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  ✓ {step} ({seconds:.2f}s)")
         self.stdout.write(self.style.SUCCESS(f"Ready in {result.seconds:.2f}s: {result.tenant.name}"))
         self.stdout.write(f"  admin user:   {result.admin_user.get_username()} <{result.admin_user.email}>")
+        self.stdout.write(f"  log in at:    {result.login_url}")
         self.stdout.write(f"  set password: {result.password_link}")
