@@ -1,4 +1,5 @@
-"""Small helpers shared by tests (two-factor codes, URL patterns filled with test values)."""
+"""Small helpers shared by tests (two-factor codes, URL patterns filled with test values, signed-in
+admins and the query count of an admin page)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import struct
 import time
 
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.db import connection as db_connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from accounts import roles
 from accounts.models import User
+from tests.factories import make_user
 
 
 def enrol_totp(user: User) -> str:
@@ -60,3 +66,20 @@ def fill_route(route: str, value: str) -> str | None:
         if not re.fullmatch(converters.get(match.group(1), r"[^/]+"), value):
             return None
     return "/" + ROUTE_PARAMETER.sub(lambda _m: value, route)
+
+
+def signed_in_admin(client: Client) -> Client:
+    """`client` signed in as a new tenant admin with two-factor set up (call inside the tenant)."""
+    user = make_user(roles.ADMIN)
+    enrol_totp(user)
+    client.force_login(user)
+    return client
+
+
+def query_count(client: Client, url: str) -> tuple[int, str]:
+    """Queries of one GET of `url` (after a first GET that warms the domain cache), and the page."""
+    client.get(url)  # the first request of a client also resolves the domain (cached afterwards)
+    with CaptureQueriesContext(db_connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, response
+    return len(queries.captured_queries), response.content.decode()

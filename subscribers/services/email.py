@@ -18,7 +18,6 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -31,6 +30,7 @@ from django.utils.translation import gettext_lazy
 
 from channels.models import Channel
 from core.errors import ApplicationError
+from core.signing import tenant_signature
 from core.tasks import enqueue_tenant_task
 from core.tenancy import connection as db
 from messengers import selectors as messenger_selectors
@@ -101,9 +101,9 @@ def _address_allowance(email: str) -> bool:
 def _token(confirmation: EmailConfirmation) -> str:
     """Recomputable from the row, so the plain token is never stored (only its hash) and never
     travels through the task queue."""
-    signer = signing.Signer(salt=f"subscribers.email-confirmation.{db.schema_name}")
     value = f"{confirmation.pk}:{confirmation.created_at.isoformat()}"
-    return f"{int_to_base36(confirmation.pk)}.{signer.signature(value)}"
+    signature = tenant_signature(value, purpose="subscribers.email-confirmation", schema=db.schema_name)
+    return f"{int_to_base36(confirmation.pk)}.{signature}"
 
 
 def _sha256(token: str) -> str:

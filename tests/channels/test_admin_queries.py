@@ -4,15 +4,11 @@ query budget for admin lists): subscriber counts and alarm states come with the 
 from __future__ import annotations
 
 import pytest
-from django.db import connection as db_connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 
-from accounts import roles
 from tenants.models import Tenant
 from tests.channels.factories import make_channel
-from tests.factories import make_user
-from tests.helpers import enrol_totp
+from tests.helpers import query_count, signed_in_admin
 from tests.subscribers.factories import make_people
 
 LIST = "/admin/channels/channel/"
@@ -20,18 +16,7 @@ LIST = "/admin/channels/channel/"
 
 @pytest.fixture
 def admin_client(tenant: Tenant, client_a: Client) -> Client:
-    user = make_user(roles.ADMIN)
-    enrol_totp(user)
-    client_a.force_login(user)
-    return client_a
-
-
-def query_count(client: Client, url: str) -> tuple[int, str]:
-    client.get(url)  # the first request of a client also resolves the domain (cached afterwards)
-    with CaptureQueriesContext(db_connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200, response
-    return len(queries.captured_queries), response.content.decode()
+    return signed_in_admin(client_a)
 
 
 def add_channels(first: int, last: int) -> None:

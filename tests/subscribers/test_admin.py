@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection as db_connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 
 from accounts import roles
 from channels.models import Channel
@@ -18,7 +16,7 @@ from subscribers.services import district_create, subscription_start
 from tenants.models import Tenant
 from tests.channels.factories import make_channel
 from tests.factories import make_user
-from tests.helpers import enrol_totp
+from tests.helpers import enrol_totp, query_count, signed_in_admin
 from tests.subscribers.factories import make_people, sandbox
 
 LIST = "/admin/subscribers/subscriber/"
@@ -26,18 +24,7 @@ LIST = "/admin/subscribers/subscriber/"
 
 @pytest.fixture
 def admin_client(tenant: Tenant, client_a: Client) -> Client:
-    user = make_user(roles.ADMIN)
-    enrol_totp(user)
-    client_a.force_login(user)
-    return client_a
-
-
-def query_count(client: Client, url: str) -> tuple[int, str]:
-    client.get(url)  # the first request of a client also resolves the domain (cached afterwards)
-    with CaptureQueriesContext(db_connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200, response
-    return len(queries.captured_queries), response.content.decode()
+    return signed_in_admin(client_a)
 
 
 @pytest.mark.parametrize(
