@@ -51,9 +51,7 @@ def _public_tenant(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, dict[str
         broadcast = broadcast_services.broadcast_create(
             author=None, title="intern: Alarm 12", channels=[channel], variants={"de": "Ab morgen gilt Feinstaubalarm."}
         )
-        Broadcast.objects.filter(pk=broadcast.pk).update(
-            status=Broadcast.Status.SENT, send_finished_at=timezone.now()
-        )
+        Broadcast.objects.filter(pk=broadcast.pk).update(status=Broadcast.Status.SENT, send_finished_at=timezone.now())
         poster = poster_create(channel=channel, provider="whatsapp", label="Rathaus")
         people = make_people(2, [channel], sandbox, prefix="+4915511")
         paths = {
