@@ -1,7 +1,8 @@
 """Issue 10, item 9 in Chromium: every public page a citizen can reach (subscribe with its e-mail
 form and its errors, e-mail sent, confirm and confirmed, preferences, unsubscribe and
 unsubscribed, archive, status widget, invalid link, poster) and the staff login pass axe-core
-with no critical or serious violation, in German and in English."""
+with no critical or serious violation, in German and in English, for a tenant with a light
+brand colour."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def _public_tenant(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, dict[str
     """A tenant with everything the public pages can show: messengers with QR codes, e-mail, an
     alarm channel, a sent broadcast in the archive, a poster, and two people with personal links."""
     tenant = make_tenant("Stadt Barrierefrei")
+    # a light brand colour: the pages must keep AA contrast with whatever colour a city chose
+    Tenant.objects.filter(pk=tenant.pk).update(primary_color="#ffcc00")
+    tenant.refresh_from_db()
     with in_tenant(tenant):
         whatsapp = Connection.objects.create(
             provider="whatsapp", name="WhatsApp", public_address="+49 711 216-0", external_id="a11y-wa"
