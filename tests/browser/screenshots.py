@@ -52,8 +52,8 @@ def _serve() -> tuple[Any, int]:
     return server, int(server.server_address[1])
 
 
-def _targets() -> list[tuple[str, str, bool]]:
-    """(file name, path, whole page) of every screenshot, in the demo tenant."""
+def _targets() -> list[tuple[str, str, bool, bool]]:
+    """(file name, path, signed in, whole page) of every screenshot, in the demo tenant."""
     from django.urls import reverse
 
     from core.tenancy import connection
@@ -68,10 +68,10 @@ def _targets() -> list[tuple[str, str, bool]]:
     finally:
         connection.set_schema_to_public()
     return [
-        ("admin-start.png", "/admin/", False),
-        ("admin-compose.png", "/admin/broadcasts/broadcast/add/", False),
-        ("admin-simulator.png", phones, False),
-        ("public-subscribe.png", "/subscribe/", True),
+        ("admin-start.png", "/admin/", True, False),
+        ("admin-compose.png", "/admin/broadcasts/broadcast/add/", True, False),
+        ("admin-simulator.png", phones, True, False),
+        ("public-subscribe.png", "/subscribe/", False, True),  # as a citizen sees it (no staff links)
     ]
 
 
@@ -99,17 +99,21 @@ def main(argv: list[str]) -> int:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            context = browser.new_context(
-                locale="de-DE", timezone_id="Europe/Berlin", viewport=VIEWPORT, reduced_motion="reduce"
-            )
-            context.set_default_timeout(30_000)
-            page = context.new_page()
-            page.goto(f"{base}/accounts/login/?next=/admin/")
-            page.fill("input[name=login]", DEMO_ADMIN)
-            page.fill("input[name=password]", DEMO_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/admin/")
-            for name, path, whole_page in targets:
+            pages = {}
+            for signed_in in (True, False):
+                context = browser.new_context(
+                    locale="de-DE", timezone_id="Europe/Berlin", viewport=VIEWPORT, reduced_motion="reduce"
+                )
+                context.set_default_timeout(30_000)
+                pages[signed_in] = context.new_page()
+            staff = pages[True]
+            staff.goto(f"{base}/accounts/login/?next=/admin/")
+            staff.fill("input[name=login]", DEMO_ADMIN)
+            staff.fill("input[name=password]", DEMO_PASSWORD)
+            staff.click("button[type=submit]")
+            staff.wait_for_url(f"{base}/admin/")
+            for name, path, signed_in, whole_page in targets:
+                page = pages[signed_in]
                 page.goto(base + path, wait_until="networkidle")
                 page.screenshot(path=str(out / name), full_page=whole_page, animations="disabled", caret="hide")
                 print(f"wrote {out / name}")
