@@ -21,7 +21,7 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parents[2]
 DEMO_SCHEMA = "stuttgart"
 DEMO_ADMIN = "admin"
-VIEWPORT = {"width": 1440, "height": 900}
+VIEWPORT: Any = {"width": 1440, "height": 900}
 
 
 def _setup_django() -> None:

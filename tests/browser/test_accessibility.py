@@ -106,7 +106,7 @@ def test_every_public_page_and_the_staff_login_pass_axe(
         page.wait_for_url(re.compile(r"/subscribe/email/sent/$"))
         assert_accessible(page, f"e-mail sent [{locale}]")
 
-        match = CONFIRM_PATH.search(mail.outbox[-1].body)
+        match = CONFIRM_PATH.search(str(mail.outbox[-1].body))
         assert match, mail.outbox[-1].body
         visit(match.group(1), "e-mail confirm")
         page.click("main form button[type=submit]")
