@@ -2,7 +2,8 @@
 form and its errors, e-mail sent, confirm and confirmed, preferences, unsubscribe and
 unsubscribed, archive, status widget, invalid link, poster) and the staff login pass axe-core
 with no critical or serious violation, in German and in English, for a tenant with a light
-brand colour."""
+brand colour; and so do the tenant admin pages the admin reskin does not redraw (settings,
+import)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,19 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import roles
 from broadcasts import services as broadcast_services
 from broadcasts.models import Broadcast
 from messengers.models import Connection
 from messengers.selectors import connection_sandbox
 from subscribers import links
-from subscribers.services import poster_create
+from subscribers.services import poster_create, subscriber_import_create
 from tenants.models import Tenant
 from tests.browser.a11y import assert_accessible
 from tests.channels.factories import make_channel
 from tests.conftest import LiveServer, in_tenant
+from tests.factories import PASSWORD, make_user
+from tests.helpers import enrol_totp, totp_code_lasting
 from tests.subscribers.factories import make_people
 
 pytestmark = pytest.mark.browser
@@ -134,5 +138,50 @@ def test_every_public_page_and_the_staff_login_pass_axe(
         page.wait_for_selector(".errorlist, .alert, [role=alert]")
         assert_accessible(page, f"staff login with an error [{locale}]")
         visit("/accounts/password/reset/", "password reset")
+    finally:
+        context.close()
+
+
+def test_the_tenant_admin_pages_outside_the_reskin_pass_axe(
+    browser: Any, live_server_multitenant: LiveServer, committed_tenant: Callable[..., Tenant]
+) -> None:
+    """Settings (also with an error), the import form and an import's page with its progress bar
+    and rejected rows, in German, as the tenant's admin after two-factor sign-in."""
+    tenant = committed_tenant("Stadt Einstellungen")
+    with in_tenant(tenant):
+        email = Connection.objects.create(provider="email", name="Newsletter", external_id="news@a11y-admin.example")
+        make_channel("Verkehr", ["VERKEHR"], connections=[email])
+        secret = enrol_totp(make_user(roles.ADMIN, username="webteam"))
+        rows = "name,email,channels,consent_source,consent_date\nErika,erika@example.org,Verkehr,form,2026-01-05\n"
+        job = subscriber_import_create(filename="liste.csv", data=(rows + "Kaputt,keine-adresse,Verkehr,,\n").encode())
+    domain = tenant.domains.get(is_primary=True).domain
+    server = live_server_multitenant
+    context = browser.new_context(locale="de-DE")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        page.goto(server.url(domain, "/accounts/login/?next=/admin/"))
+        page.fill("input[name=login]", "webteam")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/accounts/2fa/authenticate/"))
+        assert_accessible(page, "two-factor code [de-DE]")
+        page.fill("input[name=code]", totp_code_lasting(secret))
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/admin/"))
+
+        page.goto(server.url(domain, "/admin/settings/"))
+        assert_accessible(page, "settings")
+        page.fill("input[name=name]", "")
+        page.click("#settings-save")
+        page.wait_for_selector(".errorlist")
+        assert_accessible(page, "settings with an error")
+
+        page.goto(server.url(domain, "/admin/subscribers/subscriberimport/add/"))
+        assert_accessible(page, "import form")
+        page.goto(server.url(domain, f"/admin/subscribers/subscriberimport/{job.pk}/change/"))
+        page.wait_for_selector("#import-progress")
+        assert page.get_by_role("progressbar", name="Fortschritt").count() == 1
+        assert_accessible(page, "import page")
     finally:
         context.close()
