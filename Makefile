@@ -9,7 +9,7 @@ ARGS ?=
 # mypy and ruff import settings but need no database
 LINT_ENV := DATABASE_URL=postgres://lint@127.0.0.1:1/lint DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: help run stop test lint format migrations-check bench bench-smoke chromium clean venv
+.PHONY: help run stop test lint format migrations-check bench bench-smoke screenshots chromium clean venv
 
 help:
 	@echo "make run               set up everything and start the demo (web, workers, dispatcher)"
@@ -20,6 +20,7 @@ help:
 	@echo "make migrations-check  fail if models and migrations disagree"
 	@echo "make bench             benchmarks -> bench/report.md and bench/report.json"
 	@echo "make bench-smoke       the pipeline scenarios at tiny sizes (correctness, run by CI)"
+	@echo "make screenshots       PNGs of the admin (start, compose, simulator) and subscribe page -> docs/screenshots/"
 	@echo "make clean             make stop, then delete var/ (embedded database, keys, media)"
 
 venv: $(STAMP)
@@ -64,7 +65,11 @@ bench: $(STAMP)
 
 # CI: tiny sizes of the pipeline scenarios; fails when a guarantee breaks, ignores speed
 bench-smoke: $(STAMP)
-	$(PY) -m core.devrun bench -- $(PY) -m bench --smoke --only P1,P2,P4,P5,R1,R2,R3
+	$(PY) -m core.devrun bench -- $(PY) -m bench --smoke --only P1,P2,P4,P5,P9,R1,R2,R3
+
+# Demo data in German through Chromium; not part of CI (the PNGs are committed)
+screenshots: $(STAMP) chromium
+	$(PY) -m core.devrun exec -- $(PY) -m tests.browser.screenshots
 
 clean: stop
 	rm -rf var/ staticfiles/

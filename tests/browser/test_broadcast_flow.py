@@ -17,6 +17,7 @@ from messengers.models import Contact, SandboxMessage
 from messengers.selectors import connection_sandbox
 from tenants.models import Tenant
 from tests.broadcasts.factories import make_subscribers
+from tests.browser.a11y import assert_accessible
 from tests.channels.factories import make_channel
 from tests.conftest import LiveServer, in_tenant
 from tests.factories import PASSWORD, make_user
@@ -31,14 +32,17 @@ def _domain(tenant: Tenant) -> str:
 
 def _login(page: Any, server: LiveServer, domain: str, username: str, secret: str | None = None) -> None:
     page.goto(server.url(domain, "/accounts/login/?next=/admin/"))
+    assert_accessible(page, "staff login")
     page.fill("input[name=login]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     if secret:
         page.wait_for_url(re.compile(r"/accounts/2fa/authenticate/"))
+        assert_accessible(page, "two-factor code")
         page.fill("input[name=code]", totp_code_lasting(secret))
         page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/admin/"))
+    assert_accessible(page, "admin start page")
 
 
 def test_compose_approve_deliver_to_sandbox_phones(
@@ -63,14 +67,17 @@ def test_compose_approve_deliver_to_sandbox_phones(
     editor_page = browser.new_context(locale="en-US").new_page()
     _login(editor_page, server, domain, "redaktion")
     editor_page.goto(server.url(domain, "/admin/broadcasts/broadcast/add/"))
+    assert_accessible(editor_page, "compose")
     editor_page.fill("input[name=title]", "Feinstaubalarm ab morgen")
     editor_page.check(f"input[name=channels][value='{channel.pk}']")
     editor_page.fill("textarea[name=body_de]", "Ab morgen 6 Uhr gilt Feinstaubalarm. Bitte lassen Sie das Auto stehen.")
     assert "Feinstaubalarm" in editor_page.inner_text("#bc-text")  # the live preview follows the typing
     editor_page.click("input[name=_continue]")
     editor_page.wait_for_selector("#bc-do-submit")
+    assert_accessible(editor_page, "draft broadcast")
     editor_page.click("#bc-do-submit")
     editor_page.wait_for_selector("#bc-status")
+    assert_accessible(editor_page, "submitted broadcast")
     with in_tenant(tenant):
         broadcast = Broadcast.objects.get(title="Feinstaubalarm ab morgen")
         assert broadcast.status == Broadcast.Status.SUBMITTED
@@ -78,12 +85,14 @@ def test_compose_approve_deliver_to_sandbox_phones(
     approver_page = browser.new_context(locale="en-US").new_page()
     _login(approver_page, server, domain, "oberbuergermeister", secret)
     approver_page.goto(server.url(domain, f"/admin/broadcasts/broadcast/{broadcast.pk}/change/"))
+    assert_accessible(approver_page, "broadcast to approve")
     approver_page.click("#bc-do-approve")  # tasks run inline in tests: the send happens here
     approver_page.wait_for_function(
         "() => document.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') === '100.0'",
         timeout=30_000,
     )
     assert approver_page.locator("dd[data-key=total]").inner_text() == "3"
+    assert_accessible(approver_page, "progress at 100 %")
 
     with in_tenant(tenant):
         assert Broadcast.objects.get(pk=broadcast.pk).status == Broadcast.Status.SENT
@@ -93,9 +102,11 @@ def test_compose_approve_deliver_to_sandbox_phones(
     assert "Ab morgen 6 Uhr gilt Feinstaubalarm" in approver_page.inner_text("#bc-text")
     assert approver_page.locator("#bc-counters li").first.inner_text().startswith("70 / 4096")
     assert approver_page.locator("textarea[name=body_de]").count() == 0
+    assert_accessible(approver_page, "sent broadcast")
     editor_page.goto(server.url(domain, f"/admin/messengers/connection/{sandbox.pk}/phones/{phone.pk}/"))
     editor_page.wait_for_selector(".bubble.out")
     assert "Ab morgen 6 Uhr gilt Feinstaubalarm" in editor_page.inner_text("#chat")
+    assert_accessible(editor_page, "sandbox phone chat")
     editor_page.context.close()  # its phone page polls on; the tenant is dropped after the test
     approver_page.context.close()
 
@@ -127,6 +138,7 @@ def test_the_author_is_offered_no_approve_button_and_told_why(
         assert page.locator("#bc-do-approve").count() == 0
         assert reason in page.inner_text("#bc-approval-blocked")
         assert page.locator("#bc-do-reject").count() == 1
+        assert_accessible(page, f"broadcast its author may not approve [{language}]")
     page.context.close()
     with in_tenant(tenant):
         assert Broadcast.objects.get(pk=broadcast.pk).status == Broadcast.Status.SUBMITTED
@@ -168,6 +180,7 @@ def test_the_progress_panel_follows_the_send_to_its_end_without_a_reload(
     assert page.inner_text("#bc-status") == during
     assert page.locator("#bc-do-pause").is_visible() and page.locator("#bc-do-cancel").is_visible()
     assert page.inner_text("dd[data-key=in_flight]") == "1"
+    assert_accessible(page, f"progress while sending [{locale}]")
     assert page.inner_text("#bc-preview") and "Die Brücke ist gesperrt." in page.inner_text("#bc-text")
     with in_tenant(tenant):  # the last messages go out while the page is open
         Delivery.objects.filter(broadcast=broadcast).update(status=Delivery.Status.DELIVERED)
@@ -178,4 +191,5 @@ def test_the_progress_panel_follows_the_send_to_its_end_without_a_reload(
     assert not page.locator("#bc-do-pause").is_visible() and not page.locator("#bc-do-cancel").is_visible()
     assert page.inner_text("dd[data-key=in_flight]") == "0" and page.inner_text("dd[data-key=delivered]") == "4"
     assert page.inner_text("#bc-percent").startswith("100")
+    assert_accessible(page, f"progress after the send [{locale}]")
     page.context.close()

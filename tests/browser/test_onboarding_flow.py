@@ -13,6 +13,7 @@ from django.test import override_settings
 from accounts.models import User
 from core.tenancy import connection
 from tenants.models import Tenant
+from tests.browser.a11y import assert_accessible
 from tests.conftest import LiveServer
 from tests.helpers import enrol_totp, totp_code
 
@@ -33,16 +34,20 @@ def test_operator_onboards_a_tenant_whose_admin_then_signs_in(
         with override_settings(PUBLIC_URL=f"http://localhost:{server.port}"):
             # 1. the operator signs in: password, then the authenticator code
             page.goto(server.url("localhost", "/admin/"))
+            assert_accessible(page, "operator login")
             page.fill("input[name=login]", operator.username)
             page.fill("input[name=password]", password)
             page.click("button[type=submit]")
             page.wait_for_url(re.compile(r"/accounts/2fa/authenticate/"))
+            assert_accessible(page, "operator two-factor code")
             page.fill("input[name=code]", totp_code(operator_secret))
             page.click("button[type=submit]")
             page.wait_for_url(re.compile(r"/admin/$"))
+            assert_accessible(page, "operator start page")
 
             # 2. onboarding form
             page.goto(server.url("localhost", "/admin/tenants/tenant/onboard/"))
+            assert_accessible(page, "onboarding form")
             page.fill("input[name=name]", "Stadt Browserhausen")
             page.fill("input[name=schema_name]", schema)
             page.fill("input[name=domain]", domain)
@@ -50,6 +55,7 @@ def test_operator_onboards_a_tenant_whose_admin_then_signs_in(
             page.click("#onboard-submit")
             page.wait_for_selector("#password-link")
             assert page.locator("#onboard-steps li").count() >= 4
+            assert_accessible(page, "onboarding result")
             link = page.inner_text("#password-link").strip()
             # the result names who logs in, and where
             username = page.inner_text("#tenant-admin-username").strip()
@@ -59,6 +65,7 @@ def test_operator_onboards_a_tenant_whose_admin_then_signs_in(
 
             # 3. the new admin chooses a password on the tenant's own domain
             page.goto(link)
+            assert_accessible(page, "choose a password")
             page.fill("input[name=password1]", "Neues-Passwort-2026!")
             page.fill("input[name=password2]", "Neues-Passwort-2026!")
             page.click("button[type=submit]")
@@ -66,11 +73,13 @@ def test_operator_onboards_a_tenant_whose_admin_then_signs_in(
             # 4. ... signs in there, is sent to two-factor set-up, enrols, and reaches the admin
             page.goto(login_url)
             page.wait_for_url(re.compile(r"/accounts/login/"))
+            assert_accessible(page, "tenant staff login")
             page.fill("input[name=login]", username)
             page.fill("input[name=password]", "Neues-Passwort-2026!")
             page.click("button[type=submit]")
             page.wait_for_url(re.compile(r"/accounts/2fa/totp/activate/"))
             secret = page.input_value("#authenticator_secret")
+            assert_accessible(page, "two-factor set-up")
             page.fill("input[name=code]", totp_code(secret))
             page.click("button[type=submit]")
             page.goto(server.url(domain, "/admin/"))
@@ -78,6 +87,7 @@ def test_operator_onboards_a_tenant_whose_admin_then_signs_in(
             assert "Stadt Browserhausen" in page.inner_text("#site-name")
             # 5. the first login shows where to begin
             assert page.locator("#first-steps li").count() == 3
+            assert_accessible(page, "first steps on the tenant's start page")
     finally:
         connection.set_schema_to_public()
         with connection.cursor() as cursor:

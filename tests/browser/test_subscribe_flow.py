@@ -20,6 +20,7 @@ from messengers.models import Connection
 from messengers.selectors import connection_sandbox
 from subscribers.models import ConsentEvent
 from tenants.models import Domain, Tenant
+from tests.browser.a11y import assert_accessible
 from tests.channels.factories import make_channel
 from tests.conftest import LiveServer, in_tenant
 from tests.factories import PASSWORD, make_user
@@ -35,10 +36,12 @@ def _domain(tenant: Tenant) -> str:
 
 def _sign_in(page: Any, server: LiveServer, domain: str, username: str) -> None:
     page.goto(server.url(domain, "/accounts/login/?next=/admin/"))
+    assert_accessible(page, "staff login")
     page.fill("input[name=login]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/admin/$"))
+    assert_accessible(page, "admin start page")
 
 
 def test_a_person_subscribes_and_unsubscribes_on_the_phone_and_the_ledger_shows_both(
@@ -55,6 +58,7 @@ def test_a_person_subscribes_and_unsubscribes_on_the_phone_and_the_ledger_shows_
     with override_settings(PUBLIC_URL=f"http://localhost:{server.port}"):
         _sign_in(page, server, domain, "redaktion")
         page.goto(server.url(domain, f"/admin/messengers/connection/{sandbox.pk}/phones/"))
+        assert_accessible(page, "sandbox simulator")
         page.fill("#person-name", "Erika Muster")
         page.click("form.new-person button[type=submit]")
         page.wait_for_selector("#composer-text")
@@ -67,10 +71,12 @@ def test_a_person_subscribes_and_unsubscribes_on_the_phone_and_the_ledger_shows_
         page.fill("#composer-text", "STOP")
         page.click("#composer-send")
         expect(page.locator(".bubble.out", has_text="von allen Themen abgemeldet")).to_be_visible()
+        assert_accessible(page, "sandbox phone chat")
 
         page.goto(server.url(domain, "/admin/subscribers/consentevent/"))
         rows = page.locator("#result_list tbody tr")
         expect(rows).to_have_count(2)
+        assert_accessible(page, "consent ledger")
         expect(rows.nth(0)).to_contain_text("Opt-out")  # newest first
         expect(rows.nth(1)).to_contain_text("Opt-in")
         expect(rows.nth(1)).to_contain_text("Feinstaubalarm")
@@ -104,6 +110,7 @@ def test_the_subscribe_page_shows_working_qr_codes(
             image = images.nth(index)
             image.scroll_into_view_if_needed()
             page.wait_for_function("(img) => img.complete && img.naturalWidth > 100", arg=image.element_handle())
+        assert_accessible(page, "subscribe page with QR codes")
         download = page.evaluate(
             """async (url) => {
                 const response = await fetch(url);
@@ -170,6 +177,7 @@ def test_the_status_widget_renders_and_refreshes_inside_another_sites_iframe(
     expect(frame.locator("#alarm-state")).to_have_text("Kein Alarm")
     expect(frame.locator("#alarm-widget")).to_have_attribute("data-colour", "green")
     expect(frame.locator("[role=status]")).to_contain_text("Feinstaubalarm")
+    assert_accessible(page, "status widget inside another site")
 
     with in_tenant(tenant), override_settings(ALARM_STATE_HOOKS=[]):
         channel_set_alarm_state(channel=channel, state="active", actor_label="test")
@@ -180,4 +188,5 @@ def test_the_status_widget_renders_and_refreshes_inside_another_sites_iframe(
     expect(frame.locator("#alarm-state")).to_have_text("Alarm aktiv")
     expect(frame.locator("#alarm-widget")).to_have_attribute("data-colour", "red")
     expect(frame.locator("#alarm-since time")).to_have_count(1)
+    assert_accessible(page, "status widget in alarm")
     assert not problems, problems  # no CSP or framing errors

@@ -11,6 +11,7 @@ import pytest
 
 from accounts import roles
 from tenants.models import Tenant
+from tests.browser.a11y import assert_accessible
 from tests.channels.factories import make_channel
 from tests.conftest import LiveServer, in_tenant
 from tests.factories import PASSWORD, make_user
@@ -34,17 +35,21 @@ def test_the_admin_copies_the_widget_embed_code(
     page = context.new_page()
     try:
         page.goto(live_server_multitenant.url(domain, "/accounts/login/?next=/admin/"))
+        assert_accessible(page, "staff login")
         page.fill("input[name=login]", "webteam2")
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url(re.compile(r"/accounts/2fa/authenticate/"))
+        assert_accessible(page, "two-factor code")
         page.fill("input[name=code]", totp_code_lasting(secret))
         page.click("button[type=submit]")
         page.wait_for_url(re.compile(r"/admin/"))
         page.goto(live_server_multitenant.url(domain, f"/admin/channels/channel/{channel.pk}/change/"))
+        assert_accessible(page, "channel change page")
         button = page.get_by_role("button", name="Copy")
         button.click()
         page.get_by_role("button", name="Copied").wait_for()
+        assert_accessible(page, "channel change page after copying")
         copied = page.evaluate("navigator.clipboard.readText()")
         assert copied == page.input_value("textarea.embed-code")
         assert copied.startswith(f'<iframe src="http://{domain}:') and "/status/feinstaubalarm/widget/" in copied
