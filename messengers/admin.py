@@ -350,6 +350,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "sandbox": sandbox,
             "sandboxes": list(selectors.sandbox_connections()),
+            "skin": selectors.connection_demo_look(sandbox),  # the demo's look-alikes dress the phone
             "person": person,
             "page": page,
             "page_links": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),

@@ -49,6 +49,26 @@ def connection_config(connection: Connection) -> ConnectionConfig:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# The demo's look-alike connections (Connection.demo_presents_as)
+# --------------------------------------------------------------------------------------------
+DEMO_LOOKS = (Provider.WHATSAPP, Provider.TELEGRAM, Provider.EMAIL)
+
+
+def connection_demo_look(connection: Connection) -> str:
+    """The messenger this sandbox connection imitates on the demo's public pages, or "" — always
+    "" unless settings.DEMO_MODE is on, so outside the demo no connection poses as another."""
+    if not settings.DEMO_MODE or connection.provider != Provider.SANDBOX:
+        return ""
+    look = connection.demo_presents_as
+    return look if look in DEMO_LOOKS else ""
+
+
+def connection_shown_provider(connection: Connection) -> str:
+    """What the public subscribe page shows a connection as: its provider, or the demo look."""
+    return connection_demo_look(connection) or connection.provider
+
+
 def connection_list_admin() -> QuerySet[Connection]:
     return Connection.objects.annotate(
         contact_count=Count("contacts", filter=Q(contacts__status=Contact.Status.ACTIVE), distinct=True)

@@ -188,9 +188,7 @@ def test_tenant_b_phones_are_never_listed_found_or_opened_in_a(
 
 
 @pytest.mark.parametrize("role", [roles.ADMIN, roles.EDITOR, roles.APPROVER, roles.INBOX_AGENT])
-def test_every_role_with_the_simulator_permission_may_open_it(
-    client_a: Client, sandbox: Connection, role: str
-) -> None:
+def test_every_role_with_the_simulator_permission_may_open_it(client_a: Client, sandbox: Connection, role: str) -> None:
     user = make_user(role, username=f"r-{role.replace(' ', '-')}")
     enrol_totp(user)  # roles that must use two-factor are sent to set it up first
     client_a.force_login(user)
