@@ -209,3 +209,13 @@ def test_without_the_permission_search_and_pages_are_refused(client_a: Client, s
         assert response.status_code == 403
         assert "Versteckt" not in response.content.decode()
     assert Contact.objects.filter(connection=sandbox).count() == 1
+
+
+def test_the_simulator_speaks_german(editor: Client, sandbox: Connection) -> None:
+    add_phones(sandbox, 0, 30)
+    html = editor.get(phones(sandbox), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    for german in ("Neues Telefon", "Telefone durchsuchen", "30 Telefone", "Weiter", "Seiten der Telefonliste"):
+        assert german in html, german
+    assert "New phone" not in html
+    nothing = editor.get(phones(sandbox), {"q": "zzz"}, HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Kein Telefon passt zu „zzz“." in nothing
