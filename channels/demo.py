@@ -1,6 +1,6 @@
 """Demo channels for `manage.py seed_demo` (settings.DEMO_SEED_HOOKS): Stuttgart's
 Feinstaubalarm and Verkehr, Hochbahn's lines U1–U4, the SPD's Koalitionsverhandlungen — all
-carried by the tenant's sandbox connection so the phone simulator can use them. Idempotent:
+carried by the tenant's sandbox connections (and the demo's look-alikes, messengers.demo) so the phone simulator can use them. Idempotent:
 existing channels are left as the demo user changed them, only the sandbox link is ensured."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from channels.models import Channel, Priority
 from channels.services import channel_create, channel_update
-from messengers.selectors import connection_sandbox
+from messengers.selectors import sandbox_connections
 
 FEINSTAUB = {
     "name": "Feinstaubalarm",
@@ -89,15 +89,20 @@ DEMO_CHANNELS: dict[str, list[dict[str, Any]]] = {
 
 def seed(*, tenant: Any, stdout: Any) -> None:
     specs = DEMO_CHANNELS.get(tenant.schema_name, [])
-    sandbox = connection_sandbox()
+    # the tenant's sandbox and the demo's look-alikes (messengers.demo): all simulated phones
+    sandboxes = list(sandbox_connections())
     created = 0
     for spec in specs:
         fields = dict(spec)
         channel = Channel.objects.filter(slug=fields["slug"]).first()
         if channel is None:
-            channel_create(connections=[sandbox] if sandbox else [], **fields)
+            channel_create(connections=sandboxes, **fields)
             created += 1
-        elif sandbox is not None and not channel.connections.filter(pk=sandbox.pk).exists():
-            channel_update(channel=channel, connections=[*channel.connections.all(), sandbox])
+            continue
+        linked = set(channel.connections.values_list("pk", flat=True))
+        if any(s.pk not in linked for s in sandboxes):
+            channel_update(
+                channel=channel, connections=[*channel.connections.all(), *(s for s in sandboxes if s.pk not in linked)]
+            )
     if specs:
         stdout.write(f"{tenant.schema_name}: {created} demo channel(s) created, {len(specs) - created} kept")

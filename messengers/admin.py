@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -20,6 +22,8 @@ from core.http import request_meta, request_user
 from messengers import selectors, services
 from messengers.adapters.base import CREDENTIAL_FIELDS, Provider
 from messengers.models import Connection, Contact, InboundMessage, OutboundMessage, WebhookEvent, WhatsAppTemplate
+
+PHONES_PER_PAGE = 25
 
 CREDENTIAL_LABELS = {
     "access_token": _("Access token"),
@@ -318,28 +322,44 @@ class ConnectionAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 messages.error(request, exc.message)
             else:
+                # a first message typed with the new phone (the demo's "WhatsApp" links pre-fill START …)
+                first = request.POST.get("text", "").strip()[:4096]
+                if first:
+                    services.sandbox_receive(connection=sandbox, address=person.address, text=first)
                 return HttpResponseRedirect(reverse("tenant_admin:messengers_phone", args=[pk, person.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Phone simulator"),
-            "opts": self.model._meta,
-            "sandbox": sandbox,
-            "people": selectors.sandbox_people(sandbox)[:500],
-        }
-        return TemplateResponse(request, "messengers/admin/phones.html", context)
+        return self._simulator(request, sandbox, person=None)
 
     def phone_view(self, request: HttpRequest, pk: int, contact_id: int) -> HttpResponse:
         sandbox = self._sandbox(request, pk)
         person = get_object_or_404(Contact, pk=contact_id, connection=sandbox)
+        return self._simulator(request, sandbox, person=person)
+
+    def _simulator(self, request: HttpRequest, sandbox: Connection, *, person: Contact | None) -> HttpResponse:
+        """Both panes: the searchable, paged list of phones on the left, the chosen phone's chat
+        on the right. Search and page are GET parameters, so every state is a bookmarkable URL
+        and works without JavaScript."""
+        query = request.GET.get("q", "")[: selectors.SANDBOX_SEARCH_MAX * 2]
+        page = Paginator(selectors.sandbox_phone_list(sandbox, query=query), PHONES_PER_PAGE).get_page(
+            request.GET.get("page")
+        )
+        keep = {key: value for key, value in (("q", query.strip()), ("page", str(page.number))) if value}
         context = {
             **self.admin_site.each_context(request),
-            "title": person.display_name or person.address,
+            "title": _("Phone simulator"),
+            "subtitle": (person.display_name or person.address) if person else None,
             "opts": self.model._meta,
             "sandbox": sandbox,
+            "sandboxes": list(selectors.sandbox_connections()),
+            "skin": selectors.connection_demo_look(sandbox),  # the demo's look-alikes dress the phone
             "person": person,
-            "people": selectors.sandbox_people(sandbox)[:500],
+            "page": page,
+            "page_links": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+            "query": query.strip(),
+            "keep": urlencode(keep),
+            "page_query": urlencode({"q": query.strip()}) if query.strip() else "",
+            "first_text": request.GET.get("text", "").strip()[:200],
         }
-        return TemplateResponse(request, "messengers/admin/phone.html", context)
+        return TemplateResponse(request, "messengers/admin/phones.html", context)
 
     def phone_messages(self, request: HttpRequest, pk: int, contact_id: int) -> JsonResponse:
         sandbox = self._sandbox(request, pk)

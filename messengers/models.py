@@ -91,6 +91,21 @@ class Connection(TimeStampedModel):
         default=Decimal("0"),
         help_text=_("For cost estimates; SMS: per segment."),
     )
+    # Demo only: a sandbox connection that the public subscribe page presents as WhatsApp,
+    # Telegram or e-mail (buttons, QR codes, the e-mail form) while every message still goes to the
+    # simulated phones. Honoured only while settings.DEMO_MODE is on (messengers.selectors.
+    # connection_shown_provider); otherwise it is an ordinary sandbox. Set by `seed_demo` only.
+    demo_presents_as = models.CharField(
+        _("shown on the demo's subscribe page as"),
+        max_length=16,
+        blank=True,
+        editable=False,
+        choices=[
+            (Provider.WHATSAPP.value, "WhatsApp"),
+            (Provider.TELEGRAM.value, "Telegram"),
+            (Provider.EMAIL.value, _("E-mail")),
+        ],
+    )
     last_check_at = models.DateTimeField(_("last checked"), null=True, blank=True)
     last_check_ok = models.BooleanField(_("last check passed"), null=True, blank=True)
     last_check_detail = models.CharField(_("last check result"), max_length=300, blank=True)

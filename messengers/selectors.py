@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from core import crypto
@@ -47,6 +47,26 @@ def connection_config(connection: Connection) -> ConnectionConfig:
         webhook_url=connection_webhook_url(connection),
         connection_id=connection.pk,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The demo's look-alike connections (Connection.demo_presents_as)
+# --------------------------------------------------------------------------------------------
+DEMO_LOOKS = (Provider.WHATSAPP, Provider.TELEGRAM, Provider.EMAIL)
+
+
+def connection_demo_look(connection: Connection) -> str:
+    """The messenger this sandbox connection imitates on the demo's public pages, or "" — always
+    "" unless settings.DEMO_MODE is on, so outside the demo no connection poses as another."""
+    if not settings.DEMO_MODE or connection.provider != Provider.SANDBOX:
+        return ""
+    look = connection.demo_presents_as
+    return look if look in DEMO_LOOKS else ""
+
+
+def connection_shown_provider(connection: Connection) -> str:
+    """What the public subscribe page shows a connection as: its provider, or the demo look."""
+    return connection_demo_look(connection) or connection.provider
 
 
 def connection_list_admin() -> QuerySet[Connection]:
@@ -160,8 +180,38 @@ def route_by_verify_token(token: str) -> Route | None:
 # --------------------------------------------------------------------------------------------
 # Sandbox
 # --------------------------------------------------------------------------------------------
+SANDBOX_SEARCH_MAX = 100  # characters of a search term; longer input is cut, never an error
+PHONE_PUNCTUATION = re.compile(r"[\s()/.-]+")
+
+
 def sandbox_people(connection: Connection) -> QuerySet[Contact]:
     return Contact.objects.filter(connection=connection).order_by("display_name", "address")
+
+
+def sandbox_connections() -> QuerySet[Connection]:
+    """Every active sandbox connection (the simulator switches between them)."""
+    return Connection.objects.filter(provider=Provider.SANDBOX, status=Connection.Status.ACTIVE).order_by("pk")
+
+
+def sandbox_phone_list(connection: Connection, *, query: str = "") -> QuerySet[Contact]:
+    """The simulated phones of a sandbox connection with their last chat bubble (`last_text`,
+    `last_at`), newest conversation first, filtered by name, number or last message text.
+
+    One query however many phones (the last bubble is a subquery, not a query per row). The
+    search term is cut to SANDBOX_SEARCH_MAX characters and stripped of NUL (PostgreSQL refuses
+    it in text); LIKE wildcards in it match literally (Django escapes them for icontains)."""
+    last = SandboxMessage.objects.filter(connection=connection, address=OuterRef("address")).order_by("-pk")
+    phones = Contact.objects.filter(connection=connection).annotate(
+        last_text=Subquery(last.values("text")[:1]), last_at=Subquery(last.values("created_at")[:1])
+    )
+    term = query.replace("\x00", "").strip()[:SANDBOX_SEARCH_MAX]
+    if term:
+        match = Q(display_name__icontains=term) | Q(address__icontains=term) | Q(last_text__icontains=term)
+        digits = PHONE_PUNCTUATION.sub("", term)
+        if digits and digits != term:
+            match |= Q(address__icontains=digits)  # "+49 155 …" finds +49155…
+        phones = phones.filter(match)
+    return phones.order_by(F("last_at").desc(nulls_last=True), "display_name", "address", "pk")
 
 
 def sandbox_conversation(connection: Connection, address: str, after_id: int = 0) -> QuerySet[SandboxMessage]:

@@ -20,6 +20,7 @@ from core.signing import tenant_signature
 from core.tenancy import connection as db
 from messengers.adapters.base import Provider
 from messengers.models import Connection
+from messengers.selectors import connection_demo_look
 from subscribers.models import Subscriber
 from tenants.selectors import tenant_absolute_url
 
@@ -108,11 +109,21 @@ def telegram_payload(channel_slug: str, poster_code: str = "") -> str:
     return payload if TELEGRAM_PAYLOAD.match(payload) else ""
 
 
+def demo_simulator_url(connection: Connection, *, text: str) -> str:
+    """Where the demo's WhatsApp and Telegram look-alikes lead instead of wa.me or t.me: the phone
+    simulator of that sandbox connection, with a new phone's first message filled in (staff sign
+    in first). Harmless: nothing leaves the platform."""
+    path = reverse("tenant_admin:messengers_phones", args=[connection.pk])
+    return absolute_url(f"{path}?{urlencode({'text': text})}" if text else path)
+
+
 def messenger_link(
     connection: Connection, *, keyword: str, channel_slug: str, poster_code: str = "", for_qr: bool = False
 ) -> str:
     """The link (or QR payload) that starts a subscription on this connection, or "" when the
     connection has no usable public address (then only the keyword instructions apply)."""
+    if connection_demo_look(connection) in (Provider.WHATSAPP, Provider.TELEGRAM):
+        return demo_simulator_url(connection, text=keyword_message(keyword, poster_code))
     provider = connection.provider
     if provider == Provider.WHATSAPP:
         digits = phone_digits(connection)

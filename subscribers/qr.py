@@ -14,6 +14,7 @@ import segno
 from channels.models import Channel
 from channels.selectors import channel_primary_keyword
 from messengers.models import Connection
+from messengers.selectors import connection_shown_provider
 from subscribers import links
 
 # Error correction M: survives a crease or a bit of dirt on a poster, keeps the code small.
@@ -26,9 +27,16 @@ def qr_payload(*, channel: Channel, provider: str, poster_code: str = "") -> str
     available that way (no active connection of that messenger, or no public address)."""
     if provider == "web":
         return links.subscribe_page_url(channel_slug=channel.slug, poster_code=poster_code)
-    connection = channel.connections.filter(provider=provider, status=Connection.Status.ACTIVE).order_by("pk").first()
-    if connection is None:
+    # a real connection of that messenger first; in DEMO_MODE a sandbox that looks like it
+    candidates = [
+        c
+        for c in channel.connections.filter(status=Connection.Status.ACTIVE).order_by("pk")
+        if connection_shown_provider(c) == provider
+    ]
+    candidates.sort(key=lambda c: c.provider != provider)
+    if not candidates:
         return ""
+    connection = candidates[0]
     return links.messenger_link(
         connection, keyword=channel_primary_keyword(channel), channel_slug=channel.slug, poster_code=poster_code,
         for_qr=True,

@@ -24,6 +24,7 @@ from channels.selectors import channel_list_public, channel_primary_keyword
 from core.tenancy import connection as db
 from messengers.adapters.base import Provider
 from messengers.models import Connection, Contact, InboundMessage, OutboundMessage
+from messengers.selectors import connection_shown_provider
 from subscribers import links, texts
 from subscribers.addresses import looks_like_phone, phone_to_e164
 from subscribers.models import (
@@ -154,6 +155,7 @@ class MessengerOffer:
     link: str  # wa.me / t.me / sms: link, "" when there is no public address
     keyword_text: str  # START FEINSTAUB [CODE]
     poster_code: str = ""  # the poster the visitor came from, when it is for this channel
+    demo: bool = False  # a DEMO_MODE sandbox that looks like `provider`; its link opens the simulator
 
     @property
     def has_qr(self) -> bool:
@@ -167,6 +169,7 @@ class ChannelOffer:
     messengers: list[MessengerOffer] = field(default_factory=list)
     email_connection_id: int | None = None
     selected: bool = False
+    email_demo: bool = False  # the e-mail form delivers to the simulator (a DEMO_MODE look-alike)
 
     @property
     def sandbox(self) -> MessengerOffer | None:
@@ -183,9 +186,13 @@ def channel_offers(*, poster: Poster | None = None, selected_slug: str = "") -> 
         code = poster.code if poster is not None and poster.channel_id == channel.pk else ""
         messengers: list[MessengerOffer] = []
         email_connection: int | None = None
+        email_demo = False
         for conn in channel.connections.all():
-            if conn.provider == Provider.EMAIL:
-                email_connection = email_connection or conn.pk
+            shown = connection_shown_provider(conn)
+            demo = shown != conn.provider
+            if shown == Provider.EMAIL:
+                if email_connection is None or (email_demo and not demo):  # a real one wins
+                    email_connection, email_demo = conn.pk, demo
                 continue
             link = links.messenger_link(conn, keyword=keyword, channel_slug=channel.slug, poster_code=code)
             address = ""
@@ -195,13 +202,13 @@ def channel_offers(*, poster: Poster | None = None, selected_slug: str = "") -> 
                 address = "+" + links.phone_digits(conn)
             messengers.append(
                 MessengerOffer(
-                    provider=conn.provider, label=PROVIDER_LABELS.get(Provider(conn.provider), conn.provider),
+                    provider=shown, label=PROVIDER_LABELS.get(Provider(shown), shown),
                     connection_id=conn.pk, address=address, link=link,
-                    keyword_text=links.keyword_message(keyword, code), poster_code=code,
+                    keyword_text=links.keyword_message(keyword, code), poster_code=code, demo=demo,
                 )
             )  # fmt: skip
         selected = channel.slug == selected_slug or (poster is not None and poster.channel_id == channel.pk)
-        offers.append(ChannelOffer(channel, keyword, messengers, email_connection, selected))
+        offers.append(ChannelOffer(channel, keyword, messengers, email_connection, selected, email_demo))
     return offers
 
 
@@ -210,15 +217,17 @@ def channel_offer(slug: str) -> ChannelOffer | None:
 
 
 def email_connection_for(channel_ids: list[int]) -> Connection | None:
-    """The active e-mail connection carrying the chosen public channels (the first by id)."""
-    return (
-        Connection.objects.filter(
-            provider=Provider.EMAIL, status=Connection.Status.ACTIVE, channels__pk__in=channel_ids,
-            channels__is_public=True, channels__is_active=True,
-        )
-        .order_by("pk")
-        .first()
-    )  # fmt: skip
+    """The active e-mail connection carrying the chosen public channels (the first by id); in
+    DEMO_MODE, when there is none, a sandbox that looks like e-mail (it delivers to the simulator)."""
+    candidates = Connection.objects.filter(
+        status=Connection.Status.ACTIVE, channels__pk__in=channel_ids, channels__is_public=True,
+        channels__is_active=True,
+    ).order_by("pk")  # fmt: skip
+    real = candidates.filter(provider=Provider.EMAIL).first()
+    if real is not None or not settings.DEMO_MODE:
+        return real
+    look = candidates.filter(provider=Provider.SANDBOX, demo_presents_as=Provider.EMAIL.value).first()
+    return look if look is not None and connection_shown_provider(look) == Provider.EMAIL else None
 
 
 # --------------------------------------------------------------------------------------------

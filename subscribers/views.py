@@ -102,6 +102,7 @@ def _subscribe_page(
         "poster": poster,
         "form": form if form is not None else _email_form(request, offers, poster),
         "sandbox_links": _sandbox_links(request, offers),
+        "email_demo": any(o.email_demo for o in offers),
         "error": error,
     }
     return render(request, "subscribers/subscribe.html", context, status=status)

@@ -40,7 +40,13 @@ from messengers.services.messages import (
     message_send,
     outbound_apply_statuses,
 )
-from messengers.services.sandbox import sandbox_mark_read, sandbox_person_create, sandbox_receive
+from messengers.services.sandbox import (
+    DEMO_LOOKALIKES,
+    sandbox_demo_lookalikes_ensure,
+    sandbox_mark_read,
+    sandbox_person_create,
+    sandbox_receive,
+)
 from messengers.services.webhook_events import (
     APPLY_FLAG,
     APPLY_LOCK_SECONDS,
@@ -86,6 +92,8 @@ __all__ = [
     "message_send",
     "outbound_apply_statuses",
     "sandbox_mark_read",
+    "sandbox_demo_lookalikes_ensure",
+    "DEMO_LOOKALIKES",
     "sandbox_person_create",
     "sandbox_receive",
     "user_can_manage_connections",

@@ -12,8 +12,33 @@ from core.errors import ApplicationError
 from messengers.adapters.base import InboundMessage as InboundEvent
 from messengers.adapters.base import Provider, StatusEvent
 from messengers.models import Connection, Contact, SandboxMessage
+from messengers.services.connections import connection_create
 from messengers.services.contacts import contact_get_or_create
 from messengers.services.webhook_events import webhook_events_store
+
+# The demo's look-alikes (Connection.demo_presents_as): what `seed_demo` creates per tenant.
+DEMO_LOOKALIKES = (
+    (Provider.WHATSAPP, "WhatsApp (Demo)"),
+    (Provider.TELEGRAM, "Telegram (Demo)"),
+    (Provider.EMAIL, "E-Mail (Demo)"),
+)
+
+
+def sandbox_demo_lookalikes_ensure() -> list[Connection]:
+    """For `seed_demo`: one sandbox connection per look in DEMO_LOOKALIKES, which the subscribe
+    page shows as WhatsApp, Telegram and e-mail while settings.DEMO_MODE is on. They deliver to
+    the simulated phones like any sandbox. Idempotent: an existing one of a look is kept."""
+    found: list[Connection] = []
+    for look, name in DEMO_LOOKALIKES:
+        connection = (
+            Connection.objects.filter(provider=Provider.SANDBOX, demo_presents_as=look.value).order_by("pk").first()
+        )
+        if connection is None:
+            connection = connection_create(provider=Provider.SANDBOX.value, name=name, public_address=name)
+            connection.demo_presents_as = look.value
+            connection.save(update_fields=["demo_presents_as", "updated_at"])
+        found.append(connection)
+    return found
 
 
 def sandbox_person_create(*, connection: Connection, name: str) -> Contact:

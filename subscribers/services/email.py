@@ -35,7 +35,7 @@ from core.tasks import enqueue_tenant_task
 from core.tenancy import connection as db
 from messengers import selectors as messenger_selectors
 from messengers.adapters import get_adapter
-from messengers.adapters.base import OutgoingMessage, ProviderError
+from messengers.adapters.base import OutgoingMessage, Provider, ProviderError
 from messengers.models import Connection, Contact
 from messengers.services import contact_get_or_create
 from subscribers import links, selectors, tasks, texts
@@ -170,12 +170,14 @@ def _send(connection: Connection, *, to: str, subject: str, body: str, reference
     """Through the tenant's e-mail connection (its SMTP server and sender), or Django's mail
     settings when the connection has no SMTP server of its own."""
     credentials = messenger_selectors.connection_credentials(connection)
-    if not credentials.get("host"):
+    sandbox = connection.provider == Provider.SANDBOX  # the demo's e-mail look-alike: a simulator bubble
+    if not sandbox and not credentials.get("host"):
         sender = connection.external_id or settings.DEFAULT_FROM_EMAIL
         return send_mail(subject, body, sender, [to], fail_silently=False) == 1
     adapter = get_adapter(messenger_selectors.connection_config(connection))
+    text = f"{subject}\n\n{body}" if sandbox else body
     try:
-        adapter.send(OutgoingMessage(to=to, subject=subject, text=body, reference=reference))
+        adapter.send(OutgoingMessage(to=to, subject=subject, text=text, reference=reference))
         return True
     except ProviderError as exc:
         logger.warning("e-mail %s to a subscriber failed: %s", reference, exc)

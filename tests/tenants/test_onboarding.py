@@ -9,13 +9,15 @@ from django.contrib.auth.models import Group
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import Client
-from django_tenants.utils import schema_context, schema_exists
+from django.test import Client, override_settings
+from django_tenants.utils import schema_context, schema_exists, tenant_context
 
 from accounts import roles
 from accounts.models import AuditEvent, User
 from core.errors import ApplicationError
 from core.tenancy import connection
+from messengers.models import Connection
+from subscribers.selectors import channel_offers
 from tenants.models import Domain, Tenant
 from tenants.services import tenant_onboard
 
@@ -144,6 +146,16 @@ def test_seed_demo_creates_the_three_tenants_and_is_idempotent(public: Any) -> N
             "admin", "redaktion", "oberbuergermeister", "buergerbuero"
         }  # fmt: skip
         users = User.objects.count()
+    for schema in ("stuttgart", "hochbahn", "spd"):
+        with tenant_context(tenants[schema]), override_settings(DEMO_MODE=True):
+            looks = dict(Connection.objects.filter(provider="sandbox").values_list("demo_presents_as", "name"))
+            assert looks == {"": "Sandbox", "whatsapp": "WhatsApp (Demo)", "telegram": "Telegram (Demo)",
+                             "email": "E-Mail (Demo)"}  # fmt: skip
+            offers = channel_offers()
+            assert offers and all(o.email_demo for o in offers)  # the e-mail form, to the simulator
+            for offer in offers:
+                shown = {(m.provider, m.demo, m.has_qr) for m in offer.messengers}
+                assert {("whatsapp", True, True), ("telegram", True, True), ("sandbox", False, False)} == shown
     assert User.objects.filter(username="operator", is_superuser=True).exists()
 
     Tenant.objects.filter(pk=stuttgart.pk).update(privacy_notice_url="https://www.stuttgart.de/datenschutz")
@@ -153,5 +165,6 @@ def test_seed_demo_creates_the_three_tenants_and_is_idempotent(public: Any) -> N
     assert "0 demo subscriber(s) created" in again.getvalue()
     with schema_context("stuttgart"):
         assert User.objects.count() == users
+        assert Connection.objects.filter(provider="sandbox").count() == 4
     # an operator's own setting is kept
     assert Tenant.objects.get(pk=stuttgart.pk).privacy_notice_url == "https://www.stuttgart.de/datenschutz"
