@@ -281,10 +281,33 @@ def _prepare_dirs(pgdata: Path, socket_dir: Path) -> None:
                 socket_dir.chmod(0o777)
 
 
+def _ctype_locale() -> str:
+    """A UTF-8 character-class locale when the system has one, else "C".
+
+    With LC_CTYPE=C, PostgreSQL's lower()/ILIKE fold ASCII only, so a search for "ÅSTRÖM" or
+    "müller" misses "Åström" and "Müller". Collation stays "C" (fast, stable sort order)."""
+    try:
+        names = subprocess.run(  # noqa: S603
+            ["locale", "-a"],  # noqa: S607
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return "C"
+    for wanted in ("C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8", "de_DE.UTF-8", "de_DE.utf8"):
+        if wanted in names:
+            return wanted
+    return "C"
+
+
 def _initdb(pgdata: Path) -> None:
     logger.info("initialising embedded PostgreSQL in %s", pgdata)
+    ctype = _ctype_locale()
     subprocess.run(  # noqa: S603
-        [_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"],
+        [_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "--locale=C"]
+        + [f"--lc-ctype={ctype}", "-U", "postgres"],
         check=True,
         capture_output=True,
         text=True,
