@@ -118,6 +118,26 @@ def user_can_review(user: Any) -> bool:
     return bool(user and user.is_active and user.has_perm("broadcasts.review_broadcast"))
 
 
+def broadcast_list_awaiting_approval_by(user: Any) -> QuerySet[Broadcast]:
+    """Broadcasts waiting for approval that `user` may approve: they have the approver role and
+    neither wrote nor changed the broadcast (four-eyes rule). Empty for everybody else.
+    The navigation badge, the start page and the list filter "to approve: me" all use this."""
+    if not user_can_approve(user):
+        return Broadcast.objects.none()
+    changed_by_user = BroadcastEdit.objects.filter(editor_id=user.pk).values("broadcast_id")
+    return (
+        Broadcast.objects.filter(status=Broadcast.Status.SUBMITTED)
+        .exclude(author_id=user.pk)
+        .exclude(pk__in=changed_by_user)
+        .order_by("submitted_at", "pk")
+    )
+
+
+def broadcast_list_sending() -> QuerySet[Broadcast]:
+    """Broadcasts being delivered now (the "sending" badge and the start page's live list)."""
+    return Broadcast.objects.filter(status=Broadcast.Status.SENDING).order_by("send_started_at", "pk")
+
+
 @dataclass
 class Progress:
     total: int
