@@ -373,3 +373,35 @@ def delivery_list_for_subscriber(subscriber_id: int) -> list[dict[str, Any]]:
         }
         for d in deliveries
     ]
+
+
+def broadcast_answered_by(
+    *, connection_id: int, reply_to_provider_id: str, subscriber_id: int | None, at: Any, window: timedelta
+) -> int | None:
+    """The broadcast a person's message answers, by id: the one their reply quotes (WhatsApp's
+    context id), else the last one delivered to them in `window` before `at`. Reads only
+    broadcasts that were sending in that window, then the (broadcast, subscriber) unique index,
+    so it stays cheap with millions of deliveries."""
+    if reply_to_provider_id:
+        quoted = (
+            Delivery.objects.filter(connection_id=connection_id, provider_message_id=reply_to_provider_id)
+            .values_list("broadcast_id", flat=True)
+            .first()
+        )
+        if quoted is not None:
+            return int(quoted)
+    if subscriber_id is None:
+        return None
+    since = at - window
+    recent = Broadcast.objects.filter(send_started_at__isnull=False, send_started_at__lte=at).exclude(
+        send_finished_at__lt=since
+    )
+    found = (
+        Delivery.objects.filter(
+            broadcast_id__in=recent.values("pk"), subscriber_id=subscriber_id, sent_at__gte=since, sent_at__lte=at
+        )
+        .order_by("-sent_at")
+        .values_list("broadcast_id", flat=True)
+        .first()
+    )
+    return int(found) if found is not None else None

@@ -68,6 +68,7 @@ TENANT_APPS = [
     "channels",  # topics, alarm state, public subscribe page and status widget
     "subscribers",  # people, subscriptions, consent ledger, keyword commands, import/export
     "broadcasts",  # compose, approval, scheduling, deliveries, tracked links, archive
+    "inbox",  # conversations from citizens' replies, departments, canned replies
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -98,11 +99,12 @@ MESSENGER_STATUS_SINKS: list[str] = [
     "broadcasts.services.status_sink.delivery_apply_statuses",
     "messengers.services.outbound_apply_statuses",
 ]
-MESSENGER_INBOUND_HANDLERS: list[str] = ["subscribers.keywords.handle_inbound"]
+MESSENGER_INBOUND_HANDLERS: list[str] = ["subscribers.keywords.handle_inbound", "inbox.handlers.handle_inbound"]
 # More sections of a person's GDPR export, from apps that build on subscribers:
 # {section name: "module.function(subscriber_id) -> JSON-safe value"}.
 SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
     "broadcasts_received": "broadcasts.selectors.delivery_list_for_subscriber",
+    "inbox_conversations": "inbox.erasure.conversation_list_for_subscriber",
 }
 # And the other way round: called as hook(subscriber_id=..., contact_ids=[...], since=None) inside
 # a GDPR erasure (and with `since` by the periodic clean-up after one); each removes what
@@ -111,6 +113,7 @@ SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
 # contacts the others' rows point at, so it comes last.
 SUBSCRIBER_ERASURE_HOOKS: list[str] = [
     "broadcasts.services.erasure.deliveries_erase_recipient",
+    "inbox.erasure.conversations_erase",
     "messengers.erasure.contacts_erase",
 ]
 # Called as hook(channel=..., change=AlarmStateChange, actor=...) after an alarm channel's state

@@ -1,0 +1,257 @@
+"""Writes of the shared inbox: messages arrive in conversations; agents reply, note, assign,
+label and close. Every change bumps Conversation.changed_at, which the inbox page polls."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from broadcasts.selectors import broadcast_answered_by
+from core.errors import ApplicationError
+from inbox import selectors
+from inbox.models import OPEN_STATES, CannedReply, Conversation, Entry
+from messengers.adapters.base import TemplateRef
+from messengers.models import InboundMessage
+from messengers.services import message_queue
+
+# What a person does that is no message to answer: never opens a conversation. A reaction
+# (an emoji on one of our messages) joins an open conversation but does not open one.
+NOT_MESSAGES = frozenset({"block", "unblock", "start"})
+JOINS_ONLY = frozenset({"reaction"})
+REPLY_PURPOSE = "inbox"
+PREVIEW_LENGTH = 200
+LABEL_LENGTH = 40
+MAX_LABELS = 20
+
+
+def _answer_window() -> timedelta:
+    return timedelta(hours=getattr(settings, "INBOX_ANSWER_WINDOW_HOURS", 24))
+
+
+def _preview(message: InboundMessage) -> str:
+    if message.text:
+        return message.text[:PREVIEW_LENGTH]
+    return f"[{message.kind}]"
+
+
+def conversation_receive(*, message: InboundMessage) -> Conversation | None:
+    """Put a person's message into their open conversation, or open one. None: the message is
+    no question (a block, a reaction without an open conversation).
+
+    Two workers applying two messages of the same person at once end up in one conversation:
+    the second to insert hits the one-open-per-contact constraint and joins the first's."""
+    if message.kind in NOT_MESSAGES:
+        return None
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                conversation = _receive(message)
+            return conversation
+        except IntegrityError:
+            continue  # another worker opened the conversation a moment ago: join it
+    raise RuntimeError(f"could not file inbound message {message.pk} into a conversation")
+
+
+def _receive(message: InboundMessage) -> Conversation | None:
+    now = timezone.now()
+    conversation = (
+        Conversation.objects.select_for_update().filter(contact_id=message.contact_id, status__in=OPEN_STATES).first()
+    )
+    if conversation is None:
+        if message.kind in JOINS_ONLY:
+            return None
+        contact = message.contact
+        conversation = Conversation.objects.create(
+            contact_id=message.contact_id,
+            connection_id=message.connection_id,
+            status=Conversation.Status.OPEN,
+            last_activity_at=message.sent_at,
+            changed_at=now,
+            answers_broadcast_id=broadcast_answered_by(
+                connection_id=message.connection_id,
+                reply_to_provider_id=message.reply_to_provider_id,
+                subscriber_id=contact.subscriber_id,
+                at=message.sent_at,
+                window=_answer_window(),
+            ),
+        )
+    Entry.objects.create(conversation=conversation, kind=Entry.Kind.INBOUND, text=message.text, inbound=message)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        status=Conversation.Status.OPEN,
+        closed_at=None,
+        unread_count=F("unread_count") + 1,
+        waiting_since=Coalesce(F("waiting_since"), message.sent_at),
+        last_activity_at=Greatest(F("last_activity_at"), message.sent_at),
+        preview=_preview(message),
+        changed_at=now,
+    )
+    conversation.refresh_from_db()
+    return conversation
+
+
+def _require(actor: Any, permission: str, message: str) -> None:
+    if actor is None or not actor.is_active or not actor.has_perm(permission):
+        raise ApplicationError(message)
+
+
+def _event(conversation: Conversation, actor: Any, event: str, details: dict[str, Any]) -> Entry:
+    return Entry.objects.create(
+        conversation=conversation, kind=Entry.Kind.EVENT, author=actor, event=event, details=details
+    )
+
+
+def _touch(conversation: Conversation, **changes: Any) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(changed_at=timezone.now(), **changes)
+    conversation.refresh_from_db()
+
+
+@transaction.atomic
+def conversation_reply(
+    *, conversation: Conversation, author: Any, text: str, template: TemplateRef | None = None
+) -> Entry:
+    """Answer the person on their messenger through the single-message path (sent by a worker
+    after commit; its delivery status arrives through the single-message status sink)."""
+    _require(author, "inbox.reply_conversation", gettext("You may not answer conversations."))
+    text = text.strip()
+    if template is None and not text:
+        raise ApplicationError(gettext("The answer is empty."))
+    conversation = (
+        Conversation.objects.select_for_update().select_related("contact", "connection").get(pk=conversation.pk)
+    )
+    if template is None and selectors.reply_needs_template(conversation):
+        raise ApplicationError(
+            gettext(
+                "The person last wrote more than 24 hours ago: WhatsApp only allows an approved template now. "
+                "Choose one of the templates."
+            )
+        )
+    contact = conversation.contact
+    outbound = message_queue(
+        connection=conversation.connection,
+        to=contact.address,
+        text=text,
+        purpose=REPLY_PURPOSE,
+        contact=contact,
+        template=template,
+    )
+    entry = Entry.objects.create(
+        conversation=conversation,
+        kind=Entry.Kind.REPLY,
+        text=text,
+        outbound=outbound,
+        author=author,
+        details={"template": template.name} if template else {},
+    )
+    now = timezone.now()
+    changes: dict[str, Any] = {
+        "waiting_since": None,
+        "unread_count": 0,
+        "last_activity_at": now,
+        "preview": (text or (template.name if template else ""))[:PREVIEW_LENGTH],
+    }
+    if conversation.status == Conversation.Status.OPEN:
+        changes["status"] = Conversation.Status.WAITING
+    if conversation.first_response_at is None:
+        changes["first_response_at"] = now
+    _touch(conversation, **changes)
+    return entry
+
+
+@transaction.atomic
+def conversation_add_note(*, conversation: Conversation, author: Any, text: str) -> Entry:
+    """An internal note: seen by the team, never sent to the person."""
+    _require(author, "inbox.view_conversation", gettext("You may not work in the inbox."))
+    text = text.strip()
+    if not text:
+        raise ApplicationError(gettext("The note is empty."))
+    entry = Entry.objects.create(conversation=conversation, kind=Entry.Kind.NOTE, text=text, author=author)
+    _touch(conversation)
+    return entry
+
+
+@transaction.atomic
+def conversation_assign(*, conversation: Conversation, actor: Any, assignee: Any | None) -> Conversation:
+    _require(actor, "inbox.change_conversation", gettext("You may not assign conversations."))
+    if assignee is not None and not (assignee.is_active and assignee.has_perm("inbox.view_conversation")):
+        raise ApplicationError(gettext("This person cannot work in the inbox."))
+    new_id = assignee.pk if assignee is not None else None
+    if conversation.assignee_id == new_id:
+        return conversation
+    _event(conversation, actor, "assigned", {"to": assignee.get_username() if assignee is not None else ""})
+    _touch(conversation, assignee_id=new_id)
+    return conversation
+
+
+@transaction.atomic
+def conversation_set_status(*, conversation: Conversation, actor: Any, status: str) -> Conversation:
+    """Open, waiting or closed. Closing keeps the thread; the person's next message opens a new
+    conversation. Reopening fails when the person already has another open conversation."""
+    _require(actor, "inbox.change_conversation", gettext("You may not change conversations."))
+    if status not in Conversation.Status.values:
+        raise ApplicationError(gettext("Unknown status."))
+    if conversation.status == status:
+        return conversation
+    changes: dict[str, Any] = {"status": status}
+    if status == Conversation.Status.CLOSED:
+        changes["closed_at"] = timezone.now()
+        changes["waiting_since"] = None
+    else:
+        changes["closed_at"] = None
+    try:
+        with transaction.atomic():
+            _touch(conversation, **changes)
+    except IntegrityError:
+        raise ApplicationError(gettext("This person has another open conversation; continue there instead.")) from None
+    _event(conversation, actor, "status", {"status": status})
+    return conversation
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _clean_labels(labels: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for raw in labels:
+        label = _SPACES.sub(" ", str(raw)).strip()[:LABEL_LENGTH]
+        if label and label.casefold() not in seen:
+            seen[label.casefold()] = label
+    if len(seen) > MAX_LABELS:
+        raise ApplicationError(gettext("At most %(count)d labels per conversation.") % {"count": MAX_LABELS})
+    return sorted(seen.values(), key=str.casefold)
+
+
+@transaction.atomic
+def conversation_set_labels(*, conversation: Conversation, actor: Any, labels: list[str]) -> Conversation:
+    _require(actor, "inbox.change_conversation", gettext("You may not change conversations."))
+    cleaned = _clean_labels(labels)
+    if cleaned == conversation.labels:
+        return conversation
+    _event(conversation, actor, "labels", {"labels": cleaned})
+    _touch(conversation, labels=cleaned)
+    return conversation
+
+
+def conversation_mark_read(*, conversation: Conversation) -> None:
+    """An agent opened the conversation: nothing in it is unread any more. No change bump (the
+    list of other agents need not refresh for it)."""
+    Conversation.objects.filter(pk=conversation.pk).exclude(unread_count=0).update(unread_count=0)
+    conversation.unread_count = 0
+
+
+def canned_reply_render(*, canned: CannedReply, conversation: Conversation) -> str:
+    """The canned text with `{{ name }}` and `{{ channel }}` filled in (plain substitution, no
+    template language: a canned reply is data an admin typed, never code)."""
+    values = selectors.conversation_placeholders(conversation)
+
+    def fill(match: re.Match[str]) -> str:
+        return values.get(match.group(1), match.group(0))
+
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", fill, canned.body)
