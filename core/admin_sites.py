@@ -40,7 +40,7 @@ class AdminPage:
     """A page of a tenant's admin that belongs to no model (an app adds it with `add_page`)."""
 
     route: str
-    view: Callable[[HttpRequest], HttpResponse]
+    view: Callable[..., HttpResponse]  # takes the request, plus the route's parameters
     name: str
     permission: str
     # a template variable that tells whether the user may open the page (for the page's link)

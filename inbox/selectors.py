@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from broadcasts.pipeline import WHATSAPP_WINDOW
 from inbox.models import OPEN_STATES, Conversation, Entry
@@ -116,3 +119,72 @@ def conversations_changed_since(since: datetime) -> list[int]:
 def unanswered_count() -> int:
     """Conversations waiting for the team (the navigation badge)."""
     return Conversation.objects.filter(status=Conversation.Status.OPEN).count()
+
+
+def person_panel(conversation: Conversation) -> dict[str, Any]:
+    """The side panel: the person's subscriptions (channel, since, status) and language."""
+    subscriber = conversation.contact.subscriber
+    if subscriber is None:
+        return {"subscriber": None, "subscriptions": []}
+    subscriptions = list(
+        subscriber.subscriptions.select_related("channel")
+        .order_by("channel__name")
+        .values("channel__name", "status", "subscribed_at", "confirmed_at", "unsubscribed_at")
+    )
+    return {"subscriber": subscriber, "subscriptions": subscriptions}
+
+
+def inbox_agents() -> QuerySet[Any]:
+    """People a conversation can be assigned to (active, with the inbox permission)."""
+    permission = Permission.objects.filter(content_type__app_label="inbox", codename="view_conversation")
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, is_staff=True)
+        .filter(Q(groups__permissions__in=permission) | Q(user_permissions__in=permission) | Q(is_superuser=True))
+        .distinct()
+        .order_by("username")
+    )
+
+
+KIND_LABELS = {
+    "image": _("Image"),
+    "video": _("Video"),
+    "audio": _("Voice message"),
+    "document": _("Document"),
+    "sticker": _("Sticker"),
+    "location": _("Location"),
+    "contacts": _("Contact card"),
+    "reaction": _("Reaction"),
+    "button": _("Button tapped"),
+    "interactive": _("Button tapped"),
+    "unknown": _("A message type the messenger does not describe"),
+}
+
+
+def _coordinate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return float("nan")
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")
+
+
+def entry_view(entry: Entry) -> dict[str, Any]:
+    """What the thread shows for one entry: never fails on odd payloads (unknown kinds, missing
+    or malformed coordinates)."""
+    shown: dict[str, Any] = {"entry": entry, "kind_label": "", "map_url": "", "status": ""}
+    inbound = entry.inbound
+    if inbound is not None and inbound.kind != "text":
+        shown["kind_label"] = KIND_LABELS.get(inbound.kind, KIND_LABELS["unknown"])
+        payload = inbound.payload if isinstance(inbound.payload, dict) else {}
+        lat, lon = _coordinate(payload.get("latitude")), _coordinate(payload.get("longitude"))
+        if -90 <= lat <= 90 and -180 <= lon <= 180:
+            shown["map_url"] = (
+                f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=17/{lat:.6f}/{lon:.6f}"
+            )
+    if entry.outbound is not None:
+        shown["status"] = entry.outbound.get_status_display()
+        shown["failed"] = entry.outbound.status == "failed"
+        shown["error"] = entry.outbound.error_code
+    return shown

@@ -1,0 +1,110 @@
+// The inbox page: asks the server every few seconds whether anything changed and then refreshes
+// the list and the open thread (never the forms, so a half-written answer stays), fills canned
+// replies into the answer box, shows as many template fields as the chosen template needs, and
+// offers keyboard shortcuts.
+(function () {
+  "use strict";
+  const root = document.querySelector(".inbox");
+  if (!root) return;
+  const POLL_MS = 4000;
+  let since = root.dataset.since;
+  let busy = false;
+
+  async function fetchHtml(url) {
+    const response = await fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });
+    if (!response.ok) throw new Error(String(response.status));
+    const holder = document.createElement("div");
+    holder.innerHTML = await response.text();  // server-rendered and escaped by Django
+    return holder;
+  }
+
+  function scrollThread() {
+    const body = document.querySelector(".thread-body");
+    const thread = document.getElementById("thread");
+    if (body && thread) thread.lastElementChild && thread.lastElementChild.scrollIntoView({ block: "nearest" });
+  }
+
+  async function refresh(changed) {
+    const list = document.getElementById("inbox-list");
+    if (list && root.dataset.listUrl) {
+      const fresh = await fetchHtml(root.dataset.listUrl);
+      list.innerHTML = fresh.innerHTML;
+    }
+    const current = Number(root.dataset.conversation || 0);
+    if (current && changed.includes(current) && root.dataset.threadUrl) {
+      const fresh = await fetchHtml(root.dataset.threadUrl);
+      for (const selector of [".thread-head", "#thread"]) {
+        const now = document.querySelector(selector);
+        const next = fresh.querySelector(selector);
+        if (now && next) now.replaceWith(next);
+      }
+      scrollThread();
+    }
+  }
+
+  async function poll() {
+    if (busy || document.hidden) return;
+    busy = true;
+    try {
+      const url = root.dataset.changesUrl + "?since=" + encodeURIComponent(since);
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (response.ok) {
+        const data = await response.json();
+        since = data.now;
+        if (data.changed.length) await refresh(data.changed);
+      }
+    } catch (error) {
+      // offline for a moment: the next poll tries again
+    } finally {
+      busy = false;
+    }
+  }
+
+  setInterval(poll, POLL_MS);
+  document.addEventListener("visibilitychange", poll);
+  scrollThread();
+
+  const canned = document.querySelector("[data-canned]");
+  const replyText = document.getElementById("reply-text");
+  if (canned && replyText) {
+    canned.addEventListener("change", function () {
+      if (canned.value) { replyText.value = canned.value; replyText.focus(); }
+    });
+  }
+
+  const template = document.getElementById("reply-template");
+  function showParams() {
+    const option = template.options[template.selectedIndex];
+    const count = option ? Number(option.dataset.params || 0) : 0;
+    document.querySelectorAll(".template-param").forEach(function (row) {
+      const used = Number(row.dataset.param) <= count;
+      row.hidden = !used;
+      row.querySelector("input").required = used;
+    });
+  }
+  if (template) { template.addEventListener("change", showParams); showParams(); }
+
+  function typing(target) {
+    return target.closest("input, textarea, select, [contenteditable]");
+  }
+  function move(step) {
+    const links = Array.from(document.querySelectorAll("[data-conversation-link]"));
+    if (!links.length) return;
+    const at = links.findIndex((a) => a.getAttribute("aria-current") === "true");
+    const next = links[Math.min(links.length - 1, Math.max(0, at + step))];
+    if (next) window.location.assign(next.href);
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    const actions = {
+      j: () => move(1),
+      k: () => move(-1),
+      r: () => replyText && replyText.focus(),
+      n: () => { const note = document.getElementById("note-text"); if (note) note.focus(); },
+      a: () => { const me = document.getElementById("assign-me"); if (me) me.click(); },
+      e: () => { const close = document.getElementById("close-conversation"); if (close) close.click(); },
+    };
+    const action = actions[event.key];
+    if (action) { event.preventDefault(); action(); }
+  });
+})();

@@ -1,0 +1,229 @@
+"""The inbox page of the tenant admin: the list of conversations on the left, the open one on
+the right, actions as small POST forms (each redirects back, so the page works without
+JavaScript), and a cheap JSON poll that tells the page when to refresh its two panes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from core.admin_sites import tenant_site
+from core.errors import ApplicationError
+from core.http import request_user
+from inbox import selectors, services
+from inbox.models import CannedReply, Conversation, Department
+from messengers.adapters.base import TemplateRef
+from messengers.models import Connection, WhatsAppTemplate
+
+PERMISSION = "inbox.view_conversation"
+PAGE_SIZE = 50
+TEMPLATE_PARAMS_MAX = 10
+FILTER_KEYS = ("status", "who", "department", "label", "messenger", "q")
+
+
+def _require_view(request: HttpRequest) -> None:
+    if not request.user.has_perm(PERMISSION):
+        raise PermissionDenied
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        number = int(value or "")
+    except ValueError:
+        return None
+    return number if 0 < number < 2**63 else None
+
+
+def _filters(request: HttpRequest) -> tuple[selectors.ListFilters, dict[str, str]]:
+    """The list filters from the query string; unknown or malformed values are ignored."""
+    raw = {key: request.GET.get(key, "")[:200] for key in FILTER_KEYS}
+    status = raw["status"] if raw["status"] in ("open", "waiting", "closed", "all") else "open"
+    who = raw["who"] if raw["who"] in ("mine", "unassigned") else ""
+    provider = raw["messenger"] if raw["messenger"] in ("whatsapp", "telegram", "sms", "email", "sandbox") else ""
+    filters = selectors.ListFilters(
+        status=status,
+        mine_of=request.user.pk if who == "mine" else None,
+        unassigned=who == "unassigned",
+        department_id=_int_or_none(raw["department"]),
+        label=raw["label"].strip()[:40],
+        provider=provider,
+        query=raw["q"],
+    )
+    kept = {key: value for key, value in raw.items() if value}
+    return filters, kept
+
+
+def _conversation(pk: int) -> Conversation:
+    found = Conversation.objects.select_related("contact", "connection", "assignee", "department").filter(pk=pk).first()
+    if found is None:
+        raise Http404("no such conversation")
+    return found
+
+
+def _rows(conversations: list[Conversation], user: Any) -> list[dict[str, Any]]:
+    now = timezone.now()
+    rows = []
+    for conversation in conversations:
+        name, address = selectors.contact_shown(conversation, user)
+        rows.append(
+            {
+                "conversation": conversation,
+                "name": name or address,
+                "address": address,
+                "waiting_minutes": int((now - conversation.waiting_since).total_seconds() // 60)
+                if conversation.waiting_since
+                else None,
+            }
+        )
+    return rows
+
+
+def _canned(conversation: Conversation) -> list[dict[str, str]]:
+    return [
+        {"title": canned.title, "text": services.canned_reply_render(canned=canned, conversation=conversation)}
+        for canned in CannedReply.objects.all()[:100]
+    ]
+
+
+def _templates(conversation: Conversation) -> list[WhatsAppTemplate]:
+    return list(
+        WhatsAppTemplate.objects.filter(connection_id=conversation.connection_id, status="APPROVED").order_by(
+            "name", "language"
+        )
+    )
+
+
+def inbox_page(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    _require_view(request)
+    filters, kept = _filters(request)
+    page = Paginator(selectors.conversation_list(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    user = request.user
+    context: dict[str, Any] = {
+        **tenant_site.each_context(request),
+        "title": _("Inbox"),
+        "rows": _rows(list(page.object_list), user),
+        "page": page,
+        "filters": kept,
+        "status": filters.status,
+        "who": "mine" if filters.mine_of else ("unassigned" if filters.unassigned else ""),
+        "query_string": urlencode(kept),
+        "departments": list(Department.objects.all()),
+        "polled_at": timezone.now().isoformat(),
+        "can_change": user.has_perm("inbox.change_conversation"),
+        "can_reply": user.has_perm("inbox.reply_conversation"),
+        "statuses": Conversation.Status.choices,
+        "messenger_choices": Connection._meta.get_field("provider").choices,
+    }
+    if pk is not None:
+        conversation = _conversation(pk)
+        services.conversation_mark_read(conversation=conversation)
+        name, address = selectors.contact_shown(conversation, user)
+        needs_template = selectors.reply_needs_template(conversation)
+        context.update(
+            {
+                "conversation": conversation,
+                "person_name": name,
+                "person_address": address,
+                "entries": [selectors.entry_view(entry) for entry in selectors.conversation_thread(conversation)],
+                "panel": selectors.person_panel(conversation),
+                "canned": _canned(conversation),
+                "needs_template": needs_template,
+                "templates": _templates(conversation) if needs_template else [],
+                "template_params": range(1, TEMPLATE_PARAMS_MAX + 1),
+                "agents": list(selectors.inbox_agents()),
+            }
+        )
+    partial = request.GET.get("partial")
+    if partial in ("list", "thread"):
+        return TemplateResponse(request, f"inbox/admin/_{partial}.html", context)
+    return TemplateResponse(request, "inbox/admin/inbox.html", context)
+
+
+def inbox_changes(request: HttpRequest) -> JsonResponse:
+    """What changed since the page's last look: {"now", "changed": [ids], "unanswered"}."""
+    _require_view(request)
+    since = parse_datetime(request.GET.get("since", "")[:40]) if request.GET.get("since") else None
+    now = timezone.now()
+    if since is None or timezone.is_naive(since):
+        return JsonResponse({"now": now.isoformat(), "changed": [], "unanswered": selectors.unanswered_count()})
+    return JsonResponse(
+        {
+            "now": now.isoformat(),
+            "changed": selectors.conversations_changed_since(since),
+            "unanswered": selectors.unanswered_count(),
+        }
+    )
+
+
+def _back(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    query = request.POST.get("return_query", "")[:1000]
+    url = reverse("tenant_admin:inbox_conversation", args=[pk])
+    return HttpResponseRedirect(f"{url}?{query}" if query and "\n" not in query else url)
+
+
+def _template_ref(request: HttpRequest, conversation: Conversation) -> TemplateRef | None:
+    template_id = _int_or_none(request.POST.get("template"))
+    if template_id is None:
+        return None
+    template = WhatsAppTemplate.objects.filter(
+        pk=template_id, connection_id=conversation.connection_id, status="APPROVED"
+    ).first()
+    if template is None:
+        raise ApplicationError(_("This template is not available for this messenger."))
+    params = [request.POST.get(f"param_{i}", "").strip() for i in range(1, template.parameter_count + 1)]
+    if any(not value for value in params):
+        raise ApplicationError(
+            _("The template needs %(count)d values; please fill in every field.") % {"count": template.parameter_count}
+        )
+    return TemplateRef(name=template.name, language=template.language, body_params=tuple(params))
+
+
+@require_POST
+def inbox_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    _require_view(request)
+    conversation = _conversation(pk)
+    actor = request_user(request)
+    try:
+        if action == "reply":
+            template = _template_ref(request, conversation)
+            services.conversation_reply(
+                conversation=conversation, author=actor, text=request.POST.get("text", "")[:4096], template=template
+            )
+            messages.success(request, _("Answer sent."))
+        elif action == "note":
+            services.conversation_add_note(
+                conversation=conversation, author=actor, text=request.POST.get("text", "")[:4096]
+            )
+        elif action == "assign":
+            raw = request.POST.get("assignee", "")
+            assignee = None
+            if raw == "me":
+                assignee = actor
+            elif raw:
+                assignee = selectors.inbox_agents().filter(pk=_int_or_none(raw)).first()
+                if assignee is None:
+                    raise ApplicationError(_("This person cannot work in the inbox."))
+            services.conversation_assign(conversation=conversation, actor=actor, assignee=assignee)
+        elif action == "status":
+            services.conversation_set_status(
+                conversation=conversation, actor=actor, status=request.POST.get("status", "")[:10]
+            )
+        elif action == "labels":
+            labels = request.POST.get("labels", "")[:2000].split(",")
+            services.conversation_set_labels(conversation=conversation, actor=actor, labels=labels)
+        else:
+            raise Http404("no such action")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return _back(request, pk)

@@ -1,0 +1,71 @@
+"""Chromium against a live server (issue 11, first part): an agent has the inbox open; a citizen
+writes on a sandbox phone and the question appears without reloading; the agent opens it,
+assigns it to themself with the keyboard, answers with a canned reply, and the phone receives
+the answer. axe-core checks every page visited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts import roles
+from inbox.models import CannedReply, Conversation
+from messengers.models import SandboxMessage
+from messengers.selectors import connection_sandbox
+from messengers.services import sandbox_person_create, sandbox_receive
+from tenants.models import Domain, Tenant
+from tests.browser.a11y import assert_accessible
+from tests.conftest import LiveServer, in_tenant
+from tests.factories import PASSWORD, make_user
+
+pytestmark = pytest.mark.browser
+
+ANSWER = "Hallo Erika, der Feinstaubalarm gilt bis Freitag."
+
+
+def test_a_question_appears_live_and_the_answer_reaches_the_phone(
+    page: Any, live_server_multitenant: LiveServer, committed_tenant: Callable[..., Tenant]
+) -> None:
+    server = live_server_multitenant
+    tenant = committed_tenant("Stadt Inbox")
+    domain = Domain.objects.get(tenant=tenant, is_primary=True).domain
+    with in_tenant(tenant):
+        sandbox = connection_sandbox()
+        assert sandbox is not None
+        make_user(roles.INBOX_AGENT, username="buergerbuero")
+        CannedReply.objects.create(title="Alarm gilt", body="Hallo {{ name }}, der Feinstaubalarm gilt bis Freitag.")
+        erika = sandbox_person_create(connection=sandbox, name="Erika")
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"{m.text} {m.location}") if m.type == "error" else None)
+
+    page.goto(server.url(domain, "/admin/inbox/"))
+    page.fill("input[name=login]", "buergerbuero")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator(".inbox-empty").first).to_be_visible()
+    assert_accessible(page, "inbox, empty")
+
+    with in_tenant(tenant):  # the citizen writes while the agent looks at the list
+        sandbox_receive(connection=sandbox, address=erika.address, text="Gilt der Feinstaubalarm morgen noch?")
+    row = page.locator(".conversation-row", has_text="Gilt der Feinstaubalarm morgen noch?")
+    expect(row).to_be_visible(timeout=20_000)  # no reload: the poll brought it
+    expect(row.locator(".badge")).to_contain_text("1")
+
+    row.locator("a").click()
+    expect(page.locator("#thread .entry-inbound")).to_contain_text("Gilt der Feinstaubalarm morgen noch?")
+    assert_accessible(page, "inbox, conversation")
+    page.keyboard.press("a")  # assign to me
+    expect(page.locator(".thread-state")).to_contain_text("buergerbuero")
+    page.select_option("#canned", label="Alarm gilt")
+    expect(page.locator("#reply-text")).to_have_value(ANSWER)
+    page.click("#reply-form button[type=submit]")
+    expect(page.locator("#thread .entry-reply")).to_contain_text(ANSWER)
+    assert_accessible(page, "inbox, answered")
+    with in_tenant(tenant):
+        assert SandboxMessage.objects.filter(address=erika.address, direction="out", text=ANSWER).exists()
+        assert Conversation.objects.get(contact=erika).status == "waiting"
+    page.goto("about:blank")  # stop polling before the tenant is dropped
+    assert not [p for p in problems if "favicon.ico" not in p], problems  # no CSP errors, no script errors
