@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("channels.urls")),
     path("", include("subscribers.urls")),
     path("", include("broadcasts.urls")),
+    path("", include("inbox.urls")),
 ]

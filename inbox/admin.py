@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from core.admin_sites import AdminPage, tenant_site
-from inbox import views
-from inbox.models import CannedReply, Department
+from core.errors import ApplicationError
+from core.http import request_meta, request_user
+from inbox import services, views
+from inbox.hours import HoursError, parse_holidays, parse_hours
+from inbox.models import CannedReply, Department, InboxSettings
 
 for route, view, name in (
     ("inbox/", views.inbox_page, "inbox"),
@@ -29,3 +37,53 @@ class DepartmentAdmin(admin.ModelAdmin):
 class CannedReplyAdmin(admin.ModelAdmin):
     list_display = ("title", "body")
     search_fields = ("title", "body")
+
+
+class InboxSettingsForm(forms.ModelForm):
+    class Meta:
+        model = InboxSettings
+        fields = ["office_hours", "holidays", "auto_reply_de", "auto_reply_en", "send_department_answers"]
+        widgets = {"office_hours": forms.Textarea(attrs={"rows": 5}), "holidays": forms.Textarea(attrs={"rows": 5})}
+
+    def clean_office_hours(self) -> str:
+        value = str(self.cleaned_data.get("office_hours", ""))
+        try:
+            parse_hours(value)
+        except HoursError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return value
+
+    def clean_holidays(self) -> str:
+        value = str(self.cleaned_data.get("holidays", ""))
+        try:
+            parse_holidays(value)
+        except HoursError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return value
+
+
+@admin.register(InboxSettings, site=tenant_site)
+class InboxSettingsAdmin(admin.ModelAdmin):
+    """One row per tenant: the list goes straight to it."""
+
+    form = InboxSettingsForm
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        row = services.inbox_settings_ensure()
+        return HttpResponseRedirect(reverse("tenant_admin:inbox_inboxsettings_change", args=[row.pk]))
+
+    def save_model(self, request: HttpRequest, obj: InboxSettings, form: Any, change: bool) -> None:
+        try:
+            services.inbox_settings_update(
+                actor=request_user(request),
+                meta=request_meta(request),
+                **{name: form.cleaned_data[name] for name in form.changed_data},
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)

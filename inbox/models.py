@@ -134,6 +134,7 @@ class Entry(models.Model):
         AUTO_REPLY = "auto", _("Automatic reply")
         NOTE = "note", _("Internal note")
         EVENT = "event", _("Event")
+        DEPARTMENT = "dept", _("Answer from the department")  # a draft: an agent checks and sends it
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="entries")
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
@@ -162,3 +163,66 @@ class Entry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.text[:40]}"
+
+
+class Forward(models.Model):
+    """A question sent to a department by e-mail. The department sees a pseudonymous reference
+    (never the person's number or name unless the agent chose to include them) and answers
+    through a signed one-time link; the answer lands in the conversation as a draft."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="forwards")
+    department = models.ForeignKey(
+        Department, verbose_name=_("department"), on_delete=models.PROTECT, related_name="forwards"
+    )
+    question = models.TextField(_("question as sent"))
+    note = models.TextField(_("note to the department"), blank=True)
+    include_contact = models.BooleanField(_("contact details included"), default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("forwarded"), auto_now_add=True)
+    answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("forwarded question")
+        verbose_name_plural = _("forwarded questions")
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def reference(self) -> str:
+        return f"A-{self.pk:05d}"
+
+
+class InboxSettings(models.Model):
+    """The inbox's settings of this tenant (one row): office hours, holidays, the automatic
+    answer outside them, and what happens with departments' answers."""
+
+    key = models.CharField(max_length=8, default="inbox", unique=True, editable=False)  # keeps it one row
+    office_hours = models.TextField(
+        _("office hours"),
+        blank=True,
+        help_text=_("One rule per line, e.g. “Mo-Do 08:00-16:00” and “Fr 08:00-12:00”. Empty: always open."),
+    )
+    holidays = models.TextField(
+        _("holidays"), blank=True, help_text=_("One date per line, e.g. 24.12.2026. The office is closed then.")
+    )
+    auto_reply_de = models.TextField(
+        _("automatic answer (German)"),
+        blank=True,
+        help_text=_(
+            "Sent once per conversation outside office hours. {{ next_open }} is replaced by the next opening time."
+        ),
+    )
+    auto_reply_en = models.TextField(_("automatic answer (English)"), blank=True)
+    send_department_answers = models.BooleanField(
+        _("send departments' answers directly"),
+        default=False,
+        help_text=_("Off: a department's answer waits as a draft until an agent sends it."),
+    )
+
+    class Meta:
+        verbose_name = _("inbox settings")
+        verbose_name_plural = _("inbox settings")
+
+    def __str__(self) -> str:
+        return str(_("Inbox settings"))

@@ -3,19 +3,23 @@ page last asked, and what an agent may see of the person."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from broadcasts.pipeline import WHATSAPP_WINDOW
-from inbox.models import OPEN_STATES, Conversation, Entry
+from inbox.hours import HoursError, is_open, next_opening, parse_holidays, parse_hours
+from inbox.models import OPEN_STATES, Conversation, Entry, InboxSettings
 from messengers.adapters.base import Provider
 
 
@@ -188,3 +192,81 @@ def entry_view(entry: Entry) -> dict[str, Any]:
         shown["failed"] = entry.outbound.status == "failed"
         shown["error"] = entry.outbound.error_code
     return shown
+
+
+def current_tenant() -> Any:
+    from subscribers.selectors import current_tenant as tenant
+
+    return tenant()
+
+
+def inbox_settings() -> InboxSettings:
+    """This tenant's inbox settings: the one row, or the defaults (unsaved) while there is none."""
+    found = InboxSettings.objects.filter(key="inbox").first()
+    return found if found is not None else InboxSettings()
+
+
+def office_open_now(
+    settings_row: InboxSettings, tenant: Any, now: datetime | None = None
+) -> tuple[bool, datetime | None]:
+    """(open now?, next opening in local time) by the tenant's office hours and time zone.
+    Settings that no longer parse (edited in the database) count as always open."""
+    try:
+        hours = parse_hours(settings_row.office_hours)
+        holidays = set(parse_holidays(settings_row.holidays))
+    except HoursError:
+        return True, None
+    try:
+        zone = ZoneInfo(getattr(tenant, "timezone", "") or "Europe/Berlin")
+    except (ValueError, ZoneInfoNotFoundError):
+        zone = ZoneInfo("Europe/Berlin")
+    local = (now or timezone.now()).astimezone(zone)
+    if is_open(hours, holidays, local):
+        return True, None
+    return False, next_opening(hours, holidays, local)
+
+
+def _language(conversation: Conversation, tenant: Any) -> str:
+    subscriber = conversation.contact.subscriber
+    language = subscriber.language if subscriber is not None else ""
+    return language or getattr(tenant, "default_language", "") or "de"
+
+
+DEFAULT_AUTO_REPLY = {
+    "de": "Vielen Dank für Ihre Nachricht! Unser Team ist gerade nicht erreichbar und antwortet ab {{ next_open }}.",
+    "en": "Thank you for your message! Our team is not available right now and will answer from {{ next_open }}.",
+}
+
+
+def auto_reply_text(conversation: Conversation, now: datetime | None = None) -> str:
+    """The automatic answer due now, or "" (office open, no hours set, or already answered)."""
+    if conversation.auto_replied_at is not None:
+        return ""
+    settings_row = inbox_settings()
+    if not settings_row.office_hours.strip():
+        return ""
+    tenant = current_tenant()
+    open_now, next_open = office_open_now(settings_row, tenant, now)
+    if open_now:
+        return ""
+    language = _language(conversation, tenant)
+    configured = settings_row.auto_reply_en if language == "en" else settings_row.auto_reply_de
+    text = configured.strip() or DEFAULT_AUTO_REPLY["en" if language == "en" else "de"]
+    with translation.override(language):
+        when = (
+            formats.date_format(next_open, "l, j. F, H:i") + (" Uhr" if language == "de" else "")
+            if next_open is not None
+            else gettext("as soon as possible")
+        )
+    return re.sub(r"\{\{\s*next_open\s*\}\}", when, text)
+
+
+def forward_question_draft(conversation: Conversation) -> str:
+    """What the person asked since our last answer (the forward form starts with it)."""
+    texts: list[str] = []
+    for kind, text in conversation.entries.order_by("-created_at", "-id").values_list("kind", "text")[:20]:
+        if kind in (Entry.Kind.REPLY, Entry.Kind.AUTO_REPLY) and texts:
+            break
+        if kind == Entry.Kind.INBOUND and text:
+            texts.append(text)
+    return "\n".join(reversed(texts))

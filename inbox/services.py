@@ -8,25 +8,37 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce, Greatest
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 
+from accounts.services import audit_log
 from broadcasts.selectors import broadcast_answered_by
 from core.errors import ApplicationError
-from inbox import selectors
-from inbox.models import OPEN_STATES, CannedReply, Conversation, Entry
+from core.http import RequestMeta
+from core.signing import tenant_signature
+from core.tasks import enqueue_tenant_task
+from core.tenancy import connection as db
+from inbox import selectors, tasks
+from inbox.hours import HoursError, parse_holidays, parse_hours
+from inbox.models import OPEN_STATES, CannedReply, Conversation, Department, Entry, Forward, InboxSettings
 from messengers.adapters.base import TemplateRef
 from messengers.models import InboundMessage
 from messengers.services import message_queue
+from tenants.selectors import tenant_absolute_url
 
 # What a person does that is no message to answer: never opens a conversation. A reaction
 # (an emoji on one of our messages) joins an open conversation but does not open one.
 NOT_MESSAGES = frozenset({"block", "unblock", "start"})
 JOINS_ONLY = frozenset({"reaction"})
 REPLY_PURPOSE = "inbox"
+AUTO_REPLY_PURPOSE = "inbox-auto"
+FORWARD_LINK_DAYS = 30
 PREVIEW_LENGTH = 200
 LABEL_LENGTH = 40
 MAX_LABELS = 20
@@ -94,7 +106,19 @@ def _receive(message: InboundMessage) -> Conversation | None:
         changed_at=now,
     )
     conversation.refresh_from_db()
+    _auto_reply_if_closed(conversation)
     return conversation
+
+
+def _auto_reply_if_closed(conversation: Conversation) -> None:
+    """Outside office hours, one automatic answer per conversation, in the person's language."""
+    if conversation.auto_replied_at is not None:
+        return
+    text = selectors.auto_reply_text(conversation)
+    if text:
+        _queue_reply(
+            conversation=conversation, author=None, text=text, kind=Entry.Kind.AUTO_REPLY, purpose=AUTO_REPLY_PURPOSE
+        )
 
 
 def _require(actor: Any, permission: str, message: str) -> None:
@@ -120,6 +144,18 @@ def conversation_reply(
     """Answer the person on their messenger through the single-message path (sent by a worker
     after commit; its delivery status arrives through the single-message status sink)."""
     _require(author, "inbox.reply_conversation", gettext("You may not answer conversations."))
+    return _queue_reply(conversation=conversation, author=author, text=text, template=template)
+
+
+def _queue_reply(
+    *,
+    conversation: Conversation,
+    author: Any,
+    text: str,
+    template: TemplateRef | None = None,
+    kind: str = Entry.Kind.REPLY,
+    purpose: str = REPLY_PURPOSE,
+) -> Entry:
     text = text.strip()
     if template is None and not text:
         raise ApplicationError(gettext("The answer is empty."))
@@ -138,18 +174,21 @@ def conversation_reply(
         connection=conversation.connection,
         to=contact.address,
         text=text,
-        purpose=REPLY_PURPOSE,
+        purpose=purpose,
         contact=contact,
         template=template,
     )
     entry = Entry.objects.create(
         conversation=conversation,
-        kind=Entry.Kind.REPLY,
+        kind=kind,
         text=text,
         outbound=outbound,
         author=author,
         details={"template": template.name} if template else {},
     )
+    if kind == Entry.Kind.AUTO_REPLY:
+        _touch(conversation, auto_replied_at=timezone.now())
+        return entry
     now = timezone.now()
     changes: dict[str, Any] = {
         "waiting_since": None,
@@ -255,3 +294,169 @@ def canned_reply_render(*, canned: CannedReply, conversation: Conversation) -> s
         return values.get(match.group(1), match.group(0))
 
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", fill, canned.body)
+
+
+# --------------------------------------------------------------------------------------------
+# Departments
+# --------------------------------------------------------------------------------------------
+@transaction.atomic
+def conversation_forward(
+    *,
+    conversation: Conversation,
+    actor: Any,
+    department: Department,
+    question: str,
+    note: str = "",
+    include_contact: bool = False,
+    meta: RequestMeta | None = None,
+) -> Forward:
+    """Send the question to a department by e-mail (after commit, by a worker). The department
+    gets a pseudonymous reference and a one-time answer link, never the person's number or name
+    unless `include_contact`. Audit-logged."""
+    _require(actor, "inbox.forward_conversation", gettext("You may not forward conversations."))
+    question = question.strip()
+    if not question:
+        raise ApplicationError(gettext("Write the question for the department."))
+    forward = Forward.objects.create(
+        conversation=conversation,
+        department=department,
+        question=question[:10_000],
+        note=note.strip()[:4000],
+        include_contact=include_contact,
+        created_by=actor,
+    )
+    _event(conversation, actor, "forwarded", {"department": department.name, "reference": forward.reference})
+    changes: dict[str, Any] = {"department_id": department.pk}
+    if conversation.status == Conversation.Status.OPEN:
+        changes["status"] = Conversation.Status.WAITING
+    _touch(conversation, **changes)
+    audit_log(
+        action="inbox.forwarded",
+        actor=actor,
+        target=conversation,
+        details={"department": department.name, "reference": forward.reference, "contact_included": include_contact},
+        meta=meta,
+    )
+    enqueue_tenant_task(tasks.forward_send_task, forward_id=forward.pk)
+    return forward
+
+
+def forward_token(forward: Forward) -> str:
+    return f"{forward.pk}.{tenant_signature(str(forward.pk), purpose='inbox.forward', schema=db.schema_name)}"
+
+
+def forward_from_token(token: str) -> Forward | None:
+    """The forward a department's answer link names, if the signature holds for this tenant."""
+    pk_text, _sep, signature = token.partition(".")
+    if not pk_text.isdigit() or len(pk_text) > 18:
+        return None
+    expected = tenant_signature(pk_text, purpose="inbox.forward", schema=db.schema_name)
+    if not constant_time_compare(signature, expected):
+        return None
+    return Forward.objects.select_related("department", "conversation").filter(pk=int(pk_text)).first()
+
+
+def forward_link_expired(forward: Forward) -> bool:
+    return forward.created_at < timezone.now() - timedelta(days=FORWARD_LINK_DAYS)
+
+
+def forward_send(*, forward_id: int) -> int:
+    """The e-mail to the department (worker), in the tenant's language. Returns mails sent."""
+    forward = Forward.objects.select_related("department", "conversation__contact").filter(pk=forward_id).first()
+    if forward is None:
+        return 0
+    tenant = selectors.current_tenant()
+    link = tenant_absolute_url(reverse("inbox:department_answer", args=[forward_token(forward)]))
+    with translation.override(getattr(tenant, "default_language", "") or "de"):
+        subject = gettext("[%(reference)s] Question from a citizen for %(department)s") % {
+            "reference": forward.reference,
+            "department": forward.department.name,
+        }
+        parts = [
+            gettext("Our team forwards you this question (reference %(reference)s):")
+            % {"reference": forward.reference},
+            "",
+            forward.question,
+            "",
+        ]
+        if forward.note:
+            parts += [gettext("Note from our team:"), forward.note, ""]
+        if forward.include_contact:
+            contact = forward.conversation.contact
+            parts += [
+                gettext("Contact details: %(name)s %(address)s")
+                % {"name": contact.display_name, "address": contact.address},
+                "",
+            ]
+        parts += [
+            gettext("Please answer here (no login needed; the link works once and for %(days)d days):")
+            % {"days": FORWARD_LINK_DAYS},
+            link,
+        ]
+        body = "\n".join(parts) + "\n"
+    return send_mail(subject, body, None, [forward.department.email], fail_silently=True)
+
+
+@transaction.atomic
+def forward_answer(*, forward: Forward, text: str) -> Entry:
+    """The department answered through its link: the answer lands in the conversation as a
+    draft for an agent (or is sent at once if the tenant chose so). Works once."""
+    text = text.strip()
+    if not text:
+        raise ApplicationError(gettext("The answer is empty."))
+    claimed = Forward.objects.filter(pk=forward.pk, answered_at__isnull=True).update(answered_at=timezone.now())
+    if not claimed:
+        raise ApplicationError(gettext("This question has already been answered. Thank you!"))
+    conversation = forward.conversation
+    entry = Entry.objects.create(
+        conversation=conversation,
+        kind=Entry.Kind.DEPARTMENT,
+        text=text[:10_000],
+        details={"department": forward.department.name, "reference": forward.reference},
+    )
+    now = timezone.now()
+    _touch(conversation, status=Conversation.Status.OPEN, closed_at=None, waiting_since=now, last_activity_at=now)
+    if selectors.inbox_settings().send_department_answers:
+        _queue_reply(conversation=conversation, author=None, text=text)
+    return entry
+
+
+# --------------------------------------------------------------------------------------------
+# Settings and retention
+# --------------------------------------------------------------------------------------------
+def inbox_settings_ensure() -> InboxSettings:
+    """The settings row, created with the defaults if there is none yet."""
+    row, _created = InboxSettings.objects.get_or_create(key="inbox")
+    return row
+
+
+def inbox_settings_update(*, actor: Any, meta: RequestMeta | None = None, **fields: Any) -> InboxSettings:
+    """Check office hours and holidays (messages name the line) and save."""
+    _require(actor, "inbox.change_inboxsettings", gettext("You may not change the inbox settings."))
+    try:
+        parse_hours(fields.get("office_hours", ""))
+        parse_holidays(fields.get("holidays", ""))
+    except HoursError as exc:
+        raise ApplicationError(exc.message) from None
+    current = inbox_settings_ensure()
+    for name, value in fields.items():
+        setattr(current, name, value)
+    current.save()
+    audit_log(
+        action="inbox.settings_changed", actor=actor, target=current, details={"fields": sorted(fields)}, meta=meta
+    )
+    return current
+
+
+def inbox_purge(*, retention_days: int | None = None) -> int:
+    """Delete what citizens wrote after the tenant's inbox retention: conversations without
+    activity for that long (their threads go with them) and inbound messages received before."""
+    days = (
+        retention_days
+        if retention_days is not None
+        else getattr(selectors.current_tenant(), "inbox_retention_days", 90)
+    )
+    cutoff = timezone.now() - timedelta(days=max(1, int(days)))
+    conversations, _rows = Conversation.objects.filter(last_activity_at__lt=cutoff).delete()
+    messages, _rows = InboundMessage.objects.filter(received_at__lt=cutoff).delete()
+    return conversations + messages

@@ -16,11 +16,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from core.admin_sites import tenant_site
 from core.errors import ApplicationError
-from core.http import request_user
+from core.http import request_meta, request_user
 from inbox import selectors, services
 from inbox.models import CannedReply, Conversation, Department
 from messengers.adapters.base import TemplateRef
@@ -142,6 +143,8 @@ def inbox_page(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 "templates": _templates(conversation) if needs_template else [],
                 "template_params": range(1, TEMPLATE_PARAMS_MAX + 1),
                 "agents": list(selectors.inbox_agents()),
+                "can_forward": user.has_perm("inbox.forward_conversation"),
+                "forward_question": selectors.forward_question_draft(conversation),
             }
         )
     partial = request.GET.get("partial")
@@ -219,6 +222,24 @@ def inbox_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             services.conversation_set_status(
                 conversation=conversation, actor=actor, status=request.POST.get("status", "")[:10]
             )
+        elif action == "forward":
+            department = Department.objects.filter(pk=_int_or_none(request.POST.get("department")) or 0).first()
+            if department is None:
+                raise ApplicationError(_("Choose a department."))
+            forward = services.conversation_forward(
+                conversation=conversation,
+                actor=actor,
+                department=department,
+                question=request.POST.get("question", "")[:10_000],
+                note=request.POST.get("note", "")[:4000],
+                include_contact=request.POST.get("include_contact") == "on",
+                meta=request_meta(request),
+            )
+            messages.success(
+                request,
+                _("Forwarded to %(department)s as %(reference)s.")
+                % {"department": department.name, "reference": forward.reference},
+            )
         elif action == "labels":
             labels = request.POST.get("labels", "")[:2000].split(",")
             services.conversation_set_labels(conversation=conversation, actor=actor, labels=labels)
@@ -227,3 +248,27 @@ def inbox_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return _back(request, pk)
+
+
+# --------------------------------------------------------------------------------------------
+# Public: a department answers through its one-time link (no account)
+# --------------------------------------------------------------------------------------------
+@csrf_protect
+def department_answer(request: HttpRequest, token: str) -> HttpResponse:
+    forward = services.forward_from_token(token[:100])
+    context: dict[str, Any] = {"tenant": selectors.current_tenant()}
+    if forward is None or services.forward_link_expired(forward):
+        return TemplateResponse(request, "inbox/department_link_invalid.html", context, status=404)
+    context["forward"] = forward
+    if forward.answered_at is not None:
+        return TemplateResponse(request, "inbox/department_thanks.html", context)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.forward_answer(forward=forward, text=request.POST.get("text", "")[:10_000])
+        except ApplicationError as exc:
+            error = exc.message
+        else:
+            return HttpResponseRedirect(request.path)
+    context["error"] = error
+    return TemplateResponse(request, "inbox/department_answer.html", context)

@@ -72,6 +72,11 @@
     });
   }
 
+  document.addEventListener("click", function (event) {
+    const use = event.target.closest(".use-answer");
+    if (use && replyText) { replyText.value = use.dataset.fill; replyText.focus(); }
+  });
+
   const template = document.getElementById("reply-template");
   function showParams() {
     const option = template.options[template.selectedIndex];
