@@ -60,3 +60,9 @@ def account_rollup() -> dict[str, int]:
         "users": User.objects.filter(is_active=True).count(),
         "audit_events_24h": AuditEvent.objects.filter(at__gte=timezone.now() - timedelta(days=1)).count(),
     }
+
+
+def audit_history(*, target_type: str, target_id: str, limit: int = 30) -> list[AuditEvent]:
+    """The newest audit events about one object (say, a broadcast's history on its page);
+    show each with `get_action_display()`, the action's label in the active language."""
+    return list(AuditEvent.objects.filter(target_type=target_type, target_id=target_id).order_by("-at", "-id")[:limit])

@@ -160,13 +160,15 @@ class WebhookRoute(models.Model):
     Written only by messengers.services when a connection is saved; holds ids, no FK into the
     tenant schema (the public schema must not depend on tenant tables)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_routes")
-    provider = models.CharField(max_length=16)
-    external_id = models.CharField(max_length=120, blank=True)
-    route_key = models.CharField(max_length=40, unique=True)
-    connection_id = models.BigIntegerField()
+    tenant = models.ForeignKey(
+        Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="webhook_routes"
+    )
+    provider = models.CharField(_("provider"), max_length=16)
+    external_id = models.CharField(_("external ID"), max_length=120, blank=True)
+    route_key = models.CharField(_("route key"), max_length=40, unique=True)
+    connection_id = models.BigIntegerField(_("connection ID"))
     # sha256 of the connection's WhatsApp verify token, for Meta's GET handshake on the shared URL
-    verify_token_sha256 = models.CharField(max_length=64, blank=True)
+    verify_token_sha256 = models.CharField(_("verify token (SHA-256)"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("webhook route")
@@ -189,11 +191,11 @@ class DueWork(models.Model):
     second and queues the tenant task; the row stays until the task has done its part, so a
     crash between commit and enqueue (or a lost queue message) only delays work, never loses it."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="due_work")
-    kind = models.CharField(max_length=32)
-    object_id = models.BigIntegerField()
-    due_at = models.DateTimeField(db_index=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="due_work")
+    kind = models.CharField(_("kind"), max_length=32)
+    object_id = models.BigIntegerField(_("object ID"))
+    due_at = models.DateTimeField(_("due at"), db_index=True)
+    enqueued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("due work")

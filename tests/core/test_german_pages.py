@@ -1,0 +1,177 @@
+"""Every admin page of both admin sites, in German, shows no English (issue 10, item 6).
+
+The walk finds its pages itself, from the admin sites' registries: each model's changelist, add
+page, an existing object's change and history pages and its own extra views, the pages apps
+mount with `add_page`, and the staff login pages. A tenant admin with every role walks a tenant
+filled with the demo data and one sent broadcast; a superuser walks the operator admin. A failure
+lists each page with its English lines (see tests/core/german_text.py for how they are found).
+
+Re-run after adding pages or strings: `make test ARGS=tests/core/test_german_pages.py`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.admin import AdminSite, ModelAdmin
+from django.test import Client
+from django.urls import URLPattern
+from django.utils.module_loading import import_string
+
+from accounts import roles
+from accounts.models import User
+from accounts.services import user_create
+from core.admin_sites import operator_site, tenant_site
+from core.tenancy import connection
+from tenants.models import Tenant
+from tests.conftest import in_tenant
+from tests.core.german_text import english_lines, visible_text
+from tests.helpers import ROUTE_PARAMETER, enrol_totp
+
+# Allauth's pages a staff member sees before and around signing in.
+ACCOUNT_PAGES = ["/accounts/login/", "/accounts/password/reset/", "/accounts/logout/"]
+SIGNED_IN_ACCOUNT_PAGES = ["/accounts/2fa/", "/accounts/2fa/totp/activate/", "/accounts/password/change/"]
+
+
+def _seed(tenant: Tenant) -> User:
+    """Demo data, a sent and a draft broadcast, and the walker (every role, two-factor set up)."""
+    from broadcasts import services as broadcast_services
+    from messengers.selectors import connection_sandbox
+    from tests.broadcasts.factories import make_subscribers
+    from tests.channels.factories import make_channel
+
+    for hook in settings.DEMO_SEED_HOOKS:
+        import_string(hook)(tenant=tenant, stdout=io.StringIO())
+    walker = user_create(
+        username="pruefer", email="pruefer@example.org", role_names=list(roles.ROLES), first_name="Petra"
+    )
+    walker.language = "de"
+    walker.save(update_fields=["language"])
+    enrol_totp(walker)
+    approver = user_create(username="freigabe", email="freigabe@example.org", role_names=[roles.APPROVER])
+    sandbox = connection_sandbox()
+    assert sandbox is not None
+    channel = make_channel("Hitzewarnung", ["HITZE"], connections=[sandbox])
+    make_subscribers(3, [channel], sandbox, prefix="+4915509")
+    sent = broadcast_services.broadcast_create(
+        author=walker, title="Hitzewarnung Juli", channels=[channel], variants={"de": "Heute wird es heiß."}
+    )
+    broadcast_services.broadcast_submit(broadcast=sent, actor=walker)
+    broadcast_services.broadcast_approve(broadcast=sent, actor=approver)
+    broadcast_services.broadcast_create(
+        author=walker, title="Entwurf Stadtfest", channels=[channel], variants={"de": "Bald ist Stadtfest."}
+    )
+    return walker
+
+
+def _object_urls(model_admin: ModelAdmin[Any], pk: Any) -> list[str]:
+    """An existing object's change and history pages and the model admin's own views."""
+    meta = model_admin.model._meta
+    base = f"admin/{meta.app_label}/{meta.model_name}/"
+    urls = []
+    for pattern in model_admin.get_urls():
+        if not isinstance(pattern, URLPattern) or "RE:" in str(pattern.pattern):
+            continue
+        route = str(pattern.pattern)
+        if route.endswith("delete/") or route in {"", "add/"}:
+            continue
+        params = ROUTE_PARAMETER.findall(route)
+        if len(params) > 1:
+            continue  # views on a part of an object (say, one phone's chat) are reached from the page
+        urls.append("/" + base + ROUTE_PARAMETER.sub(str(pk), route))
+    return urls
+
+
+def _site_urls(site: AdminSite, request_user: User) -> tuple[list[str], list[str]]:
+    """Every page of `site` the walk can open, and the models it found no object of."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/")
+    request.user = request_user
+    urls = ["/admin/"]
+    without_objects = []
+    for model, model_admin in site._registry.items():
+        meta = model._meta
+        base = f"/admin/{meta.app_label}/{meta.model_name}/"
+        if not model_admin.has_view_or_change_permission(request):
+            continue
+        urls.append(base)
+        if model_admin.has_add_permission(request):
+            urls.append(base + "add/")
+        first = model_admin.get_queryset(request).order_by("pk").first()
+        if first is None:
+            without_objects.append(meta.label)
+            continue
+        urls += _object_urls(model_admin, first.pk)
+    for page in getattr(site, "_pages", []):
+        if not ROUTE_PARAMETER.search(page.route):
+            urls.append(f"/admin/{page.route}")
+    return list(dict.fromkeys(urls)), without_objects
+
+
+def _walk(client: Client, urls: Iterable[str]) -> tuple[int, dict[str, list[str]]]:
+    """GET each URL; the English lines of each German HTML page, by URL."""
+    found: dict[str, list[str]] = {}
+    checked = 0
+    for url in urls:
+        response = client.get(url, follow=True)
+        if response.status_code >= 500:
+            found[url] = [f"status {response.status_code}"]
+            continue
+        if response.status_code != 200 or "text/html" not in response.get("Content-Type", ""):
+            continue
+        checked += 1
+        assert response.get("Content-Language") == "de", url
+        lines = english_lines(visible_text(response.content.decode()))
+        if lines:
+            found[url] = lines
+    return checked, found
+
+
+def _report(found: dict[str, list[str]]) -> str:
+    parts = [f"{len(found)} German page(s) show English:"]
+    for url, lines in found.items():
+        parts.append(f"\n{url}")
+        parts += [f"    {line}" for line in lines]
+    return "\n".join(parts)
+
+
+def test_every_tenant_admin_page_is_german(committed_tenant: Callable[..., Tenant]) -> None:
+    tenant = committed_tenant("Stadt Prüfstadt")
+    with in_tenant(tenant):
+        walker = _seed(tenant)
+        urls, without_objects = _site_urls(tenant_site, walker)
+        client = Client(HTTP_HOST=tenant.get_primary_domain().domain, HTTP_ACCEPT_LANGUAGE="de")
+        checked, found = _walk(client, ACCOUNT_PAGES)
+        client.force_login(walker)
+        more, found_signed_in = _walk(client, [*urls, *SIGNED_IN_ACCOUNT_PAGES])
+    checked += more
+    found.update(found_signed_in)
+    assert checked >= 60, (checked, urls)
+    assert len(without_objects) <= len(tenant_site._registry) // 2, without_objects
+    assert not found, _report(found)
+
+
+def test_every_operator_admin_page_is_german(committed_tenant: Callable[..., Tenant]) -> None:
+    committed_tenant("Stadt Prüfstadt")  # so tenants, domains and onboarding have a row
+    connection.set_schema_to_public()
+    operator = User.objects.create_superuser(username="betrieb", email="betrieb@example.org", password="x" * 16)
+    try:
+        operator.language = "de"
+        operator.save(update_fields=["language"])
+        enrol_totp(operator)
+        urls, _without = _site_urls(operator_site, operator)
+        client = Client(HTTP_HOST="localhost", HTTP_ACCEPT_LANGUAGE="de")
+        checked, found = _walk(client, ACCOUNT_PAGES)
+        client.force_login(operator)
+        more, found_signed_in = _walk(client, [*urls, *SIGNED_IN_ACCOUNT_PAGES])
+        checked += more
+        found.update(found_signed_in)
+        assert checked >= 8, (checked, urls)
+        assert not found, _report(found)
+    finally:
+        connection.set_schema_to_public()
+        operator.delete()
