@@ -21,7 +21,15 @@ from core.errors import ApplicationError
 from core.http import request_meta, request_user
 from messengers import selectors, services
 from messengers.adapters.base import CREDENTIAL_FIELDS, Provider
-from messengers.models import Connection, Contact, InboundMessage, OutboundMessage, WebhookEvent, WhatsAppTemplate
+from messengers.models import (
+    PROVIDER_CHOICES,
+    Connection,
+    Contact,
+    InboundMessage,
+    OutboundMessage,
+    WebhookEvent,
+    WhatsAppTemplate,
+)
 
 PHONES_PER_PAGE = 25
 
@@ -162,7 +170,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "title": _("Which messenger?"),
                 "opts": self.model._meta,
-                "providers": [(p.value, p.name.title()) for p in Provider],
+                "providers": PROVIDER_CHOICES,
             }
             return TemplateResponse(request, "messengers/admin/choose_provider.html", context)
         return super().add_view(request, form_url, extra_context)

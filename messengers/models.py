@@ -15,6 +15,16 @@ from core.models import TimeStampedModel
 from messengers.adapters.base import Provider
 
 
+# How each messenger is called (product names stay as their makers write them).
+PROVIDER_CHOICES = [
+    (Provider.WHATSAPP.value, "WhatsApp"),
+    (Provider.TELEGRAM.value, "Telegram"),
+    (Provider.SMS.value, "SMS"),
+    (Provider.EMAIL.value, _("E-mail")),
+    (Provider.SANDBOX.value, _("Sandbox (simulated phones)")),
+]
+
+
 def new_route_key() -> str:
     return secrets.token_urlsafe(18)
 
@@ -43,7 +53,7 @@ class Connection(TimeStampedModel):
         T100K = 100_000, "100,000"
         UNLIMITED = 0, _("unlimited")
 
-    provider = models.CharField(_("messenger"), max_length=16, choices=[(p.value, p.name.title()) for p in Provider])
+    provider = models.CharField(_("messenger"), max_length=16, choices=PROVIDER_CHOICES)
     name = models.CharField(_("name"), max_length=100)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     status_detail = models.CharField(_("status detail"), max_length=300, blank=True)

@@ -17,6 +17,7 @@ from django.db import connection, models
 from django.utils.translation import gettext_lazy as _
 from django_tenants.clone import CloneSchema
 from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.postgresql_backend.base import _check_schema_name
 from django_tenants.utils import schema_exists
 
 from core.models import TimeStampedModel
@@ -57,6 +58,11 @@ class Tenant(TenantMixin, TimeStampedModel):  # type: ignore[django-manager-miss
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
         SUSPENDED = "suspended", _("Suspended")
+
+    # django-tenants' field, with a label
+    schema_name = models.CharField(
+        _("schema name"), max_length=63, unique=True, db_index=True, validators=[_check_schema_name]
+    )
 
     name = models.CharField(_("display name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.CITY)
@@ -145,6 +151,13 @@ class Tenant(TenantMixin, TimeStampedModel):  # type: ignore[django-manager-miss
 
 
 class Domain(DomainMixin):
+    # django-tenants' fields, with labels
+    domain = models.CharField(_("domain"), max_length=253, unique=True, db_index=True)
+    tenant = models.ForeignKey(
+        settings.TENANT_MODEL, verbose_name=_("tenant"), db_index=True, related_name="domains", on_delete=models.CASCADE
+    )
+    is_primary = models.BooleanField(_("primary domain"), default=True, db_index=True)
+
     class Meta:
         verbose_name = _("domain")
         verbose_name_plural = _("domains")

@@ -57,12 +57,15 @@ ALLOWED = frozenset(
     """
     WhatsApp Telegram SMS E-Mail Sandbox Twilio Meta Messenger-Newsletter English Deutsch ID
     Messenger Status Name Text Position Import Export Code Logo Details Widget Person Filter Link
-    Deep-Link Optional Token Webhook Team Test Tags Version Region Info
+    Deep-Link Optional optional Token Webhook Team Test Tags Version Region Info Domain Domains
     """.split()
 )
 # A lowercase "id" is English ("Provider message id"); "ID" is German too.
 CASE_SENSITIVE_WORDS = frozenset({"id"})
 
+# Quoted names („channels“), placeholders ({channel}, <Thema>) and technical keys
+# (status:sbx-1f2e:sent) are literal values, not UI text.
+_LITERAL = re.compile(r"„[^“]*“|\{[^}]*\}?|<[^>]*>|\S+:\S+")
 _URL_OR_ADDRESS = re.compile(r"\S+@\S+|\b\w+://\S+|(?:^|\s)/\S*|\b[\w.-]+\.(?:localhost|example|org|de|com)\b\S*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _RAW_CODE = re.compile(r"^[a-z][a-z0-9]*(?:[._][a-z0-9]+)+$")
@@ -132,14 +135,16 @@ def translated_msgids() -> frozenset[str]:
 
 def why_english(line: str, *, allowed: frozenset[str] = frozenset()) -> str | None:
     """Why `line` is not German, or None when it is (or carries no words)."""
-    if line in ALLOWED or line in allowed:
+    if line in ALLOWED or line in allowed or line.lower() in allowed:
         return None
+    if line[:1] in "{[" and line[-1:] in "}]":
+        return None  # stored JSON (a webhook's payload, an audit event's details) is data
     if _RAW_CODE.match(line):
         return "raw code"
     bare = line.strip().rstrip(":").casefold()
     if bare in translated_msgids() and line.rstrip(":") not in ALLOWED:
         return "msgid shown untranslated"
-    words = _WORD.findall(_URL_OR_ADDRESS.sub(" ", line))
+    words = _WORD.findall(_URL_OR_ADDRESS.sub(" ", _LITERAL.sub(" ", line)))
     for word in words:
         if word in ALLOWED or word in allowed:
             continue

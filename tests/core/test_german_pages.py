@@ -31,6 +31,10 @@ from tests.conftest import in_tenant
 from tests.core.german_text import english_lines, visible_text
 from tests.helpers import ROUTE_PARAMETER, enrol_totp
 
+# Data the walk shows that looks like English or like a code: user names onboarding and the
+# services write, and the schemas' names.
+DATA = frozenset({"admin", "operator", "system", "test_a", "test_b"})
+
 # Allauth's pages a staff member sees before and around signing in.
 ACCOUNT_PAGES = ["/accounts/login/", "/accounts/password/reset/", "/accounts/logout/"]
 SIGNED_IN_ACCOUNT_PAGES = ["/accounts/2fa/", "/accounts/2fa/totp/activate/", "/accounts/password/change/"]
@@ -112,7 +116,7 @@ def _site_urls(site: AdminSite, request_user: User) -> tuple[list[str], list[str
     return list(dict.fromkeys(urls)), without_objects
 
 
-def _walk(client: Client, urls: Iterable[str]) -> tuple[int, dict[str, list[str]]]:
+def _walk(client: Client, urls: Iterable[str], allowed: frozenset[str] = DATA) -> tuple[int, dict[str, list[str]]]:
     """GET each URL; the English lines of each German HTML page, by URL."""
     found: dict[str, list[str]] = {}
     checked = 0
@@ -125,7 +129,7 @@ def _walk(client: Client, urls: Iterable[str]) -> tuple[int, dict[str, list[str]
             continue
         checked += 1
         assert response.get("Content-Language") == "de", url
-        lines = english_lines(visible_text(response.content.decode()))
+        lines = english_lines(visible_text(response.content.decode()), allowed=allowed)
         if lines:
             found[url] = lines
     return checked, found
@@ -145,9 +149,10 @@ def test_every_tenant_admin_page_is_german(committed_tenant: Callable[..., Tenan
         walker = _seed(tenant)
         urls, without_objects = _site_urls(tenant_site, walker)
         client = Client(HTTP_HOST=tenant.get_primary_domain().domain, HTTP_ACCEPT_LANGUAGE="de")
-        checked, found = _walk(client, ACCOUNT_PAGES)
+        allowed = DATA | {tenant.schema_name}
+        checked, found = _walk(client, ACCOUNT_PAGES, allowed)
         client.force_login(walker)
-        more, found_signed_in = _walk(client, [*urls, *SIGNED_IN_ACCOUNT_PAGES])
+        more, found_signed_in = _walk(client, [*urls, *SIGNED_IN_ACCOUNT_PAGES], allowed)
     checked += more
     found.update(found_signed_in)
     assert checked >= 60, (checked, urls)
@@ -155,23 +160,18 @@ def test_every_tenant_admin_page_is_german(committed_tenant: Callable[..., Tenan
     assert not found, _report(found)
 
 
-def test_every_operator_admin_page_is_german(committed_tenant: Callable[..., Tenant]) -> None:
-    committed_tenant("Stadt Prüfstadt")  # so tenants, domains and onboarding have a row
-    connection.set_schema_to_public()
+def test_every_operator_admin_page_is_german(public: Any) -> None:
+    """The operator admin, over the session's tenants A and B (inside the test's transaction)."""
     operator = User.objects.create_superuser(username="betrieb", email="betrieb@example.org", password="x" * 16)
-    try:
-        operator.language = "de"
-        operator.save(update_fields=["language"])
-        enrol_totp(operator)
-        urls, _without = _site_urls(operator_site, operator)
-        client = Client(HTTP_HOST="localhost", HTTP_ACCEPT_LANGUAGE="de")
-        checked, found = _walk(client, ACCOUNT_PAGES)
-        client.force_login(operator)
-        more, found_signed_in = _walk(client, [*urls, *SIGNED_IN_ACCOUNT_PAGES])
-        checked += more
-        found.update(found_signed_in)
-        assert checked >= 8, (checked, urls)
-        assert not found, _report(found)
-    finally:
-        connection.set_schema_to_public()
-        operator.delete()
+    operator.language = "de"
+    operator.save(update_fields=["language"])
+    enrol_totp(operator)
+    urls, _without = _site_urls(operator_site, operator)
+    client = Client(HTTP_HOST="localhost", HTTP_ACCEPT_LANGUAGE="de")
+    checked, found = _walk(client, ACCOUNT_PAGES)
+    client.force_login(operator)
+    connection.set_schema_to_public()
+    more, found_signed_in = _walk(client, [*urls, *SIGNED_IN_ACCOUNT_PAGES])
+    found.update(found_signed_in)
+    assert checked + more >= 8, (checked + more, urls)
+    assert not found, _report(found)
