@@ -6,6 +6,7 @@ Tenant schema. The public routing table lives in tenants.models.WebhookRoute.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from decimal import Decimal
 
 from django.db import models
@@ -23,6 +24,19 @@ PROVIDER_CHOICES = [
     (Provider.EMAIL.value, _("E-mail")),
     (Provider.SANDBOX.value, _("Sandbox (simulated phones)")),
 ]
+
+
+# What a single message was sent for (`purpose`, set by the app that sends it), as people read it.
+OUTBOUND_PURPOSE_LABELS = {
+    "reply": _("Reply"),
+    "keyword": _("Reply to a keyword"),
+    "erasure": _("Confirmation of erasure"),
+}
+
+
+def outbound_purpose_choices() -> list[tuple[str, Any]]:
+    """Field choices of OutboundMessage.purpose (a callable: a new purpose needs no migration)."""
+    return list(OUTBOUND_PURPOSE_LABELS.items())
 
 
 def new_route_key() -> str:
@@ -321,7 +335,7 @@ class OutboundMessage(TimeStampedModel):
         Contact, verbose_name=_("contact"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     to = models.CharField(_("recipient address"), max_length=254)
-    purpose = models.CharField(_("purpose"), max_length=32, default="reply")
+    purpose = models.CharField(_("purpose"), max_length=32, default="reply", choices=outbound_purpose_choices)
     text = models.TextField(_("text"), blank=True)
     payload = models.JSONField(_("payload"), default=dict, blank=True)  # buttons, media, template
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.QUEUED)

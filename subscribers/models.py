@@ -361,4 +361,4 @@ class TextOverride(TimeStampedModel):
         ]  # fmt: skip
 
     def __str__(self) -> str:
-        return f"{self.key} ({self.language})"
+        return f"{self.get_language_display()}: {' '.join(self.text.split())[:60]}"

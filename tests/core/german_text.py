@@ -63,9 +63,10 @@ ALLOWED = frozenset(
 # A lowercase "id" is English ("Provider message id"); "ID" is German too.
 CASE_SENSITIVE_WORDS = frozenset({"id"})
 
-# Quoted names („channels“), placeholders ({channel}, <Thema>) and technical keys
+# Quoted names („channels“), placeholders ({channel}, <Thema>), words cut short by a preview
+# ("all…") and technical keys
 # (status:sbx-1f2e:sent) are literal values, not UI text.
-_LITERAL = re.compile(r"„[^“]*“|\{[^}]*\}?|<[^>]*>|\S+:\S+")
+_LITERAL = re.compile(r"\w+…|„[^“]*“|\{[^}]*\}?|<[^>]*>|\S+:\S+")
 _URL_OR_ADDRESS = re.compile(r"\S+@\S+|\b\w+://\S+|(?:^|\s)/\S*|\b[\w.-]+\.(?:localhost|example|org|de|com)\b\S*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _RAW_CODE = re.compile(r"^[a-z][a-z0-9]*(?:[._][a-z0-9]+)+$")

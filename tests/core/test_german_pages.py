@@ -68,7 +68,27 @@ def _seed(tenant: Tenant) -> User:
     broadcast_services.broadcast_create(
         author=walker, title="Entwurf Stadtfest", channels=[channel], variants={"de": "Bald ist Stadtfest."}
     )
+    _seed_subscriber_side(channel, sandbox)
     return walker
+
+
+def _seed_subscriber_side(channel: Any, sandbox: Any) -> None:
+    """A district, consent text, poster and citizen text, and a person writing in (an inbound
+    message and the reply that goes out)."""
+    from messengers.services import webhook_events_apply
+    from messengers.services.sandbox import sandbox_receive
+    from subscribers import texts
+    from subscribers.services.catalogue import consent_text_create, district_create, poster_create
+    from subscribers.services.texts import text_override_save
+
+    district_create(name="Mitte")
+    consent_text_create(text="Ich möchte Nachrichten erhalten.", language="de", channel=channel)
+    poster_create(channel=channel, provider="web", label="Rathaus")
+    key = texts.OVERRIDABLE_KEYS[0]
+    text_override_save(key=key, language="de", text=texts.TEXTS["de"][key])
+    sandbox_receive(connection=sandbox, address="+4915509000000", text="Guten Tag")
+    sandbox_receive(connection=sandbox, address="+4915509000001", text="HILFE")
+    webhook_events_apply()
 
 
 def _object_urls(model_admin: ModelAdmin[Any], pk: Any) -> list[str]:
@@ -105,11 +125,11 @@ def _site_urls(site: AdminSite, request_user: User) -> tuple[list[str], list[str
         urls.append(base)
         if model_admin.has_add_permission(request):
             urls.append(base + "add/")
-        first = model_admin.get_queryset(request).order_by("pk").first()
-        if first is None:
+        objects = list(model_admin.get_queryset(request).order_by("pk").values_list("pk", flat=True)[:3])
+        if not objects:
             without_objects.append(meta.label)
-            continue
-        urls += _object_urls(model_admin, first.pk)
+        for pk in objects:
+            urls += _object_urls(model_admin, pk)
     for page in getattr(site, "_pages", []):
         if not ROUTE_PARAMETER.search(page.route):
             urls.append(f"/admin/{page.route}")
