@@ -6,7 +6,6 @@ from typing import Any
 
 from allauth.mfa.models import Authenticator
 from django.contrib import admin, messages
-from django.core.mail import send_mail
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -132,7 +131,7 @@ class StaffUserAdmin(admin.ModelAdmin):
                     user=fresh, role_names=list(data["roles"]), actor=actor, meta=request_meta(request)
                 )
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, exc.localized)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # roles are applied by the services in save_model (and audit-logged there)
@@ -142,13 +141,8 @@ class StaffUserAdmin(admin.ModelAdmin):
     def send_password_link(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         base_url = request_base_url(request)
         for user in queryset:
-            link = services.user_password_setup_link(user=user, base_url=base_url)
-            send_mail(str(_("Choose your password")), link, None, [user.email], fail_silently=True)
-            services.audit_log(
-                action="user.password_link_sent",
-                actor=request_user(request),
-                target=user,
-                meta=request_meta(request),
+            services.user_send_password_link(
+                user=user, base_url=base_url, actor=request_user(request), meta=request_meta(request)
             )
         messages.success(request, _("Sent %(count)d link(s).") % {"count": queryset.count()})
 

@@ -58,7 +58,7 @@ class ChannelForm(forms.ModelForm):
         try:
             return services.channel_keywords_clean(self.cleaned_data["keywords_text"], exclude_pk=self.instance.pk)
         except ApplicationError as exc:
-            raise forms.ValidationError(exc.message) from exc
+            raise forms.ValidationError(exc.localized) from exc
 
 
 class AlarmHistoryInline(admin.TabularInline):
@@ -233,7 +233,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     actor=request_user(request), meta=request_meta(request),
                 )  # fmt: skip
             except ApplicationError as exc:
-                messages.error(request, exc.message)
+                messages.error(request, exc.localized)
             else:
                 messages.success(
                     request, _("%(channel)s is now: %(state)s.")
@@ -260,7 +260,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     channel=channel, state=state, actor=request_user(request), meta=request_meta(request)
                 )
             except ApplicationError as exc:
-                messages.error(request, exc.message)
+                messages.error(request, exc.localized)
             else:
                 messages.success(
                     request, _("%(channel)s is now: %(state)s.")

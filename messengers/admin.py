@@ -208,7 +208,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                 if created.provider == Provider.TELEGRAM:
                     self._register_telegram(request, created)
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, exc.localized)
             raise _SaveRefusedError from exc
 
     @staticmethod
@@ -253,7 +253,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                     request, _("%(name)s: %(count)d templates synced.") % {"name": connection.name, "count": count}
                 )
             except ApplicationError as exc:
-                messages.error(request, f"{connection.name}: {exc.message}")
+                messages.error(request, f"{connection.name}: {exc.localized}")
 
     @admin.action(description=_("Register webhook (Telegram)"), permissions=["manage"])
     def register_webhook(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
@@ -328,7 +328,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             try:
                 person = services.sandbox_person_create(connection=sandbox, name=request.POST.get("name", ""))
             except ApplicationError as exc:
-                messages.error(request, exc.message)
+                messages.error(request, exc.localized)
             else:
                 # a first message typed with the new phone (the demo's "WhatsApp" links pre-fill START …)
                 first = request.POST.get("text", "").strip()[:4096]

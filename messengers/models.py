@@ -6,15 +6,14 @@ Tenant schema. The public routing table lives in tenants.models.WebhookRoute.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStampedModel
 from messengers.adapters.base import Provider
-
 
 # How each messenger is called (product names stay as their makers write them).
 PROVIDER_CHOICES = [

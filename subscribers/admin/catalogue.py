@@ -88,7 +88,7 @@ class DistrictAdmin(admin.ModelAdmin):
                 obj.pk = created.pk
                 obj._state.adding = False
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, exc.localized)
             raise _SaveRefusedError from exc
 
     def changeform_view(
@@ -131,7 +131,7 @@ class PosterForm(forms.ModelForm):
             try:
                 services.poster_target_check(channel=channel, provider=provider)
             except ApplicationError as exc:
-                self.add_error("provider", exc.message)
+                self.add_error("provider", exc.localized)
         return data
 
 
@@ -186,7 +186,7 @@ class PosterAdmin(admin.ModelAdmin):
                 label=form.cleaned_data["label"], actor=request_user(request),
             )  # fmt: skip
         except ApplicationError as exc:  # e.g. the connection was paused since the form was checked
-            messages.error(request, exc.message)
+            messages.error(request, exc.localized)
             raise _SaveRefusedError from exc
         obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
         obj._state.adding = False

@@ -69,7 +69,7 @@ class TextOverrideForm(forms.ModelForm):
             try:
                 services.text_override_check(key=data["key"], language=data["language"], text=data["text"])
             except ApplicationError as exc:
-                self.add_error("text", exc.message)
+                self.add_error("text", exc.localized)
         return data
 
 
