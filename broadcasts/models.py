@@ -3,6 +3,8 @@ recipient: the database is the source of truth for what has been sent to whom.""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -11,7 +13,17 @@ from django.utils.translation import gettext_lazy as _
 
 from channels.models import Priority
 from core.models import TimeStampedModel
+from messengers.models import error_kind_choices
 from subscribers.models import Language
+
+
+def delivery_error_kind_choices() -> list[tuple[str, Any]]:
+    """Why a delivery failed or was skipped: the provider's error kinds and the pipeline's own."""
+    return [
+        *error_kind_choices(),
+        ("cancelled", _("Broadcast cancelled")),
+        ("opted_out", _("Unsubscribed in the meantime")),
+    ]
 
 
 class Broadcast(TimeStampedModel):
@@ -234,7 +246,7 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
-    error_kind = models.CharField(_("error kind"), max_length=24, blank=True)
+    error_kind = models.CharField(_("error kind"), max_length=24, blank=True, choices=delivery_error_kind_choices)
     error_code = models.CharField(_("error code"), max_length=40, blank=True)
     error_detail = models.CharField(_("error detail"), max_length=300, blank=True)
     # Re-queued after a worker died while its request may have been in flight: the person may

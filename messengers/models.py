@@ -13,7 +13,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStampedModel
-from messengers.adapters.base import Provider
+from messengers.adapters.base import ErrorKind, Provider
 
 # How each messenger is called (product names stay as their makers write them).
 PROVIDER_CHOICES = [
@@ -36,6 +36,27 @@ OUTBOUND_PURPOSE_LABELS = {
 def outbound_purpose_choices() -> list[tuple[str, Any]]:
     """Field choices of OutboundMessage.purpose (a callable: a new purpose needs no migration)."""
     return list(OUTBOUND_PURPOSE_LABELS.items())
+
+
+# The kinds of failure a provider reports (messengers.adapters.base.ErrorKind), as people read them.
+ERROR_KIND_LABELS = {
+    ErrorKind.RATE_LIMITED: _("Rate limit reached"),
+    ErrorKind.TEMPORARY: _("Temporary failure"),
+    ErrorKind.BLOCKED: _("Blocked by the person"),
+    ErrorKind.NOT_ON_MESSENGER: _("Not on this messenger"),
+    ErrorKind.INVALID_RECIPIENT: _("Invalid address"),
+    ErrorKind.WINDOW_CLOSED: _("24-hour window closed (template needed)"),
+    ErrorKind.PAIR_RATE: _("Too many messages to this person"),
+    ErrorKind.BAD_REQUEST: _("Message refused"),
+    ErrorKind.TEMPLATE_PROBLEM: _("Template problem"),
+    ErrorKind.BAD_CREDENTIALS: _("Access data invalid"),
+    ErrorKind.ACCOUNT_PROBLEM: _("Problem with the messenger account"),
+}
+
+
+def error_kind_choices() -> list[tuple[str, Any]]:
+    """Field choices of a stored ErrorKind (a callable: a new kind needs no migration)."""
+    return [(kind.value, label) for kind, label in ERROR_KIND_LABELS.items()]
 
 
 def new_route_key() -> str:

@@ -30,45 +30,275 @@ SHOWN_ATTRIBUTES = ("title", "aria-label", "placeholder", "alt")
 # "Status", "Test", "Link", "Team", "Import", "Export", "Token", "Sandbox", are left out, and
 # so are English words that are also German ones: "die", "was", "will", "also", "an", "war").
 ENGLISH_WORDS = frozenset(
-    """
-    the and or of with without for from to by at into your you this that these those which when
-    is are be been has have had not only any all none yes add change changes delete save search
-    history view edit select action actions show hide please wrote hours hour days
-    day week weeks month last first next previous new open close closed
-    ids total kind error errors message messages connection connections recipient recipients
-    provider providers schema created updated sent pending failed delivered read draft drafts
-    approved rejected scheduled cancelled canceled paused running finished queued skipped
-    subscriber subscribers subscription subscriptions channel channels broadcast broadcasts
-    template templates phone phones user users language languages date time count people
-    reason author approver editor agent inbox number address body title settings setting
-    welcome reply replies keyword keywords district districts source state received outgoing
-    incoming inbound outbound contact contacts event events attempt attempts retry retries
-    variant variants revision revisions consent confirmed unsubscribed subscribed log entry entries
-    tenant tenants domain domains onboarding step steps job jobs poster posters
-    override overrides texts click clicks delivery deliveries tracked
-    enabled disabled allowed required optional sign login logout password forgot remember
-    """.split()
+    [
+        "the",
+        "and",
+        "or",
+        "of",
+        "with",
+        "without",
+        "for",
+        "from",
+        "to",
+        "by",
+        "at",
+        "into",
+        "your",
+        "you",
+        "this",
+        "that",
+        "these",
+        "those",
+        "which",
+        "when",
+        "is",
+        "are",
+        "be",
+        "been",
+        "has",
+        "have",
+        "had",
+        "not",
+        "only",
+        "any",
+        "all",
+        "none",
+        "yes",
+        "add",
+        "change",
+        "changes",
+        "delete",
+        "save",
+        "search",
+        "history",
+        "view",
+        "edit",
+        "select",
+        "action",
+        "actions",
+        "show",
+        "hide",
+        "please",
+        "wrote",
+        "hours",
+        "hour",
+        "days",
+        "day",
+        "week",
+        "weeks",
+        "month",
+        "last",
+        "first",
+        "next",
+        "previous",
+        "new",
+        "open",
+        "close",
+        "closed",
+        "ids",
+        "total",
+        "kind",
+        "error",
+        "errors",
+        "message",
+        "messages",
+        "connection",
+        "connections",
+        "recipient",
+        "recipients",
+        "provider",
+        "providers",
+        "schema",
+        "created",
+        "updated",
+        "sent",
+        "pending",
+        "failed",
+        "delivered",
+        "read",
+        "draft",
+        "drafts",
+        "approved",
+        "rejected",
+        "scheduled",
+        "cancelled",
+        "canceled",
+        "paused",
+        "running",
+        "finished",
+        "queued",
+        "skipped",
+        "subscriber",
+        "subscribers",
+        "subscription",
+        "subscriptions",
+        "channel",
+        "channels",
+        "broadcast",
+        "broadcasts",
+        "template",
+        "templates",
+        "phone",
+        "phones",
+        "user",
+        "users",
+        "language",
+        "languages",
+        "date",
+        "time",
+        "count",
+        "people",
+        "reason",
+        "author",
+        "approver",
+        "editor",
+        "agent",
+        "inbox",
+        "number",
+        "address",
+        "body",
+        "title",
+        "settings",
+        "setting",
+        "welcome",
+        "reply",
+        "replies",
+        "keyword",
+        "keywords",
+        "district",
+        "districts",
+        "source",
+        "state",
+        "received",
+        "outgoing",
+        "incoming",
+        "inbound",
+        "outbound",
+        "contact",
+        "contacts",
+        "event",
+        "events",
+        "attempt",
+        "attempts",
+        "retry",
+        "retries",
+        "variant",
+        "variants",
+        "revision",
+        "revisions",
+        "consent",
+        "confirmed",
+        "unsubscribed",
+        "subscribed",
+        "log",
+        "entry",
+        "entries",
+        "tenant",
+        "tenants",
+        "domain",
+        "domains",
+        "onboarding",
+        "step",
+        "steps",
+        "job",
+        "jobs",
+        "poster",
+        "posters",
+        "override",
+        "overrides",
+        "texts",
+        "click",
+        "clicks",
+        "delivery",
+        "deliveries",
+        "tracked",
+        "enabled",
+        "disabled",
+        "allowed",
+        "required",
+        "optional",
+        "sign",
+        "login",
+        "logout",
+        "password",
+        "forgot",
+        "remember",
+        "approval",
+        "approve",
+        "requested",
+        "request",
+        "waiting",
+        "wait",
+        "reject",
+        "submit",
+        "submitted",
+        "sending",
+    ]
 )
-INFORMAL_WORDS = frozenset("du dich dir dein deine deinen deinem deiner deines".split())
+# Labels made from a code by capitalising it (choices without a label): "Whatsapp", "Sms".
+CODE_LABELS = frozenset({"Whatsapp", "Sms", "Email", "Inbox agent", "Not sent"})
+INFORMAL_WORDS = frozenset(["du", "dich", "dir", "dein", "deine", "deinen", "deinem", "deiner", "deines"])
 
 # Neutral values the walk's data shows (product and provider names are the same in German),
 # and words German shares with English that a catalogue happens to translate differently.
 ALLOWED = frozenset(
-    """
-    WhatsApp Telegram SMS E-Mail Sandbox Twilio Meta Messenger-Newsletter English Deutsch ID
-    Messenger Status Name Text Position Import Export Code Logo Details Widget Person Filter Link
-    Deep-Link Optional optional Token Webhook Team Test Tags Version Region Info Domain Domains
-    """.split()
+    [
+        "WhatsApp",
+        "Telegram",
+        "SMS",
+        "E-Mail",
+        "Sandbox",
+        "Twilio",
+        "Meta",
+        "Messenger-Newsletter",
+        "English",
+        "Deutsch",
+        "ID",
+        "Messenger",
+        "Status",
+        "Name",
+        "Text",
+        "Position",
+        "Import",
+        "Export",
+        "Code",
+        "Logo",
+        "Details",
+        "Widget",
+        "Person",
+        "Filter",
+        "Link",
+        "Deep-Link",
+        "Optional",
+        "optional",
+        "Token",
+        "Webhook",
+        "Team",
+        "Test",
+        "Tags",
+        "Version",
+        "Region",
+        "Info",
+        "Domain",
+        "Domains",
+    ]
 )
 # A lowercase "id" is English ("Provider message id"); "ID" is German too.
 CASE_SENSITIVE_WORDS = frozenset({"id"})
 
 # Quoted names („channels“), placeholders ({channel}, <Thema>), words cut short by a preview
-# ("all…") and technical keys
-# (status:sbx-1f2e:sent) are literal values, not UI text.
+# ("all…") and technical keys (status:sbx-1f2e:sent) are literal values, not UI text.
 _LITERAL = re.compile(r"\w+…|„[^“]*“|\{[^}]*\}?|<[^>]*>|\S+:\S+")
 _URL_OR_ADDRESS = re.compile(r"\S+@\S+|\b\w+://\S+|(?:^|\s)/\S*|\b[\w.-]+\.(?:localhost|example|org|de|com)\b\S*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+_HAS_DIGIT = re.compile(r"\d")
+
+
+def _words(text: str) -> list[str]:
+    """The words of `text`; a token with a digit in it (an id such as sbx-dd914be2) has none."""
+    return [word for token in text.split() if not _HAS_DIGIT.search(token) for word in _WORD.findall(token)]
+
+
 _RAW_CODE = re.compile(r"^[a-z][a-z0-9]*(?:[._][a-z0-9]+)+$")
 
 
@@ -142,10 +372,12 @@ def why_english(line: str, *, allowed: frozenset[str] = frozenset()) -> str | No
         return None  # stored JSON (a webhook's payload, an audit event's details) is data
     if _RAW_CODE.match(line):
         return "raw code"
+    if line in CODE_LABELS:
+        return "code shown as a label"
     bare = line.strip().rstrip(":").casefold()
     if bare in translated_msgids() and line.rstrip(":") not in ALLOWED:
         return "msgid shown untranslated"
-    words = _WORD.findall(_URL_OR_ADDRESS.sub(" ", _LITERAL.sub(" ", line)))
+    words = _words(_URL_OR_ADDRESS.sub(" ", _LITERAL.sub(" ", line)))
     for word in words:
         if word in ALLOWED or word in allowed:
             continue
