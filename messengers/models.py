@@ -21,7 +21,7 @@ PROVIDER_CHOICES = [
     (Provider.TELEGRAM.value, "Telegram"),
     (Provider.SMS.value, "SMS"),
     (Provider.EMAIL.value, _("E-mail")),
-    (Provider.SANDBOX.value, _("Sandbox (simulated phones)")),
+    (Provider.SANDBOX.value, "Sandbox"),
 ]
 
 

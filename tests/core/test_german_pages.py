@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.admin import AdminSite, ModelAdmin
 from django.test import Client
 from django.urls import URLPattern
+from django.utils import translation
 from django.utils.module_loading import import_string
 
 from accounts import roles
@@ -164,8 +165,9 @@ def _report(found: dict[str, list[str]]) -> str:
 
 
 def test_every_tenant_admin_page_is_german(committed_tenant: Callable[..., Tenant]) -> None:
-    tenant = committed_tenant("Stadt Prüfstadt")
-    with in_tenant(tenant):
+    with translation.override("de"):  # as staff working in German would have created it
+        tenant = committed_tenant("Stadt Prüfstadt")
+    with in_tenant(tenant), translation.override("de"):
         walker = _seed(tenant)
         urls, without_objects = _site_urls(tenant_site, walker)
         client = Client(HTTP_HOST=tenant.get_primary_domain().domain, HTTP_ACCEPT_LANGUAGE="de")
