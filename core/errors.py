@@ -14,7 +14,9 @@ class ApplicationError(Exception):
     tests can name it) and its `params`. `message` is the English text (logs, commands, tests);
     `localized` is the same text in the active language, for the admin and the public pages."""
 
-    def __init__(self, message: str, *, params: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, params: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         self.template = message
         self.params = params or {}
         self.message = message.format(**self.params) if params else message
