@@ -152,11 +152,11 @@ class Tenant(TenantMixin, TimeStampedModel):  # type: ignore[django-manager-miss
 
 class Domain(DomainMixin):
     # django-tenants' fields, with labels
-    domain = models.CharField(_("domain"), max_length=253, unique=True, db_index=True)
-    tenant = models.ForeignKey(
+    domain: models.CharField[str, str] = models.CharField(_("domain"), max_length=253, unique=True, db_index=True)
+    tenant: models.ForeignKey[Tenant, Tenant] = models.ForeignKey(
         settings.TENANT_MODEL, verbose_name=_("tenant"), db_index=True, related_name="domains", on_delete=models.CASCADE
     )
-    is_primary = models.BooleanField(_("primary domain"), default=True, db_index=True)
+    is_primary: models.BooleanField[bool, bool] = models.BooleanField(_("primary domain"), default=True, db_index=True)
 
     class Meta:
         verbose_name = _("domain")
