@@ -378,6 +378,9 @@ def why_english(line: str, *, allowed: frozenset[str] = frozenset()) -> str | No
     if bare in translated_msgids() and line.rstrip(":") not in ALLOWED:
         return "msgid shown untranslated"
     words = _words(_URL_OR_ADDRESS.sub(" ", _LITERAL.sub(" ", line)))
+    if any(not word.isupper() for word in words):
+        # in a sentence, capitals are a command to send ("senden Sie STOP oder DELETE MY DATA")
+        words = [word for word in words if not word.isupper()]
     for word in words:
         if word in ALLOWED or word in allowed:
             continue

@@ -2,7 +2,7 @@
 
 The walk finds its pages itself, from the admin sites' registries: each model's changelist, add
 page, an existing object's change and history pages and its own extra views, the pages apps
-mount with `add_page`, and the staff login pages. A tenant admin with every role walks a tenant
+mount with `add_page`, the staff login pages, and the public pages citizens see. A tenant admin with every role walks a tenant
 filled with the demo data and one sent broadcast; a superuser walks the operator admin. A failure
 lists each page with its English lines (see tests/core/german_text.py for how they are found).
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.admin import AdminSite, ModelAdmin
@@ -90,6 +91,22 @@ def _seed_subscriber_side(channel: Any, sandbox: Any) -> None:
     sandbox_receive(connection=sandbox, address="+4915509000000", text="Guten Tag")
     sandbox_receive(connection=sandbox, address="+4915509000001", text="HILFE")
     webhook_events_apply()
+
+
+def _public_urls() -> list[str]:
+    """The pages citizens see: subscribe page, e-mail steps, archive, status widget, poster,
+    preferences and unsubscribe pages of a subscriber, and the page for an invalid link."""
+    from channels.models import Channel
+    from subscribers.links import preferences_url, unsubscribe_url
+    from subscribers.models import Poster, Subscriber
+
+    urls = ["/", "/subscribe/", "/subscribe/email/sent/", "/archive/", "/subscribe/confirm/ungueltig/"]
+    urls += [f"/status/{slug}/widget/" for slug in Channel.objects.values_list("slug", flat=True)[:2]]
+    urls += [f"/subscribe/poster/{code}/" for code in Poster.objects.values_list("code", flat=True)[:1]]
+    subscriber = Subscriber.objects.order_by("pk").first()
+    if subscriber is not None:
+        urls += [urlsplit(preferences_url(subscriber)).path, urlsplit(unsubscribe_url(subscriber)).path]
+    return urls
 
 
 def _object_urls(model_admin: ModelAdmin[Any], pk: Any) -> list[str]:
@@ -172,7 +189,7 @@ def test_every_tenant_admin_page_is_german(committed_tenant: Callable[..., Tenan
         urls, without_objects = _site_urls(tenant_site, walker)
         client = Client(HTTP_HOST=tenant.get_primary_domain().domain, HTTP_ACCEPT_LANGUAGE="de")
         allowed = DATA | {tenant.schema_name}
-        checked, found = _walk(client, ACCOUNT_PAGES, allowed)
+        checked, found = _walk(client, [*ACCOUNT_PAGES, *_public_urls()], allowed)
         client.force_login(walker)
         more, found_signed_in = _walk(client, [*urls, *SIGNED_IN_ACCOUNT_PAGES], allowed)
     checked += more

@@ -43,6 +43,7 @@ def test_english_and_informal_lines_are_found(line: str) -> None:
         "status:sbx-4052444054d0:sent",
         '{"status": "sent", "error_kind": ""}',
         "admin@stadt-a.example",
+        "Senden Sie ALLE DATEN LÖSCHEN (oder DELETE MY DATA) in Ihrem Messenger.",
         "So geht's: START <Thema> – anmelden STOP <Thema> – abmelden (STOP all…",
     ],
 )
