@@ -52,7 +52,8 @@ class ChannelForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["keywords_text"].initial = ", ".join(self.instance.keywords)
-        self.fields["slug"].required = False
+        if "slug" in self.fields:  # absent for people who may only view channels
+            self.fields["slug"].required = False
 
     def clean_keywords_text(self) -> list[str]:
         try:
@@ -100,6 +101,12 @@ class AlarmStateForm(forms.Form):
 @admin.register(Channel, site=tenant_site)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
+
+    # what people who may only view channels see instead of the form field
+    @admin.display(description=_("keywords"))
+    def keywords_text(self, obj: Channel) -> str:
+        return ", ".join(obj.keywords)
+
     list_display = [
         "name", "slug", "keyword_list", "is_public", "is_active", "alarm", "subscribers", "pending", "position",
     ]  # fmt: skip

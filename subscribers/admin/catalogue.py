@@ -39,14 +39,21 @@ class DistrictForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["slug"].required = False
-        if self.instance.pk:
+        if "slug" in self.fields:  # absent for people who may only view districts
+            self.fields["slug"].required = False
+        if self.instance.pk and "aliases_text" in self.fields:
             self.fields["aliases_text"].initial = ", ".join(self.instance.aliases)
 
 
 @admin.register(District, site=tenant_site)
 class DistrictAdmin(admin.ModelAdmin):
     form = DistrictForm
+
+    # what people who may only view districts see instead of the form field
+    @admin.display(description=_("also known as"))
+    def aliases_text(self, obj: District) -> str:
+        return ", ".join(obj.aliases)
+
     list_display = ["name", "slug", "alias_list", "position", "people"]
     search_fields = ["name"]
 

@@ -232,11 +232,14 @@ ENGLISH_WORDS = frozenset(
         "reject",
         "submit",
         "submitted",
+        "aliases",
         "sending",
     ]
 )
 # Labels made from a code by capitalising it (choices without a label): "Whatsapp", "Sms".
-CODE_LABELS = frozenset({"Whatsapp", "Sms", "Email", "Inbox agent", "Not sent"})
+# Python values printed as they are ("None") count too. (Not "True"/"False": Django's own
+# yes/no icons carry them as alt text; the admin skin replaces those icons.)
+CODE_LABELS = frozenset({"Whatsapp", "Sms", "Email", "Inbox agent", "Not sent", "None"})
 INFORMAL_WORDS = frozenset(["du", "dich", "dir", "dein", "deine", "deinen", "deinem", "deiner", "deines"])
 
 # Neutral values the walk's data shows (product and provider names are the same in German),
