@@ -6,7 +6,6 @@ from typing import Any
 
 from allauth.mfa.models import Authenticator
 from django.contrib import admin, messages
-from django.core.mail import send_mail
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -14,15 +13,18 @@ from django.utils.translation import gettext_lazy as _
 from accounts import roles, services
 from accounts.forms import StaffUserForm
 from accounts.models import AuditEvent, User
+from accounts.selectors import audit_target_kind
 from core.admin_sites import ReadOnlyAdminMixin, operator_site, tenant_site
 from core.errors import ApplicationError
 from core.http import request_base_url, request_meta, request_user
 
 
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Read-only: the log is written by services, never edited by hand."""
+    """Read-only: the log is written by services, never edited by hand. Actions show their
+    label (AuditEvent.action's choices come from each app's audit.py), target types the model's
+    name, never a code."""
 
-    list_display = ["at", "actor_label", "action", "target_label", "ip_address"]
+    list_display = ["at", "actor_label", "action", "target_kind", "target_label", "ip_address"]
     list_filter = ["action"]
     search_fields = ["actor_label", "action", "target_label", "target_id"]
     date_hierarchy = "at"
@@ -31,7 +33,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "at",
         "actor_label",
         "action",
-        "target_type",
+        "target_kind",
         "target_id",
         "target_label",
         "details",
@@ -39,6 +41,24 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     fields = readonly_fields
     show_full_result_count = False
+
+    @admin.display(description=_("target type"))
+    def target_kind(self, obj: AuditEvent) -> str:
+        return audit_target_kind(obj.target_type)
+
+
+class RoleFilter(admin.SimpleListFilter):
+    """Roles by their label (the groups' names are codes)."""
+
+    title = _("role")
+    parameter_name = "role"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(name, label) for name, label in roles.ROLE_LABELS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        value = self.value()
+        return queryset.filter(groups__name=value) if value else queryset
 
 
 operator_site.register(AuditEvent, AuditEventAdmin)
@@ -48,7 +68,7 @@ tenant_site.register(AuditEvent, AuditEventAdmin)
 class StaffUserAdmin(admin.ModelAdmin):
     form = StaffUserForm
     list_display = ["username", "email", "full_name", "role_list", "two_factor", "is_active", "last_login"]
-    list_filter = ["is_active", "groups__name"]
+    list_filter = ["is_active", RoleFilter]
     search_fields = ["username", "email", "first_name", "last_name"]
     ordering = ["username"]
     actions = ["send_password_link"]
@@ -111,7 +131,7 @@ class StaffUserAdmin(admin.ModelAdmin):
                     user=fresh, role_names=list(data["roles"]), actor=actor, meta=request_meta(request)
                 )
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, exc.localized)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # roles are applied by the services in save_model (and audit-logged there)
@@ -121,13 +141,8 @@ class StaffUserAdmin(admin.ModelAdmin):
     def send_password_link(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         base_url = request_base_url(request)
         for user in queryset:
-            link = services.user_password_setup_link(user=user, base_url=base_url)
-            send_mail(str(_("Choose your password")), link, None, [user.email], fail_silently=True)
-            services.audit_log(
-                action="user.password_link_sent",
-                actor=request_user(request),
-                target=user,
-                meta=request_meta(request),
+            services.user_send_password_link(
+                user=user, base_url=base_url, actor=request_user(request), meta=request_meta(request)
             )
         messages.success(request, _("Sent %(count)d link(s).") % {"count": queryset.count()})
 

@@ -9,6 +9,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.audit import audit_action_choices
+
 
 class User(AbstractUser):
     language = models.CharField(
@@ -43,7 +45,8 @@ class AuditEvent(models.Model):
     )
     # Kept even if the user is deleted later: the log must still say who it was.
     actor_label = models.CharField(_("actor name"), max_length=200, blank=True)
-    action = models.CharField(_("action"), max_length=64, db_index=True)
+    # choices: the labels of core.audit (a callable, so new labels need no migration)
+    action = models.CharField(_("action"), max_length=64, db_index=True, choices=audit_action_choices)
     target_type = models.CharField(_("target type"), max_length=64, blank=True)
     target_id = models.CharField(_("target id"), max_length=64, blank=True)
     target_label = models.CharField(_("target"), max_length=300, blank=True)
@@ -57,4 +60,4 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label or '-'} {self.action} {self.target_label}"
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label or '-'} · {self.get_action_display()} · {self.target_label}"

@@ -6,10 +6,12 @@ import unicodedata
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from accounts import roles
 from accounts.models import AuditEvent, User
@@ -60,3 +62,21 @@ def account_rollup() -> dict[str, int]:
         "users": User.objects.filter(is_active=True).count(),
         "audit_events_24h": AuditEvent.objects.filter(at__gte=timezone.now() - timedelta(days=1)).count(),
     }
+
+
+def audit_history(*, target_type: str, target_id: str, limit: int = 30) -> list[AuditEvent]:
+    """The newest audit events about one object (say, a broadcast's history on its page);
+    show each with `get_action_display()`, the action's label in the active language."""
+    return list(AuditEvent.objects.filter(target_type=target_type, target_id=target_id).order_by("-at", "-id")[:limit])
+
+
+def audit_target_kind(target_type: str) -> str:
+    """The name of the kind of object an audit event is about ("accounts.user" → "Benutzer"),
+    or the code for a model that no longer exists."""
+    if not target_type:
+        return ""
+    try:
+        model = apps.get_model(target_type)
+    except (LookupError, ValueError):
+        return target_type
+    return str(capfirst(model._meta.verbose_name))

@@ -10,10 +10,12 @@ from allauth.account.models import EmailAddress
 from allauth.account.utils import user_pk_to_url_str
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Model, Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import roles
 from accounts.models import AuditEvent, User
@@ -24,9 +26,9 @@ from core.types import UNCHANGED, Unchanged
 
 logger = logging.getLogger(__name__)
 
-USER_EMAIL_TAKEN = "A user with this e-mail address already exists."
-USER_USERNAME_TAKEN = "A user with this username already exists."
-UNKNOWN_ROLE = "Unknown role: {role}. Choose from: {choices}."
+USER_EMAIL_TAKEN = gettext_noop("A user with this e-mail address already exists.")
+USER_USERNAME_TAKEN = gettext_noop("A user with this username already exists.")
+UNKNOWN_ROLE = gettext_noop("Unknown role: {role}. Choose from: {choices}.")
 
 
 def audit_log(
@@ -80,7 +82,7 @@ def roles_sync() -> dict[str, int]:
 def _groups_for(role_names: list[str]) -> list[Group]:
     unknown = [r for r in role_names if r not in roles.ROLES]
     if unknown:
-        raise ApplicationError(UNKNOWN_ROLE.format(role=", ".join(unknown), choices=", ".join(roles.ROLES)))
+        raise ApplicationError(UNKNOWN_ROLE, params=dict(role=", ".join(unknown), choices=", ".join(roles.ROLES)))
     groups = list(Group.objects.filter(name__in=role_names))
     if len(groups) != len(set(role_names)):
         roles_sync()
@@ -183,6 +185,25 @@ def user_password_setup_link(*, user: User, base_url: str) -> str:
         urlconf=settings.ROOT_URLCONF if connection.schema_name != "public" else settings.PUBLIC_SCHEMA_URLCONF,
     )
     return base_url + path
+
+
+def user_language(user: User) -> str:
+    """The language to write to `user` in: their own, else the tenant's default, else German."""
+    tenant = getattr(connection, "tenant", None)
+    return user.language or getattr(tenant, "default_language", "") or settings.LANGUAGE_CODE
+
+
+def user_send_password_link(*, user: User, base_url: str, actor: User | None, meta: RequestMeta | None = None) -> bool:
+    """Mail `user` a link to choose a password, in the user's language; audit-logged."""
+    link = user_password_setup_link(user=user, base_url=base_url)
+    with translation.override(user_language(user)):
+        subject = gettext("Choose your password")
+        body = gettext(
+            "Hello,\n\nchoose your password for the newsletter administration here (the link works once):\n\n%(link)s\n"
+        ) % {"link": link}
+    sent = send_mail(subject, body, None, [user.email], fail_silently=True) == 1
+    audit_log(action="user.password_link_sent", actor=actor, target=user, meta=meta)
+    return sent
 
 
 @transaction.atomic

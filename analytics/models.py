@@ -16,7 +16,7 @@ class TenantRollup(models.Model):
     """Per-tenant figures written by a task running inside each tenant, read by the operator
     overview. Cross-tenant numbers come from here, never from cross-schema joins."""
 
-    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="rollup")
+    tenant = models.OneToOneField(Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="rollup")
     computed_at = models.DateTimeField(_("computed at"))
     metrics = models.JSONField(_("figures"), default=dict)
 

@@ -3,6 +3,8 @@ recipient: the database is the source of truth for what has been sent to whom.""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -11,7 +13,17 @@ from django.utils.translation import gettext_lazy as _
 
 from channels.models import Priority
 from core.models import TimeStampedModel
+from messengers.models import error_kind_choices
 from subscribers.models import Language
+
+
+def delivery_error_kind_choices() -> list[tuple[str, Any]]:
+    """Why a delivery failed or was skipped: the provider's error kinds and the pipeline's own."""
+    return [
+        *error_kind_choices(),
+        ("cancelled", _("Broadcast cancelled")),
+        ("opted_out", _("Unsubscribed in the meantime")),
+    ]
 
 
 class Broadcast(TimeStampedModel):
@@ -44,7 +56,7 @@ class Broadcast(TimeStampedModel):
     tags = ArrayField(models.CharField(max_length=40), verbose_name=_("interests"), default=list, blank=True)
 
     media = models.FileField(_("image or video"), upload_to="broadcasts/", blank=True)
-    media_kind = models.CharField(max_length=8, blank=True)  # image / video, set on upload
+    media_kind = models.CharField(_("media type"), max_length=8, blank=True)  # image / video, set on upload
     buttons = models.JSONField(_("link buttons"), default=list, blank=True)  # [{"title": …, "url": …}]
     # WhatsApp outside the 24-hour window: an approved template of this name/language on each
     # WhatsApp connection, with these body parameters.
@@ -57,38 +69,60 @@ class Broadcast(TimeStampedModel):
     scheduled_at = models.DateTimeField(
         _("send at"), null=True, blank=True, help_text=_("Empty: send as soon as it is approved.")
     )
-    submitted_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True)
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("approved by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    approved_at = models.DateTimeField(null=True, blank=True)
-    approved_content_hash = models.CharField(max_length=64, blank=True)  # frozen content at approval
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    approved_content_hash = models.CharField(
+        _("approved content (hash)"), max_length=64, blank=True
+    )  # frozen content at approval
     # +1 on every change of content or targeting: an approval is for the revision the approver read
-    revision = models.PositiveIntegerField(default=1)
+    revision = models.PositiveIntegerField(_("revision"), default=1)
     rejection_comment = models.TextField(_("rejection comment"), blank=True)
     # Emergency bypass on alert channels: sent without approval, reviewed afterwards.
     bypassed_approval = models.BooleanField(_("sent without approval"), default=False)
     bypassed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("sent without approval by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     needs_review = models.BooleanField(_("needs review"), default=False, db_index=True)
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("reviewed by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    reviewed_at = models.DateTimeField(null=True, blank=True)
-    review_comment = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField(_("reviewed at"), null=True, blank=True)
+    review_comment = models.TextField(_("review comment"), blank=True)
     # Set when an alarm state change proposed this draft.
     alarm_channel = models.ForeignKey(
-        "channels.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "channels.Channel",
+        verbose_name=_("alarm channel"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
 
     # delivery bookkeeping
-    fanout_cursor = models.BigIntegerField(default=0)  # last subscriber id materialised
-    fanout_done = models.BooleanField(default=False)
-    recipients_total = models.PositiveIntegerField(default=0)
-    send_started_at = models.DateTimeField(null=True, blank=True)
-    send_finished_at = models.DateTimeField(null=True, blank=True)
-    paused_reason = models.CharField(max_length=300, blank=True)
+    fanout_cursor = models.BigIntegerField(_("recipient list position"), default=0)  # last subscriber id materialised
+    fanout_done = models.BooleanField(_("recipient list complete"), default=False)
+    recipients_total = models.PositiveIntegerField(_("recipients in total"), default=0)
+    send_started_at = models.DateTimeField(_("sending started at"), null=True, blank=True)
+    send_finished_at = models.DateTimeField(_("sending finished at"), null=True, blank=True)
+    paused_reason = models.CharField(_("reason for pause"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("broadcast")
@@ -108,7 +142,9 @@ class Broadcast(TimeStampedModel):
 class BroadcastVariant(models.Model):
     """The text of a broadcast in one language (German, English, Leichte Sprache)."""
 
-    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="variants")
+    broadcast = models.ForeignKey(
+        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="variants"
+    )
     language = models.CharField(_("language"), max_length=8, choices=Language.choices)
     body = models.TextField(_("text"))
     subject = models.CharField(_("e-mail subject"), max_length=200, blank=True)
@@ -141,14 +177,21 @@ class BroadcastEdit(models.Model):
         BUTTONS = "buttons", _("link buttons")
         TEMPLATE = "template", _("WhatsApp template")
 
-    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="edits")
+    broadcast = models.ForeignKey(
+        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="edits"
+    )
     # None: the system. A future API key acting for a person is recorded as that person.
     editor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("editor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    at = models.DateTimeField(default=timezone.now)
-    status = models.CharField(max_length=10, choices=Broadcast.Status.choices)  # when it was changed
-    revision = models.PositiveIntegerField()  # the revision this change produced
+    at = models.DateTimeField(_("time"), default=timezone.now)
+    status = models.CharField(_("status"), max_length=10, choices=Broadcast.Status.choices)  # when it was changed
+    revision = models.PositiveIntegerField(_("revision"))  # the revision this change produced
     changed = ArrayField(models.CharField(max_length=12, choices=Aspect.choices))
 
     class Meta:
@@ -178,27 +221,37 @@ class Delivery(models.Model):
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
 
-    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="deliveries")
-    subscriber = models.ForeignKey("subscribers.Subscriber", null=True, on_delete=models.SET_NULL, related_name="+")
-    contact = models.ForeignKey("messengers.Contact", null=True, on_delete=models.SET_NULL, related_name="+")
-    connection = models.ForeignKey("messengers.Connection", on_delete=models.CASCADE, related_name="+")
-    language = models.CharField(max_length=8)
-    use_template = models.BooleanField(default=False)  # WhatsApp recipient outside the 24-hour window
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    claimed_by = models.CharField(max_length=64, blank=True)
-    provider_message_id = models.CharField(max_length=200, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-    error_kind = models.CharField(max_length=24, blank=True)
-    error_code = models.CharField(max_length=40, blank=True)
-    error_detail = models.CharField(max_length=300, blank=True)
+    broadcast = models.ForeignKey(
+        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="deliveries"
+    )
+    subscriber = models.ForeignKey(
+        "subscribers.Subscriber", verbose_name=_("subscriber"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    contact = models.ForeignKey(
+        "messengers.Contact", verbose_name=_("contact"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    connection = models.ForeignKey(
+        "messengers.Connection", verbose_name=_("connection"), on_delete=models.CASCADE, related_name="+"
+    )
+    language = models.CharField(_("language"), max_length=8)
+    use_template = models.BooleanField(
+        _("use template"), default=False
+    )  # WhatsApp recipient outside the 24-hour window
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"))
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    claimed_by = models.CharField(_("claimed by"), max_length=64, blank=True)
+    provider_message_id = models.CharField(_("provider message ID"), max_length=200, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    error_kind = models.CharField(_("error kind"), max_length=24, blank=True, choices=delivery_error_kind_choices)
+    error_code = models.CharField(_("error code"), max_length=40, blank=True)
+    error_detail = models.CharField(_("error detail"), max_length=300, blank=True)
     # Re-queued after a worker died while its request may have been in flight: the person may
     # get this message twice (at-least-once towards providers). Logged and counted.
-    possible_duplicate = models.BooleanField(default=False)
+    possible_duplicate = models.BooleanField(_("possible duplicate"), default=False)
 
     class Meta:
         verbose_name = _("delivery")
@@ -228,18 +281,22 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.broadcast_id}/{self.subscriber_id}: {self.status}"
+        return f"{self.broadcast_id}/{self.subscriber_id}: {self.get_status_display()}"
 
 
 class TrackedLink(models.Model):
     """A link of a broadcast; recipients get /l/<token> (signed) that records the click."""
 
-    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="links")
-    position = models.PositiveSmallIntegerField()
-    url = models.URLField(max_length=2000)
-    clicks = models.PositiveIntegerField(default=0)  # every counted click, also in aggregate-only mode
+    broadcast = models.ForeignKey(
+        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="links"
+    )
+    position = models.PositiveSmallIntegerField(_("position"))
+    url = models.URLField(_("URL"), max_length=2000)
+    clicks = models.PositiveIntegerField(_("clicks"), default=0)  # every counted click, also in aggregate-only mode
 
     class Meta:
+        verbose_name = _("tracked link")
+        verbose_name_plural = _("tracked links")
         constraints = [models.UniqueConstraint(fields=["broadcast", "position"], name="link_unique_position")]
 
     def __str__(self) -> str:
@@ -249,9 +306,17 @@ class TrackedLink(models.Model):
 class LinkClick(models.Model):
     """Per-recipient click (only when the tenant tracks per recipient)."""
 
-    link = models.ForeignKey(TrackedLink, on_delete=models.CASCADE, related_name="recipient_clicks")
-    delivery = models.ForeignKey(Delivery, null=True, on_delete=models.SET_NULL, related_name="+")
-    at = models.DateTimeField(auto_now_add=True)
+    link = models.ForeignKey(
+        TrackedLink, verbose_name=_("link"), on_delete=models.CASCADE, related_name="recipient_clicks"
+    )
+    delivery = models.ForeignKey(
+        Delivery, verbose_name=_("delivery"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(_("time"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("link click")
+        verbose_name_plural = _("link clicks")
 
     def __str__(self) -> str:
         return f"{self.link_id} @ {self.at:%Y-%m-%d %H:%M}"
@@ -262,11 +327,17 @@ class SenderLease(models.Model):
     settings.BROADCAST_SENDERS of them per broadcast; a lease whose heartbeat stops (its worker
     died, or the queue lost the task) expires and its slot is handed out again."""
 
-    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="sender_leases")
-    token = models.CharField(max_length=32, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    heartbeat_at = models.DateTimeField()
-    started = models.BooleanField(default=False)
+    broadcast = models.ForeignKey(
+        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="sender_leases"
+    )
+    token = models.CharField(_("token"), max_length=32, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    heartbeat_at = models.DateTimeField(_("last sign of life"))
+    started = models.BooleanField(_("sender started"), default=False)
+
+    class Meta:
+        verbose_name = _("sender lease")
+        verbose_name_plural = _("sender leases")
 
     def __str__(self) -> str:
         return f"{self.broadcast_id}:{self.token}"

@@ -52,13 +52,14 @@ class ChannelForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["keywords_text"].initial = ", ".join(self.instance.keywords)
-        self.fields["slug"].required = False
+        if "slug" in self.fields:  # absent for people who may only view channels
+            self.fields["slug"].required = False
 
     def clean_keywords_text(self) -> list[str]:
         try:
             return services.channel_keywords_clean(self.cleaned_data["keywords_text"], exclude_pk=self.instance.pk)
         except ApplicationError as exc:
-            raise forms.ValidationError(exc.message) from exc
+            raise forms.ValidationError(exc.localized) from exc
 
 
 class AlarmHistoryInline(admin.TabularInline):
@@ -100,6 +101,12 @@ class AlarmStateForm(forms.Form):
 @admin.register(Channel, site=tenant_site)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
+
+    # what people who may only view channels see instead of the form field
+    @admin.display(description=_("keywords"))
+    def keywords_text(self, obj: Channel) -> str:
+        return ", ".join(obj.keywords)
+
     list_display = [
         "name", "slug", "keyword_list", "is_public", "is_active", "alarm", "subscribers", "pending", "position",
     ]  # fmt: skip
@@ -233,7 +240,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     actor=request_user(request), meta=request_meta(request),
                 )  # fmt: skip
             except ApplicationError as exc:
-                messages.error(request, exc.message)
+                messages.error(request, exc.localized)
             else:
                 messages.success(
                     request, _("%(channel)s is now: %(state)s.")
@@ -260,7 +267,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     channel=channel, state=state, actor=request_user(request), meta=request_meta(request)
                 )
             except ApplicationError as exc:
-                messages.error(request, exc.message)
+                messages.error(request, exc.localized)
             else:
                 messages.success(
                     request, _("%(channel)s is now: %(state)s.")

@@ -75,15 +75,24 @@ class Channel(TimeStampedModel):
 class AlarmStateChange(models.Model):
     """History of an alarm channel's state: who changed it, when, from what to what."""
 
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="alarm_history")
-    from_state = models.CharField(max_length=10, choices=Channel.AlarmState.choices)
-    to_state = models.CharField(max_length=10, choices=Channel.AlarmState.choices)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    channel = models.ForeignKey(
+        Channel, verbose_name=_("channel"), on_delete=models.CASCADE, related_name="alarm_history"
     )
-    changed_by_label = models.CharField(max_length=200, blank=True)  # "api:sensor-network", a user name …
-    note = models.CharField(max_length=300, blank=True)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    from_state = models.CharField(_("previous state"), max_length=10, choices=Channel.AlarmState.choices)
+    to_state = models.CharField(_("new state"), max_length=10, choices=Channel.AlarmState.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("changed by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    changed_by_label = models.CharField(
+        _("changed by (name)"), max_length=200, blank=True
+    )  # "api:sensor-network", a user name …
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
 
     class Meta:
         verbose_name = _("alarm state change")

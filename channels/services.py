@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from accounts.services import audit_log
@@ -26,14 +27,16 @@ from core.errors import ApplicationError
 from core.http import RequestMeta
 from messengers.models import Connection
 
-KEYWORD_NOT_ONE_WORD = "A keyword is one word of letters and digits: “{keyword}” is not (try “{suggestion}”)."
-KEYWORD_TOO_LONG = "The keyword “{keyword}” is longer than 40 characters."
-KEYWORD_RESERVED = "“{keyword}” is a command word (START, STOP, HILFE …) and cannot be a channel keyword."
-KEYWORD_TAKEN = "The keyword “{keyword}” is already used by the channel “{channel}”."
-SLUG_TAKEN = "The short name “{slug}” is already used by another channel."
-SLUG_INVALID = "The short name may contain only letters, digits, hyphens and underscores."
-NOT_AN_ALARM_CHANNEL = "“{channel}” is not an alarm channel; only alarm channels have a state."
-UNKNOWN_ALARM_STATE = "Unknown alarm state “{state}”. Choose one of: {choices}."
+KEYWORD_NOT_ONE_WORD = gettext_noop(
+    "A keyword is one word of letters and digits: “{keyword}” is not (try “{suggestion}”)."
+)
+KEYWORD_TOO_LONG = gettext_noop("The keyword “{keyword}” is longer than 40 characters.")
+KEYWORD_RESERVED = gettext_noop("“{keyword}” is a command word (START, STOP, HILFE …) and cannot be a channel keyword.")
+KEYWORD_TAKEN = gettext_noop("The keyword “{keyword}” is already used by the channel “{channel}”.")
+SLUG_TAKEN = gettext_noop("The short name “{slug}” is already used by another channel.")
+SLUG_INVALID = gettext_noop("The short name may contain only letters, digits, hyphens and underscores.")
+NOT_AN_ALARM_CHANNEL = gettext_noop("“{channel}” is not an alarm channel; only alarm channels have a state.")
+UNKNOWN_ALARM_STATE = gettext_noop("Unknown alarm state “{state}”. Choose one of: {choices}.")
 
 EDITABLE_FIELDS = frozenset(
     {
@@ -58,15 +61,15 @@ def channel_keywords_clean(keywords: Iterable[str] | str, *, exclude_pk: int | N
                 KEYWORD_NOT_ONE_WORD.format(keyword=item.strip(), suggestion=keyword.replace(" ", ""))
             )
         if len(keyword) > 40:
-            raise ApplicationError(KEYWORD_TOO_LONG.format(keyword=keyword))
+            raise ApplicationError(KEYWORD_TOO_LONG, params=dict(keyword=keyword))
         key = match_key(keyword)
         if key in RESERVED_KEYS:
-            raise ApplicationError(KEYWORD_RESERVED.format(keyword=keyword))
+            raise ApplicationError(KEYWORD_RESERVED, params=dict(keyword=keyword))
         if key in seen:
             continue
         owner = channel_keyword_owner(key, exclude_pk=exclude_pk)
         if owner is not None:
-            raise ApplicationError(KEYWORD_TAKEN.format(keyword=keyword, channel=owner.name))
+            raise ApplicationError(KEYWORD_TAKEN, params=dict(keyword=keyword, channel=owner.name))
         seen.add(key)
         cleaned.append(keyword)
     return cleaned
@@ -80,7 +83,7 @@ def _slug_for(name: str, slug: str, exclude_pk: int | None) -> str:
             raise ApplicationError(SLUG_INVALID)
         slug = slug.lower()
         if taken.filter(slug=slug).exists():
-            raise ApplicationError(SLUG_TAKEN.format(slug=slug))
+            raise ApplicationError(SLUG_TAKEN, params=dict(slug=slug))
         return slug
     base = (slugify(normalise(name).lower().replace(" ", "-")) or "channel")[:50]
     candidate, number = base, 2
@@ -101,7 +104,7 @@ def _connection_list(connections: Iterable[Connection | int]) -> list[Connection
     ids = [c.pk if isinstance(c, Connection) else int(c) for c in connections]
     found = list(Connection.objects.filter(pk__in=ids))
     if len(found) != len(set(ids)):
-        raise ApplicationError("One of the chosen messenger connections does not exist.")
+        raise ApplicationError(gettext_noop("One of the chosen messenger connections does not exist."))
     return found
 
 
@@ -232,7 +235,7 @@ def channel_set_alarm_state(
         ) from None
     locked = Channel.objects.select_for_update().get(pk=channel.pk)
     if not locked.is_alarm:
-        raise ApplicationError(NOT_AN_ALARM_CHANNEL.format(channel=locked.name))
+        raise ApplicationError(NOT_AN_ALARM_CHANNEL, params=dict(channel=locked.name))
     if actor is not None and not actor.is_authenticated:
         actor = None
     label = (actor_label or (actor.get_username() if actor is not None else "system"))[:200]

@@ -21,7 +21,15 @@ from core.errors import ApplicationError
 from core.http import request_meta, request_user
 from messengers import selectors, services
 from messengers.adapters.base import CREDENTIAL_FIELDS, Provider
-from messengers.models import Connection, Contact, InboundMessage, OutboundMessage, WebhookEvent, WhatsAppTemplate
+from messengers.models import (
+    PROVIDER_CHOICES,
+    Connection,
+    Contact,
+    InboundMessage,
+    OutboundMessage,
+    WebhookEvent,
+    WhatsAppTemplate,
+)
 
 PHONES_PER_PAGE = 25
 
@@ -162,7 +170,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "title": _("Which messenger?"),
                 "opts": self.model._meta,
-                "providers": [(p.value, p.name.title()) for p in Provider],
+                "providers": PROVIDER_CHOICES,
             }
             return TemplateResponse(request, "messengers/admin/choose_provider.html", context)
         return super().add_view(request, form_url, extra_context)
@@ -200,7 +208,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                 if created.provider == Provider.TELEGRAM:
                     self._register_telegram(request, created)
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, exc.localized)
             raise _SaveRefusedError from exc
 
     @staticmethod
@@ -245,7 +253,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                     request, _("%(name)s: %(count)d templates synced.") % {"name": connection.name, "count": count}
                 )
             except ApplicationError as exc:
-                messages.error(request, f"{connection.name}: {exc.message}")
+                messages.error(request, f"{connection.name}: {exc.localized}")
 
     @admin.action(description=_("Register webhook (Telegram)"), permissions=["manage"])
     def register_webhook(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
@@ -320,7 +328,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             try:
                 person = services.sandbox_person_create(connection=sandbox, name=request.POST.get("name", ""))
             except ApplicationError as exc:
-                messages.error(request, exc.message)
+                messages.error(request, exc.localized)
             else:
                 # a first message typed with the new phone (the demo's "WhatsApp" links pre-fill START …)
                 first = request.POST.get("text", "").strip()[:4096]

@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from core.errors import ApplicationError
 
-API_BASE_REFUSED = (
+API_BASE_REFUSED = gettext_noop(
     "The API address {value} is not allowed. Leave the field empty to use the messenger's own API; "
     "other addresses (test servers, proxies) can only be set up by the platform operator."
 )
-SMTP_HOST_REFUSED = (
+SMTP_HOST_REFUSED = gettext_noop(
     "The SMTP server {value} is not on this platform's list of allowed mail servers. "
     "Ask the platform operator to allow it or to set up the e-mail connection for you."
 )
@@ -89,9 +90,9 @@ def smtp_host_allowed(value: str) -> bool:
 
 def api_base_check(value: str) -> None:
     if not api_base_allowed(value):
-        raise ApplicationError(API_BASE_REFUSED.format(value=ascii(value) if not value.isprintable() else value))
+        raise ApplicationError(API_BASE_REFUSED, params=dict(value=ascii(value) if not value.isprintable() else value))
 
 
 def smtp_host_check(value: str) -> None:
     if not smtp_host_allowed(value):
-        raise ApplicationError(SMTP_HOST_REFUSED.format(value=ascii(value) if not value.isprintable() else value))
+        raise ApplicationError(SMTP_HOST_REFUSED, params=dict(value=ascii(value) if not value.isprintable() else value))

@@ -7,12 +7,56 @@ from __future__ import annotations
 
 import secrets
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStampedModel
-from messengers.adapters.base import Provider
+from messengers.adapters.base import ErrorKind, Provider
+
+# How each messenger is called (product names stay as their makers write them).
+PROVIDER_CHOICES = [
+    (Provider.WHATSAPP.value, "WhatsApp"),
+    (Provider.TELEGRAM.value, "Telegram"),
+    (Provider.SMS.value, "SMS"),
+    (Provider.EMAIL.value, _("E-mail")),
+    (Provider.SANDBOX.value, "Sandbox"),
+]
+
+
+# What a single message was sent for (`purpose`, set by the app that sends it), as people read it.
+OUTBOUND_PURPOSE_LABELS = {
+    "reply": _("Reply"),
+    "keyword": _("Reply to a keyword"),
+    "erasure": _("Confirmation of erasure"),
+}
+
+
+def outbound_purpose_choices() -> list[tuple[str, Any]]:
+    """Field choices of OutboundMessage.purpose (a callable: a new purpose needs no migration)."""
+    return list(OUTBOUND_PURPOSE_LABELS.items())
+
+
+# The kinds of failure a provider reports (messengers.adapters.base.ErrorKind), as people read them.
+ERROR_KIND_LABELS = {
+    ErrorKind.RATE_LIMITED: _("Rate limit reached"),
+    ErrorKind.TEMPORARY: _("Temporary failure"),
+    ErrorKind.BLOCKED: _("Blocked by the person"),
+    ErrorKind.NOT_ON_MESSENGER: _("Not on this messenger"),
+    ErrorKind.INVALID_RECIPIENT: _("Invalid address"),
+    ErrorKind.WINDOW_CLOSED: _("24-hour window closed (template needed)"),
+    ErrorKind.PAIR_RATE: _("Too many messages to this person"),
+    ErrorKind.BAD_REQUEST: _("Message refused"),
+    ErrorKind.TEMPLATE_PROBLEM: _("Template problem"),
+    ErrorKind.BAD_CREDENTIALS: _("Access data invalid"),
+    ErrorKind.ACCOUNT_PROBLEM: _("Problem with the messenger account"),
+}
+
+
+def error_kind_choices() -> list[tuple[str, Any]]:
+    """Field choices of a stored ErrorKind (a callable: a new kind needs no migration)."""
+    return [(kind.value, label) for kind, label in ERROR_KIND_LABELS.items()]
 
 
 def new_route_key() -> str:
@@ -43,7 +87,7 @@ class Connection(TimeStampedModel):
         T100K = 100_000, "100,000"
         UNLIMITED = 0, _("unlimited")
 
-    provider = models.CharField(_("messenger"), max_length=16, choices=[(p.value, p.name.title()) for p in Provider])
+    provider = models.CharField(_("messenger"), max_length=16, choices=PROVIDER_CHOICES)
     name = models.CharField(_("name"), max_length=100)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     status_detail = models.CharField(_("status detail"), max_length=300, blank=True)
@@ -135,7 +179,9 @@ class WhatsAppTemplate(TimeStampedModel):
         MARKETING = "MARKETING", _("Marketing")
         AUTHENTICATION = "AUTHENTICATION", _("Authentication")
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="templates")
+    connection = models.ForeignKey(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="templates"
+    )
     name = models.CharField(_("name"), max_length=512)
     language = models.CharField(_("language"), max_length=16, help_text=_("e.g. de, en_US"))
     category = models.CharField(_("category"), max_length=20, choices=Category.choices, default=Category.UTILITY)
@@ -173,7 +219,9 @@ class Contact(TimeStampedModel):
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
         BLOCKED = "blocked", _("Blocked / unreachable")
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="contacts")
+    connection = models.ForeignKey(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="contacts"
+    )
     subscriber = models.ForeignKey(
         "subscribers.Subscriber",
         verbose_name=_("subscriber"),
@@ -219,16 +267,18 @@ class WebhookEvent(models.Model):
         DEFERRED = "deferred", _("Waiting for its message")  # status arrived before the send was recorded
         FAILED = "failed", _("Failed")  # the handler raised; kept for inspection and retried
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="webhook_events")
-    dedupe_key = models.CharField(max_length=300)
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    payload = models.JSONField()  # the normalised event (messengers.events.event_to_json)
-    raw = models.JSONField(null=True, blank=True)  # the provider's own body, for inspection
-    received_at = models.DateTimeField(auto_now_add=True)
-    applied_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    error = models.CharField(max_length=500, blank=True)
+    connection = models.ForeignKey(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="webhook_events"
+    )
+    dedupe_key = models.CharField(_("deduplication key"), max_length=300)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
+    payload = models.JSONField(_("payload"))  # the normalised event (messengers.events.event_to_json)
+    raw = models.JSONField(_("raw data"), null=True, blank=True)  # the provider's own body, for inspection
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.CharField(_("error"), max_length=500, blank=True)
 
     class Meta:
         verbose_name = _("webhook event")
@@ -247,7 +297,7 @@ class WebhookEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.dedupe_key} ({self.state})"
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_state_display()})"
 
 
 class InboundMessage(models.Model):
@@ -259,17 +309,21 @@ class InboundMessage(models.Model):
         INBOX = "inbox", _("Inbox")
         IGNORED = "ignored", _("Ignored")
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="inbound_messages")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="inbound_messages")
-    provider_message_id = models.CharField(max_length=200)
+    connection = models.ForeignKey(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="inbound_messages"
+    )
+    contact = models.ForeignKey(
+        Contact, verbose_name=_("contact"), on_delete=models.CASCADE, related_name="inbound_messages"
+    )
+    provider_message_id = models.CharField(_("provider message ID"), max_length=200)
     kind = models.CharField(_("kind"), max_length=16)
     text = models.TextField(_("text"), blank=True)
     payload = models.JSONField(_("details"), default=dict, blank=True)
-    reply_to_provider_id = models.CharField(max_length=200, blank=True)
+    reply_to_provider_id = models.CharField(_("reply to (provider ID)"), max_length=200, blank=True)
     sent_at = models.DateTimeField(_("sent"))
     received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
     handled_by = models.CharField(_("handled by"), max_length=16, choices=Handled.choices, blank=True)
-    handled_detail = models.CharField(max_length=200, blank=True)
+    handled_detail = models.CharField(_("handling detail"), max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("inbound message")
@@ -294,19 +348,23 @@ class OutboundMessage(TimeStampedModel):
         DELIVERED = "delivered", _("Delivered")
         READ = "read", _("Read")
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="outbound_messages")
-    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    to = models.CharField(max_length=254)
-    purpose = models.CharField(max_length=32, default="reply")
-    text = models.TextField(blank=True)
-    payload = models.JSONField(default=dict, blank=True)  # buttons, media, template
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
-    provider_message_id = models.CharField(max_length=200, blank=True, db_index=True)
-    error_code = models.CharField(max_length=40, blank=True)
-    error_detail = models.CharField(max_length=300, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    read_at = models.DateTimeField(null=True, blank=True)
+    connection = models.ForeignKey(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="outbound_messages"
+    )
+    contact = models.ForeignKey(
+        Contact, verbose_name=_("contact"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    to = models.CharField(_("recipient address"), max_length=254)
+    purpose = models.CharField(_("purpose"), max_length=32, default="reply", choices=outbound_purpose_choices)
+    text = models.TextField(_("text"), blank=True)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)  # buttons, media, template
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.QUEUED)
+    provider_message_id = models.CharField(_("provider message ID"), max_length=200, blank=True, db_index=True)
+    error_code = models.CharField(_("error code"), max_length=40, blank=True)
+    error_detail = models.CharField(_("error detail"), max_length=300, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("single message")
@@ -323,18 +381,22 @@ class SandboxMessage(models.Model):
         TO_PHONE = "out", _("to the phone")
         FROM_PHONE = "in", _("from the phone")
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="sandbox_messages")
-    address = models.CharField(max_length=64, db_index=True)
-    direction = models.CharField(max_length=3, choices=Direction.choices)
-    text = models.TextField(blank=True)
-    media_url = models.CharField(max_length=500, blank=True)
-    media_kind = models.CharField(max_length=10, blank=True)
-    buttons = models.JSONField(default=list, blank=True)
-    provider_message_id = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    read_at = models.DateTimeField(null=True, blank=True)
+    connection = models.ForeignKey(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="sandbox_messages"
+    )
+    address = models.CharField(_("address"), max_length=64, db_index=True)
+    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
+    text = models.TextField(_("text"), blank=True)
+    media_url = models.CharField(_("media URL"), max_length=500, blank=True)
+    media_kind = models.CharField(_("media type"), max_length=10, blank=True)
+    buttons = models.JSONField(_("buttons"), default=list, blank=True)
+    provider_message_id = models.CharField(_("provider message ID"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("sandbox message")
+        verbose_name_plural = _("sandbox messages")
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
@@ -345,8 +407,14 @@ class RateBucket(models.Model):
     """Shared pacing state per connection (messengers.ratelimit, PostgreSQL backend): the
     theoretical arrival time of the next free send slot, updated atomically by every worker."""
 
-    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, primary_key=True, related_name="+")
-    tat = models.DateTimeField()
+    connection = models.OneToOneField(
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    tat = models.DateTimeField(_("theoretical arrival time"))
+
+    class Meta:
+        verbose_name = _("rate bucket")
+        verbose_name_plural = _("rate buckets")
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.tat.isoformat()}"

@@ -82,7 +82,7 @@ class Subscriber(TimeStampedModel):
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.ACTIVE)
     erased_at = models.DateTimeField(_("erased"), null=True, blank=True)
     # Part of every signed preference / unsubscribe link; replacing it revokes all old links.
-    link_secret = models.CharField(max_length=32, default=new_link_secret, editable=False)
+    link_secret = models.CharField(_("link secret"), max_length=32, default=new_link_secret, editable=False)
     # Idempotent imports: (import key) identifies the row a person came from.
     external_ref = models.CharField(_("external reference"), max_length=120, blank=True, db_index=True)
 
@@ -111,8 +111,12 @@ class Subscription(TimeStampedModel):
         ACTIVE = "active", _("Active")
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
-    channel = models.ForeignKey("channels.Channel", on_delete=models.CASCADE, related_name="subscriptions")
+    subscriber = models.ForeignKey(
+        Subscriber, verbose_name=_("subscriber"), on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    channel = models.ForeignKey(
+        "channels.Channel", verbose_name=_("channel"), on_delete=models.CASCADE, related_name="subscriptions"
+    )
     status = models.CharField(_("status"), max_length=14, choices=Status.choices, default=Status.ACTIVE)
     source = models.CharField(_("source"), max_length=12, choices=Source.choices)
     source_detail = models.CharField(_("source detail"), max_length=120, blank=True)  # poster code, import id …
@@ -141,12 +145,17 @@ class ConsentText(models.Model):
     """A version of the text a person agrees to when subscribing (per channel and language)."""
 
     channel = models.ForeignKey(
-        "channels.Channel", null=True, blank=True, on_delete=models.PROTECT, related_name="consent_texts"
+        "channels.Channel",
+        verbose_name=_("channel"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="consent_texts",
     )
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.DE)
-    version = models.PositiveIntegerField(default=1)
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    language = models.CharField(_("language"), max_length=8, choices=Language.choices, default=Language.DE)
+    version = models.PositiveIntegerField(_("version"), default=1)
+    text = models.TextField(_("text"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("consent text")
@@ -170,21 +179,38 @@ class ConsentEvent(models.Model):
         ERASURE = "erasure", _("Erasure")
 
     subscriber = models.ForeignKey(
-        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_events"
+        Subscriber,
+        verbose_name=_("subscriber"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="consent_events",
     )
     channel = models.ForeignKey(
-        "channels.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_events"
+        "channels.Channel",
+        verbose_name=_("channel"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="consent_events",
     )  # null: every channel
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     source = models.CharField(_("source"), max_length=12, choices=Source.choices)
     source_detail = models.CharField(_("source detail"), max_length=120, blank=True)
     at = models.DateTimeField(_("at"), db_index=True)
-    consent_text = models.ForeignKey(ConsentText, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    consent_text = models.ForeignKey(
+        ConsentText, verbose_name=_("consent text"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # Evidence: the provider message id of the keyword message, the confirmed e-mail token's hash,
     # the import file and row. Cleared on erasure.
     evidence = models.CharField(_("evidence"), max_length=300, blank=True)
     connection = models.ForeignKey(
-        "messengers.Connection", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "messengers.Connection",
+        verbose_name=_("connection"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     # Party tenants: explicit consent to processing political opinion (GDPR Art. 9(2)(a)).
     explicit = models.BooleanField(_("explicit consent"), default=False)
@@ -202,7 +228,9 @@ class Poster(TimeStampedModel):
     """A printed QR poster; its code travels in the keyword / deep link so sign-ups are attributed."""
 
     code = models.CharField(_("code"), max_length=12, unique=True)
-    channel = models.ForeignKey("channels.Channel", on_delete=models.CASCADE, related_name="posters")
+    channel = models.ForeignKey(
+        "channels.Channel", verbose_name=_("channel"), on_delete=models.CASCADE, related_name="posters"
+    )
     provider = models.CharField(_("messenger"), max_length=16)
     label = models.CharField(_("label"), max_length=120, blank=True, help_text=_("Where it hangs, e.g. Hbf Gleis 1"))
 
@@ -217,16 +245,20 @@ class Poster(TimeStampedModel):
 class EmailConfirmation(models.Model):
     """Double opt-in for e-mail: consent counts only from the click on the link we mailed."""
 
-    token_sha256 = models.CharField(max_length=64, unique=True)
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="email_confirmations")
-    contact = models.ForeignKey("messengers.Contact", on_delete=models.CASCADE, related_name="+")
+    token_sha256 = models.CharField(_("token (SHA-256)"), max_length=64, unique=True)
+    subscriber = models.ForeignKey(
+        Subscriber, verbose_name=_("subscriber"), on_delete=models.CASCADE, related_name="email_confirmations"
+    )
+    contact = models.ForeignKey(
+        "messengers.Contact", verbose_name=_("contact"), on_delete=models.CASCADE, related_name="+"
+    )
     channel_ids = ArrayField(models.BigIntegerField(), default=list)
-    source = models.CharField(max_length=12, choices=Source.choices, default=Source.WEB_FORM)
-    source_detail = models.CharField(max_length=120, blank=True)
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.DE)
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    confirmed_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(_("source"), max_length=12, choices=Source.choices, default=Source.WEB_FORM)
+    source_detail = models.CharField(_("source detail"), max_length=120, blank=True)
+    language = models.CharField(_("language"), max_length=8, choices=Language.choices, default=Language.DE)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("e-mail confirmation")
@@ -257,10 +289,12 @@ class SubscriberImport(models.Model):
     created_by_label = models.CharField(_("uploaded by"), max_length=200, blank=True)
     filename = models.CharField(_("file"), max_length=255)
     file_format = models.CharField(_("format"), max_length=4, choices=Format.choices)
-    file_sha256 = models.CharField(max_length=64)
-    data = models.BinaryField(default=bytes, editable=False)
+    file_sha256 = models.CharField(_("file (SHA-256)"), max_length=64)
+    data = models.BinaryField(_("data"), default=bytes, editable=False)
     default_channel_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
-    consent_text = models.ForeignKey(ConsentText, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    consent_text = models.ForeignKey(
+        ConsentText, verbose_name=_("consent text"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # Party tenants: the uploader confirmed that the consent in the file is explicit (GDPR Art. 9).
     explicit_consent = models.BooleanField(_("explicit consent"), default=False)
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.QUEUED)
@@ -277,9 +311,9 @@ class SubscriberImport(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     # Last sign of life (uploaded, claimed, a chunk written): housekeeping fails a job whose
     # heartbeat is older than IMPORT_STALL_SECONDS (its task was lost or its worker died).
-    heartbeat_at = models.DateTimeField(default=timezone.now, editable=False)
+    heartbeat_at = models.DateTimeField(_("last sign of life"), default=timezone.now, editable=False)
     # The uploader's language: the worker writes the failure message in it.
-    language = models.CharField(max_length=16, blank=True, editable=False)
+    language = models.CharField(_("language"), max_length=16, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("import")
@@ -327,4 +361,4 @@ class TextOverride(TimeStampedModel):
         ]  # fmt: skip
 
     def __str__(self) -> str:
-        return f"{self.key} ({self.language})"
+        return f"{self.get_language_display()}: {' '.join(self.text.split())[:60]}"

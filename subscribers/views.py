@@ -138,7 +138,7 @@ def email_subscribe(request: HttpRequest) -> HttpResponse:
             source=source, source_detail=detail,
         )  # fmt: skip
     except ApplicationError as exc:
-        form.add_error(None, exc.message)
+        form.add_error(None, exc.localized)
         return _subscribe_page(request, form=form, status=400)
     return HttpResponseRedirect(reverse("subscribers:email_sent"))
 

@@ -144,7 +144,7 @@ class TenantAdmin(admin.ModelAdmin):
                     meta=request_meta(request),
                 )
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, exc.localized)
             else:
                 send_admin_welcome(result)
         context = {
@@ -171,7 +171,7 @@ class TenantAdmin(admin.ModelAdmin):
                     meta=request_meta(request),
                 )
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, exc.localized)
             else:
                 messages.success(request, _("%(name)s is suspended.") % {"name": tenant.name})
                 return HttpResponseRedirect(reverse("operator_admin:tenants_tenant_change", args=[tenant.pk]))

@@ -17,6 +17,7 @@ from django.db import connection, models
 from django.utils.translation import gettext_lazy as _
 from django_tenants.clone import CloneSchema
 from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.postgresql_backend.base import _check_schema_name
 from django_tenants.utils import schema_exists
 
 from core.models import TimeStampedModel
@@ -57,6 +58,11 @@ class Tenant(TenantMixin, TimeStampedModel):  # type: ignore[django-manager-miss
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
         SUSPENDED = "suspended", _("Suspended")
+
+    # django-tenants' field, with a label
+    schema_name = models.CharField(
+        _("schema name"), max_length=63, unique=True, db_index=True, validators=[_check_schema_name]
+    )
 
     name = models.CharField(_("display name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.CITY)
@@ -145,6 +151,13 @@ class Tenant(TenantMixin, TimeStampedModel):  # type: ignore[django-manager-miss
 
 
 class Domain(DomainMixin):
+    # django-tenants' fields, with labels
+    domain: models.CharField[str, str] = models.CharField(_("domain"), max_length=253, unique=True, db_index=True)
+    tenant: models.ForeignKey[Tenant, Tenant] = models.ForeignKey(
+        settings.TENANT_MODEL, verbose_name=_("tenant"), db_index=True, related_name="domains", on_delete=models.CASCADE
+    )
+    is_primary: models.BooleanField[bool, bool] = models.BooleanField(_("primary domain"), default=True, db_index=True)
+
     class Meta:
         verbose_name = _("domain")
         verbose_name_plural = _("domains")
@@ -160,13 +173,15 @@ class WebhookRoute(models.Model):
     Written only by messengers.services when a connection is saved; holds ids, no FK into the
     tenant schema (the public schema must not depend on tenant tables)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_routes")
-    provider = models.CharField(max_length=16)
-    external_id = models.CharField(max_length=120, blank=True)
-    route_key = models.CharField(max_length=40, unique=True)
-    connection_id = models.BigIntegerField()
+    tenant = models.ForeignKey(
+        Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="webhook_routes"
+    )
+    provider = models.CharField(_("provider"), max_length=16)
+    external_id = models.CharField(_("external ID"), max_length=120, blank=True)
+    route_key = models.CharField(_("route key"), max_length=40, unique=True)
+    connection_id = models.BigIntegerField(_("connection ID"))
     # sha256 of the connection's WhatsApp verify token, for Meta's GET handshake on the shared URL
-    verify_token_sha256 = models.CharField(max_length=64, blank=True)
+    verify_token_sha256 = models.CharField(_("verify token (SHA-256)"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("webhook route")
@@ -189,11 +204,11 @@ class DueWork(models.Model):
     second and queues the tenant task; the row stays until the task has done its part, so a
     crash between commit and enqueue (or a lost queue message) only delays work, never loses it."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="due_work")
-    kind = models.CharField(max_length=32)
-    object_id = models.BigIntegerField()
-    due_at = models.DateTimeField(db_index=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="due_work")
+    kind = models.CharField(_("kind"), max_length=32)
+    object_id = models.BigIntegerField(_("object ID"))
+    due_at = models.DateTimeField(_("due at"), db_index=True)
+    enqueued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("due work")

@@ -16,12 +16,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
 from accounts import roles
@@ -45,13 +48,15 @@ RESERVED_SCHEMAS = {
 }  # fmt: skip
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
-SCHEMA_INVALID = "The short name must start with a letter and use only a-z, 0-9 and _ (2-41 characters), e.g. bochum."
-SCHEMA_RESERVED = "The short name {schema} is reserved; choose another."
-SCHEMA_TAKEN = "A tenant with the short name {schema} already exists."
-DOMAIN_INVALID = "{domain} is not a valid domain name (e.g. bochum.localhost or newsletter.bochum.de)."
-DOMAIN_TAKEN = "The domain {domain} already belongs to another tenant."
-EMAIL_INVALID = "{email} is not a valid e-mail address."
-TEMPLATE_MISSING = (
+SCHEMA_INVALID = gettext_noop(
+    "The short name must start with a letter and use only a-z, 0-9 and _ (2-41 characters), e.g. bochum."
+)
+SCHEMA_RESERVED = gettext_noop("The short name {schema} is reserved; choose another.")
+SCHEMA_TAKEN = gettext_noop("A tenant with the short name {schema} already exists.")
+DOMAIN_INVALID = gettext_noop("{domain} is not a valid domain name (e.g. bochum.localhost or newsletter.bochum.de).")
+DOMAIN_TAKEN = gettext_noop("The domain {domain} already belongs to another tenant.")
+EMAIL_INVALID = gettext_noop("{email} is not a valid e-mail address.")
+TEMPLATE_MISSING = gettext_noop(
     "The tenant template schema is missing or out of date; run `python manage.py tenant_template` "
     "(make run does this) and try again."
 )
@@ -65,7 +70,7 @@ class OnboardingResult:
     domain: Domain
     admin_user: User
     password_link: str
-    steps: list[tuple[str, float]] = field(default_factory=list)
+    steps: list[tuple[str, float]] = field(default_factory=list)  # (label in the active language, seconds)
 
     @property
     def seconds(self) -> float:
@@ -78,7 +83,9 @@ class OnboardingResult:
 
 
 @contextmanager
-def _step(name: str, steps: list[tuple[str, float]], progress: ProgressCallback | None) -> Iterator[None]:
+def _step(label: Any, steps: list[tuple[str, float]], progress: ProgressCallback | None) -> Iterator[None]:
+    """Time one step of onboarding; `label` is a lazy translation, read in the active language."""
+    name = str(label)
     if progress:
         progress(name)
     started = time.perf_counter()
@@ -90,17 +97,17 @@ def _validate(schema_name: str, domain: str, admin_email: str) -> None:
     if not SCHEMA_NAME_RE.match(schema_name):
         raise ApplicationError(SCHEMA_INVALID)
     if schema_name in RESERVED_SCHEMAS or schema_name.startswith("pg_"):
-        raise ApplicationError(SCHEMA_RESERVED.format(schema=schema_name))
+        raise ApplicationError(SCHEMA_RESERVED, params=dict(schema=schema_name))
     if Tenant.objects.filter(schema_name=schema_name).exists() or schema_exists(schema_name):
-        raise ApplicationError(SCHEMA_TAKEN.format(schema=schema_name))
+        raise ApplicationError(SCHEMA_TAKEN, params=dict(schema=schema_name))
     if not DOMAIN_RE.match(domain):
-        raise ApplicationError(DOMAIN_INVALID.format(domain=domain))
+        raise ApplicationError(DOMAIN_INVALID, params=dict(domain=domain))
     if Domain.objects.filter(domain=domain).exists():
-        raise ApplicationError(DOMAIN_TAKEN.format(domain=domain))
+        raise ApplicationError(DOMAIN_TAKEN, params=dict(domain=domain))
     try:
         validate_email(admin_email)
     except ValidationError as exc:
-        raise ApplicationError(EMAIL_INVALID.format(email=admin_email)) from exc
+        raise ApplicationError(EMAIL_INVALID, params=dict(email=admin_email)) from exc
 
 
 def _admin_username(admin_email: str) -> str:
@@ -124,18 +131,18 @@ def tenant_onboard(
 ) -> OnboardingResult:
     """Create a ready-to-use tenant: schema, primary domain, roles, first admin, defaults."""
     if connection.schema_name != get_public_schema_name():
-        raise ApplicationError("Tenants can only be onboarded from the operator (public) side.")
+        raise ApplicationError(gettext_noop("Tenants can only be onboarded from the operator (public) side."))
     schema_name = schema_name.strip().lower()
     domain = domain.strip().lower()
     admin_email = admin_email.strip().lower()
     steps: list[tuple[str, float]] = []
 
     with transaction.atomic():
-        with _step("check input", steps, progress):
+        with _step(_("check input"), steps, progress):
             _validate(schema_name, domain, admin_email)
             if not schema_exists(settings.TENANT_BASE_SCHEMA):
                 raise ApplicationError(TEMPLATE_MISSING)
-        with _step("create schema (clone of the template)", steps, progress):
+        with _step(_("create the database schema (a copy of the template)"), steps, progress):
             tenant = Tenant(
                 schema_name=schema_name,
                 name=name.strip(),
@@ -147,14 +154,14 @@ def tenant_onboard(
             )
             tenant.full_clean(exclude=["schema_name"])
             tenant.save()
-        with _step("primary domain", steps, progress):
+        with _step(_("primary domain"), steps, progress):
             primary = Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
 
         with schema_context(schema_name):
             connection.set_tenant(tenant)
-            with _step("roles", steps, progress):
+            with _step(_("roles"), steps, progress):
                 roles_sync()
-            with _step("first administrator", steps, progress):
+            with _step(_("first administrator"), steps, progress):
                 admin = user_create(
                     username=admin_username or _admin_username(admin_email),
                     email=admin_email,
@@ -165,7 +172,9 @@ def tenant_onboard(
             # settings.TENANT_ONBOARDING_HOOKS: defaults other apps give every new tenant
             # (e.g. the sandbox messenger connection), run inside the new schema.
             for hook in settings.TENANT_ONBOARDING_HOOKS:
-                with _step(hook.rsplit(".", 1)[-1].replace("_", " "), steps, progress):
+                app = django_apps.get_containing_app_config(hook)
+                label = _("defaults of %(app)s") % {"app": app.verbose_name if app else hook}
+                with _step(label, steps, progress):
                     import_string(hook)(tenant=tenant)
             audit_log(
                 action="tenant.onboarded",
@@ -207,7 +216,7 @@ def tenant_ensure_public() -> Tenant:
 def tenant_suspend(*, tenant: Tenant, reason: str, actor: User | None, meta: RequestMeta | None = None) -> Tenant:
     """Suspended tenants see a notice instead of their pages, and workers skip their tasks."""
     if not reason.strip():
-        raise ApplicationError("Give a reason for the suspension; the tenant's users will see it.")
+        raise ApplicationError(gettext_noop("Give a reason for the suspension; the tenant's users will see it."))
     if tenant.status == Tenant.Status.SUSPENDED:
         return tenant
     tenant.status = Tenant.Status.SUSPENDED

@@ -35,7 +35,7 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
                 **fields,
             )
         except ApplicationError as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, exc.localized)
         else:
             messages.success(request, _("Settings saved."))
             return HttpResponseRedirect(reverse("tenant_admin:tenant_settings"))

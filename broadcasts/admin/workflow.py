@@ -63,7 +63,7 @@ def _error_text(exc: ApplicationError) -> str:
         return str(
             _("This broadcast was changed after you opened it; read the new version below and approve it again.")
         )
-    return exc.message
+    return exc.localized
 
 
 def _run_action(action: str, broadcast: Broadcast, actor: User, request: HttpRequest) -> str:

@@ -8,8 +8,8 @@ revision an approver read) stays in the services."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from django.utils import translation
 
@@ -28,6 +28,7 @@ from broadcasts.services.states import (
     S,
 )
 from channels.models import Priority
+from core.errors import ApplicationError
 
 Action = Literal["submit", "approve", "reject", "bypass", "pause", "resume", "cancel", "review"]
 ACTIONS: tuple[Action, ...] = ("submit", "approve", "reject", "bypass", "pause", "resume", "cancel", "review")
@@ -42,6 +43,15 @@ class Refusal:
 
     message: str
     conflict: selectors.FourEyesConflict | None = None
+    # the message's English template and its parameters, so the admin can show it translated
+    template: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def error(self) -> ApplicationError:
+        """The services' error for this refusal (`localized` in the user's language)."""
+        if self.template:
+            return ApplicationError(self.template, params=self.params or None)
+        return ApplicationError(self.message)
 
     @property
     def reason(self) -> str:
@@ -50,7 +60,10 @@ class Refusal:
 
 
 def _wrong_state(broadcast: Broadcast) -> Refusal:
-    return Refusal(WRONG_STATE.format(status=broadcast.get_status_display()))
+    status = S(broadcast.status).label  # lazy: the localized message names it in the reader's language
+    return Refusal(
+        WRONG_STATE.format(status=broadcast.get_status_display()), template=WRONG_STATE, params={"status": status}
+    )
 
 
 def _four_eyes(conflict: selectors.FourEyesConflict) -> Refusal:

@@ -80,4 +80,9 @@ def broadcast_notify_author(*, broadcast_id: int, user_id: int, comment: str) ->
         return 0
     with translation.override(_language(author)):
         subject = gettext("Rejected: %(title)s") % {"title": broadcast.title}
-    return send_mail(subject, f"{comment}\n\n{_admin_url(broadcast)}\n", None, [author.email], fail_silently=True)
+        body = gettext("“%(title)s” was not approved. The approver's comment:\n\n%(comment)s\n\n%(url)s\n") % {
+            "title": broadcast.title,
+            "comment": comment,
+            "url": _admin_url(broadcast),
+        }
+    return send_mail(subject, body, None, [author.email], fail_silently=True)

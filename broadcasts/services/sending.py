@@ -28,7 +28,6 @@ from broadcasts import pipeline, schedule, selectors, tasks
 from broadcasts.models import Broadcast, Delivery, SenderLease, TrackedLink
 from broadcasts.services.actions import broadcast_refusal, control_refusal
 from broadcasts.services.states import S, transition
-from core.errors import ApplicationError
 from core.http import RequestMeta
 from core.tasks import enqueue_tenant_task
 from messengers.models import Connection
@@ -271,7 +270,7 @@ def _check_control(actor: User | None) -> None:
     """Pause and resume of a broadcast in another state do nothing; only the role is refused."""
     refusal = control_refusal(actor)
     if refusal:
-        raise ApplicationError(refusal.message)
+        raise refusal.error()
 
 
 @transaction.atomic
@@ -315,7 +314,7 @@ def broadcast_cancel(*, broadcast: Broadcast, actor: User | None, meta: RequestM
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     refusal = broadcast_refusal("cancel", broadcast, actor)
     if refusal:
-        raise ApplicationError(refusal.message)
+        raise refusal.error()
     before = broadcast.status
     transition(broadcast, S.CANCELLED, actor, meta, action="broadcast.cancelled", details={"was": before})
     skipped = Delivery.objects.filter(

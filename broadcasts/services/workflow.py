@@ -66,7 +66,7 @@ def broadcast_submit(*, broadcast: Broadcast, actor: User | None, meta: RequestM
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     refusal = broadcast_refusal("submit", broadcast, actor)
     if refusal:
-        raise ApplicationError(refusal.message)
+        raise refusal.error()
     _validate_for_submit(broadcast)
     broadcast.submitted_at = timezone.now()
     broadcast.rejection_comment = ""
@@ -116,11 +116,11 @@ def broadcast_approve(
         if refusal is None:
             if revision is not None and revision != locked.revision:
                 raise ApplicationError(
-                    CHANGED_SINCE_OPENED.format(revision=locked.revision), extra={"revision": locked.revision}
+                    CHANGED_SINCE_OPENED, params={"revision": locked.revision}, extra={"revision": locked.revision}
                 )
             return _approve(locked, actor=actor, meta=meta)
         if refusal.conflict is None:
-            raise ApplicationError(refusal.message)
+            raise refusal.error()
     raise _four_eyes_refusal(refusal.conflict, refusal.message, broadcast=locked, actor=actor, meta=meta)
 
 
@@ -141,7 +141,7 @@ def broadcast_reject(*, broadcast: Broadcast, actor: User, comment: str, meta: R
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     refusal = broadcast_refusal("reject", broadcast, actor)
     if refusal:
-        raise ApplicationError(refusal.message)
+        raise refusal.error()
     if not comment.strip():
         raise ApplicationError(NEEDS_COMMENT)
     broadcast.rejection_comment = comment.strip()
@@ -157,7 +157,7 @@ def broadcast_send_without_approval(*, broadcast: Broadcast, actor: User, meta: 
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     refusal = broadcast_refusal("bypass", broadcast, actor)
     if refusal:
-        raise ApplicationError(refusal.message)
+        raise refusal.error()
     channels = list(broadcast.channels.all())
     if not channels or not all(c.is_alarm or c.default_priority == Priority.ALERT for c in channels):
         raise ApplicationError(BYPASS_ONLY_ALERTS)
@@ -191,5 +191,5 @@ def broadcast_review(
             audit_log(action="broadcast.reviewed", actor=actor, target=locked, details={"comment": comment}, meta=meta)
             return locked
         if refusal.conflict is None:
-            raise ApplicationError(refusal.message)
+            raise refusal.error()
     raise _four_eyes_refusal(refusal.conflict, refusal.message, broadcast=locked, actor=actor, meta=meta)

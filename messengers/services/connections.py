@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from accounts.models import User
@@ -29,14 +30,14 @@ from messengers.models import DEFAULT_RATES, Connection, WhatsAppTemplate
 from tenants.models import Tenant, WebhookRoute
 
 MANAGE_PERMISSION = "messengers.manage_connection"
-NOT_A_MANAGER = (
+NOT_A_MANAGER = gettext_noop(
     "Only administrators may add, change, test, pause or resume messenger connections. "
     "Ask an administrator of your organisation."
 )
-UNKNOWN_CREDENTIAL = "Unknown credential {key} for {provider}; expected one of: {allowed}."
-MISSING_CREDENTIAL = "{provider} needs the credential(s): {missing}."
-EXTERNAL_ID_TAKEN = "Another connection already uses the {provider} account {external_id}."
-NEEDS_EXTERNAL_ID = "{provider} needs its external id ({what})."
+UNKNOWN_CREDENTIAL = gettext_noop("Unknown credential {key} for {provider}; expected one of: {allowed}.")
+MISSING_CREDENTIAL = gettext_noop("{provider} needs the credential(s): {missing}.")
+EXTERNAL_ID_TAKEN = gettext_noop("Another connection already uses the {provider} account {external_id}.")
+NEEDS_EXTERNAL_ID = gettext_noop("{provider} needs its external id ({what}).")
 EXTERNAL_ID_WHAT = {
     Provider.WHATSAPP: "the phone number id",
     Provider.TELEGRAM: "the bot id, the digits before ':' in the token",
@@ -122,9 +123,9 @@ def connection_create(
             external_id = creds["bot_token"].split(":", 1)[0]
     missing = [key for key in REQUIRED_CREDENTIALS[kind] if not creds.get(key)]
     if missing:
-        raise ApplicationError(MISSING_CREDENTIAL.format(provider=kind.value, missing=", ".join(missing)))
+        raise ApplicationError(MISSING_CREDENTIAL, params=dict(provider=kind.value, missing=", ".join(missing)))
     if kind != Provider.SANDBOX and not external_id:
-        raise ApplicationError(NEEDS_EXTERNAL_ID.format(provider=kind.value, what=EXTERNAL_ID_WHAT[kind]))
+        raise ApplicationError(NEEDS_EXTERNAL_ID, params=dict(provider=kind.value, what=EXTERNAL_ID_WHAT[kind]))
     _check_external_id_free(kind, external_id, exclude_route=None)
     connection = Connection(
         provider=kind.value,
@@ -163,7 +164,7 @@ def _check_external_id_free(kind: Provider, external_id: str, exclude_route: str
             clash = clash.exclude(route_key=exclude_route)
         exists = clash.exists()
     if exists:
-        raise ApplicationError(EXTERNAL_ID_TAKEN.format(provider=kind.value, external_id=external_id))
+        raise ApplicationError(EXTERNAL_ID_TAKEN, params=dict(provider=kind.value, external_id=external_id))
 
 
 def _route_sync(connection: Connection, creds: dict[str, str] | None = None) -> None:
@@ -328,9 +329,9 @@ def connection_sync_templates(*, connection: Connection, actor: User | None = No
     """Fetch the WhatsApp templates from the Graph API and upsert them; returns the count."""
     _require_manager(actor)
     if connection.provider != Provider.WHATSAPP:
-        raise ApplicationError("Only WhatsApp connections have message templates.")
+        raise ApplicationError(gettext_noop("Only WhatsApp connections have message templates."))
     if not connection.account_id:
-        raise ApplicationError("Enter the WhatsApp business account id (WABA id) to sync templates.")
+        raise ApplicationError(gettext_noop("Enter the WhatsApp business account id (WABA id) to sync templates."))
     try:
         infos = get_adapter(selectors.connection_config(connection)).list_templates()
     except ProviderError as exc:

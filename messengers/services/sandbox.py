@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from core.errors import ApplicationError
 from messengers.adapters.base import InboundMessage as InboundEvent
@@ -43,13 +44,13 @@ def sandbox_demo_lookalikes_ensure() -> list[Connection]:
 
 def sandbox_person_create(*, connection: Connection, name: str) -> Contact:
     if connection.provider != Provider.SANDBOX:
-        raise ApplicationError("Simulated people exist only on the sandbox messenger.")
+        raise ApplicationError(gettext_noop("Simulated people exist only on the sandbox messenger."))
     name = name.strip()[:200] or "Testperson"
     for _ in range(20):
         address = f"+49155{secrets.randbelow(10**8):08d}"
         if not Contact.objects.filter(connection=connection, address=address).exists():
             return contact_get_or_create(connection=connection, address=address, display_name=name)
-    raise ApplicationError("Could not find a free sandbox number; try again.")
+    raise ApplicationError(gettext_noop("Could not find a free sandbox number; try again."))
 
 
 def sandbox_receive(
@@ -57,7 +58,7 @@ def sandbox_receive(
 ) -> SandboxMessage:
     """A simulated person sends something: it enters the same pipeline as a real webhook."""
     if connection.provider != Provider.SANDBOX:
-        raise ApplicationError("Only sandbox connections have simulated phones.")
+        raise ApplicationError(gettext_noop("Only sandbox connections have simulated phones."))
     message_id = f"sbx-in-{secrets.token_hex(8)}"
     bubble = SandboxMessage.objects.create(
         connection=connection,

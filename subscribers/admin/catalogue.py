@@ -39,14 +39,21 @@ class DistrictForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["slug"].required = False
-        if self.instance.pk:
+        if "slug" in self.fields:  # absent for people who may only view districts
+            self.fields["slug"].required = False
+        if self.instance.pk and "aliases_text" in self.fields:
             self.fields["aliases_text"].initial = ", ".join(self.instance.aliases)
 
 
 @admin.register(District, site=tenant_site)
 class DistrictAdmin(admin.ModelAdmin):
     form = DistrictForm
+
+    # what people who may only view districts see instead of the form field
+    @admin.display(description=_("also known as"))
+    def aliases_text(self, obj: District) -> str:
+        return ", ".join(obj.aliases)
+
     list_display = ["name", "slug", "alias_list", "position", "people"]
     search_fields = ["name"]
 
@@ -88,7 +95,7 @@ class DistrictAdmin(admin.ModelAdmin):
                 obj.pk = created.pk
                 obj._state.adding = False
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, exc.localized)
             raise _SaveRefusedError from exc
 
     def changeform_view(
@@ -131,7 +138,7 @@ class PosterForm(forms.ModelForm):
             try:
                 services.poster_target_check(channel=channel, provider=provider)
             except ApplicationError as exc:
-                self.add_error("provider", exc.message)
+                self.add_error("provider", exc.localized)
         return data
 
 
@@ -186,7 +193,7 @@ class PosterAdmin(admin.ModelAdmin):
                 label=form.cleaned_data["label"], actor=request_user(request),
             )  # fmt: skip
         except ApplicationError as exc:  # e.g. the connection was paused since the form was checked
-            messages.error(request, exc.message)
+            messages.error(request, exc.localized)
             raise _SaveRefusedError from exc
         obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
         obj._state.adding = False

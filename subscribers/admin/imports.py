@@ -80,7 +80,7 @@ class SubscriberImportAdmin(admin.ModelAdmin):
                     actor=request_user(request), meta=request_meta(request),
                 )  # fmt: skip
             except ApplicationError as exc:
-                form.add_error("file", exc.message)
+                form.add_error("file", exc.localized)
             else:
                 return HttpResponseRedirect(reverse("tenant_admin:subscribers_subscriberimport_change", args=[job.pk]))
         context = {

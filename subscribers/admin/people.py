@@ -118,6 +118,12 @@ class ConsentInline(ReadOnlyAdminMixin, admin.TabularInline):
 @admin.register(Subscriber, site=tenant_site)
 class SubscriberAdmin(admin.ModelAdmin):
     form = SubscriberForm
+
+    # what people who may only view subscribers see instead of the form field
+    @admin.display(description=_("interests"))
+    def tags_text(self, obj: Subscriber) -> str:
+        return ", ".join(obj.tags)
+
     list_display = ["display", "messengers", "channel_list", "district", "language", "status", "created_at"]
     list_filter = [ChannelFilter, "status", MessengerFilter, "district", "language", SourceFilter]
     list_select_related = ["district"]

@@ -25,6 +25,27 @@ def _standard(key: str, language: str) -> str:
     return texts.TEXTS[texts.reply_language(language)].get(key, "")
 
 
+def _key_label(key: str, length: int = 70) -> str:
+    """Which text a key is, for people: the start of its standard wording in the reader's language
+    (the key itself is a code)."""
+    standard = " ".join(_standard(key, get_language() or texts.DEFAULT_LANGUAGE).split())
+    if len(standard) <= length:
+        return standard
+    return standard[:length].rsplit(" ", 1)[0] + " …"
+
+
+class TextKeyFilter(admin.SimpleListFilter):
+    title = _("text")
+    parameter_name = "key"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, _key_label(key, 50)) for key in texts.OVERRIDABLE_KEYS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[TextOverride]) -> QuerySet[TextOverride]:
+        value = self.value()
+        return queryset.filter(key=value) if value else queryset
+
+
 class TextOverrideForm(forms.ModelForm):
     key = forms.ChoiceField(label=_("text"), choices=())
 
@@ -36,10 +57,7 @@ class TextOverrideForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # the standard wording in the reader's language tells which text a key is
-        language = get_language() or texts.DEFAULT_LANGUAGE
-        cast(forms.ChoiceField, self.fields["key"]).choices = [
-            (key, f"{key}: {_standard(key, language)[:70]}") for key in texts.OVERRIDABLE_KEYS
-        ]
+        cast(forms.ChoiceField, self.fields["key"]).choices = [(key, _key_label(key)) for key in texts.OVERRIDABLE_KEYS]
         self.fields["text"].help_text = _(
             "Placeholders in curly braces, e.g. {channel}, are filled in when the text is sent; use only those of "
             "the standard text."
@@ -51,18 +69,22 @@ class TextOverrideForm(forms.ModelForm):
             try:
                 services.text_override_check(key=data["key"], language=data["language"], text=data["text"])
             except ApplicationError as exc:
-                self.add_error("text", exc.message)
+                self.add_error("text", exc.localized)
         return data
 
 
 @admin.register(TextOverride, site=tenant_site)
 class TextOverrideAdmin(admin.ModelAdmin):
     form = TextOverrideForm
-    list_display = ["key", "language", "for_channel", "preview"]
-    list_filter = ["language", "key"]
+    list_display = ["which_text", "language", "for_channel", "preview"]
+    list_filter = ["language", TextKeyFilter]
     list_select_related = ["channel"]
     readonly_fields = ["standard_text"]
     fields = ["key", "language", "channel", "text", "standard_text"]
+
+    @admin.display(description=_("text"), ordering="key")
+    def which_text(self, obj: TextOverride) -> str:
+        return _key_label(obj.key, 50)
 
     @admin.display(description=_("channel"))
     def for_channel(self, obj: TextOverride) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils.text import slugify
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from accounts.services import audit_log
@@ -21,23 +21,23 @@ from subscribers import links, qr
 from subscribers.models import ConsentText, District, Language, Poster
 from subscribers.selectors import POSTER_PROVIDERS, PROVIDER_LABELS
 
-DISTRICT_NAME_MISSING = "Enter the district's name."
-DISTRICT_SLUG_TAKEN = "Another district already uses the short name “{slug}”."
-DISTRICT_NAME_TAKEN = "“{name}” is already the name or an alias of the district “{district}”."
-POSTER_PROVIDER_UNKNOWN = "Unknown messenger “{provider}” for a poster; choose one of: {choices}."
+DISTRICT_NAME_MISSING = gettext_noop("Enter the district's name.")
+DISTRICT_SLUG_TAKEN = gettext_noop("Another district already uses the short name “{slug}”.")
+DISTRICT_NAME_TAKEN = gettext_noop("“{name}” is already the name or an alias of the district “{district}”.")
+POSTER_PROVIDER_UNKNOWN = gettext_noop("Unknown messenger “{provider}” for a poster; choose one of: {choices}.")
 # Shown in the admin form too, hence translated (staff read the admin in German or English).
-POSTER_CHANNEL_NOT_PUBLIC = gettext_lazy(
+POSTER_CHANNEL_NOT_PUBLIC = gettext_noop(
     "The channel “{channel}” is not public and active; posters are only for channels citizens can join."
 )
-POSTER_NO_CONNECTION = gettext_lazy(
+POSTER_NO_CONNECTION = gettext_noop(
     "The channel “{channel}” has no active {messenger} connection, so a {messenger} QR code would lead nowhere. "
     "Add the channel to an active {messenger} connection (Messenger connections) or choose “subscribe page”."
 )
-POSTER_NO_PUBLIC_ADDRESS = gettext_lazy(
+POSTER_NO_PUBLIC_ADDRESS = gettext_noop(
     "The {messenger} connection of the channel “{channel}” has no usable public address (number or @username), "
     "so a QR code cannot open it. Enter the public address in the connection or choose “subscribe page”."
 )
-CONSENT_TEXT_EMPTY = "The consent text must not be empty."
+CONSENT_TEXT_EMPTY = gettext_noop("The consent text must not be empty.")
 
 
 def _aliases(values: Iterable[str] | str) -> list[str]:
@@ -51,7 +51,7 @@ def _check_district_names(name: str, aliases: list[str], exclude_pk: int | None)
         taken = {match_key(district.name)} | {match_key(a) for a in district.aliases}
         clash = keys & taken
         if clash:
-            raise ApplicationError(DISTRICT_NAME_TAKEN.format(name=sorted(clash)[0], district=district.name))
+            raise ApplicationError(DISTRICT_NAME_TAKEN, params=dict(name=sorted(clash)[0], district=district.name))
 
 
 @transaction.atomic
@@ -63,7 +63,7 @@ def district_create(
         raise ApplicationError(DISTRICT_NAME_MISSING)
     slug = slugify(slug or normalise(name).lower()) or "district"
     if District.objects.filter(slug=slug).exists():
-        raise ApplicationError(DISTRICT_SLUG_TAKEN.format(slug=slug))
+        raise ApplicationError(DISTRICT_SLUG_TAKEN, params=dict(slug=slug))
     cleaned = _aliases(aliases)
     _check_district_names(name, cleaned, None)
     district = District.objects.create(name=name, slug=slug, aliases=cleaned, position=position)
@@ -81,7 +81,7 @@ def district_update(
         raise ApplicationError(DISTRICT_NAME_MISSING)
     slug = slugify(slug or normalise(name).lower()) or district.slug
     if District.objects.filter(slug=slug).exclude(pk=district.pk).exists():
-        raise ApplicationError(DISTRICT_SLUG_TAKEN.format(slug=slug))
+        raise ApplicationError(DISTRICT_SLUG_TAKEN, params=dict(slug=slug))
     cleaned = _aliases(aliases)
     _check_district_names(name, cleaned, district.pk)
     district.name, district.slug, district.aliases, district.position = name, slug, cleaned, position
@@ -95,16 +95,18 @@ def poster_target_check(*, channel: Channel, provider: str) -> None:
     public, active channel, and for a messenger an active connection of it carrying the channel
     with a public address the QR code can point at ("web" opens the subscribe page)."""
     if provider not in POSTER_PROVIDERS:
-        raise ApplicationError(POSTER_PROVIDER_UNKNOWN.format(provider=provider, choices=", ".join(POSTER_PROVIDERS)))
+        raise ApplicationError(
+            POSTER_PROVIDER_UNKNOWN, params=dict(provider=provider, choices=", ".join(POSTER_PROVIDERS))
+        )
     if not (channel.is_public and channel.is_active):
-        raise ApplicationError(str(POSTER_CHANNEL_NOT_PUBLIC).format(channel=channel.name))
+        raise ApplicationError(POSTER_CHANNEL_NOT_PUBLIC, params=dict(channel=channel.name))
     if provider == "web":
         return
     messenger = PROVIDER_LABELS[Provider(provider)]
     if not channel.connections.filter(provider=provider, status=Connection.Status.ACTIVE).exists():
-        raise ApplicationError(str(POSTER_NO_CONNECTION).format(channel=channel.name, messenger=messenger))
+        raise ApplicationError(POSTER_NO_CONNECTION, params=dict(channel=channel.name, messenger=messenger))
     if not qr.qr_payload(channel=channel, provider=provider):
-        raise ApplicationError(str(POSTER_NO_PUBLIC_ADDRESS).format(channel=channel.name, messenger=messenger))
+        raise ApplicationError(POSTER_NO_PUBLIC_ADDRESS, params=dict(channel=channel.name, messenger=messenger))
 
 
 @transaction.atomic
@@ -123,7 +125,7 @@ def poster_create(*, channel: Channel, provider: str, label: str = "", actor: Us
             continue
         audit_log(action="poster.created", actor=actor, target=poster, details={"channel": channel.slug})
         return poster
-    raise ApplicationError("Could not find a free poster code; please try again.")
+    raise ApplicationError(gettext_noop("Could not find a free poster code; please try again."))
 
 
 @transaction.atomic
@@ -143,6 +145,8 @@ def consent_text_create(
         with transaction.atomic():
             created = ConsentText.objects.create(channel=channel, language=language, version=version, text=text)
     except IntegrityError:
-        raise ApplicationError("Someone saved a new version of this text at the same time; please try again.") from None
+        raise ApplicationError(
+            gettext_noop("Someone saved a new version of this text at the same time; please try again.")
+        ) from None
     audit_log(action="consent_text.created", actor=actor, target=created, details={"version": version})
     return created

@@ -10,6 +10,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client, override_settings
+from django.utils import translation
 from django_tenants.utils import schema_context, schema_exists, tenant_context
 
 from accounts import roles
@@ -95,20 +96,21 @@ def test_onboarding_refuses_to_run_inside_a_tenant(tenant: Tenant) -> None:
 
 def test_command_prints_progress_and_the_link(public: Any) -> None:
     out = StringIO()
-    call_command(
-        "onboard_tenant",
-        "--schema",
-        "bochum",
-        "--name",
-        "Stadt Bochum",
-        "--domain",
-        "bochum.localhost",
-        "--admin-email",
-        "admin@bochum.example",
-        stdout=out,
-    )
+    with translation.override("en"):  # the steps are named in the active language
+        call_command(
+            "onboard_tenant",
+            "--schema",
+            "bochum",
+            "--name",
+            "Stadt Bochum",
+            "--domain",
+            "bochum.localhost",
+            "--admin-email",
+            "admin@bochum.example",
+            stdout=out,
+        )
     text = out.getvalue()
-    assert "… create schema" in text and "✓ first administrator" in text
+    assert "… create the database schema" in text and "✓ first administrator" in text
     assert re.search(r"Ready in \d+\.\d\ds: Stadt Bochum", text)
     assert "set password: http://bochum.localhost:8000/accounts/password/reset/key/" in text
     assert "admin user:   admin <admin@bochum.example>" in text

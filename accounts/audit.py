@@ -1,0 +1,12 @@
+"""Labels of the audit actions accounts writes (collected by core.audit)."""
+
+from django.utils.translation import gettext_lazy as _
+
+LABELS = {
+    "auth.login": _("Signed in"),
+    "auth.login_failed": _("Sign-in failed"),
+    "user.created": _("User created"),
+    "user.updated": _("User changed"),
+    "user.roles_changed": _("User's roles changed"),
+    "user.password_link_sent": _("Password link sent"),
+}
