@@ -206,7 +206,7 @@ def test_each_badge_costs_one_query(team: dict[str, Any], tenant: Tenant) -> Non
     approver.get_all_permissions()  # the permission cache, which every admin page fills anyway
     request = RequestFactory().get(BROADCASTS)
     request.user = approver
-    request.tenant = tenant  # type: ignore[attr-defined]
+    request.tenant = tenant
     with CaptureQueriesContext(db_connection) as queries:
         groups = tenant_site.nav_for(request)
         tenant_site.nav_for(request)  # a second each_context on the same page costs nothing
