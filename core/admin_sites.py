@@ -19,7 +19,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, get_script_prefix, path, reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -152,21 +152,30 @@ def _nav_href(entry: NavEntry, request: HttpRequest, site_name: str) -> str:
     return f"{base}?{entry.query}" if entry.query else base
 
 
+def _without_script_prefix(url_path: str) -> str:
+    """A reversed path as the resolver sees it (request.path_info): without SCRIPT_NAME."""
+    prefix = get_script_prefix()
+    return "/" + url_path[len(prefix) :] if url_path.startswith(prefix) else url_path
+
+
 def _current_key(request: HttpRequest, visible: list[tuple[NavEntry, str]], *, index: str) -> str:
     """The entry of the page shown: its path is the request's path or a parent of it (the start
     page only exactly), and its query parameters are all in the request; the most specific
-    one wins (more parameters, then the longer path)."""
+    one wins (more parameters, then the longer path). Only marks the page; access is the views'."""
+    here = request.path_info
+    start = _without_script_prefix(index)
     best: tuple[int, int] = (-1, -1)
     found = ""
     for entry, href in visible:
         parts = urlsplit(href)
-        exact_only = parts.path == index  # every admin page is below the start page
-        if not (request.path == parts.path or (not exact_only and request.path.startswith(parts.path))):
+        entry_path = _without_script_prefix(parts.path)
+        exact_only = entry_path == start  # every admin page is below the start page
+        if not (here == entry_path or (not exact_only and here.startswith(entry_path))):
             continue
         params = parse_qsl(parts.query)
         if any(request.GET.get(key) != value for key, value in params):
             continue
-        rank = (len(params), len(parts.path))
+        rank = (len(params), len(entry_path))
         if rank > best:
             best, found = rank, entry.key
     return found

@@ -252,3 +252,12 @@ def test_operator_nav_has_no_tenant_entries_and_tenant_nav_no_operator_entries()
     assert {"tenants", "onboarding", "overview", "operators"} <= operator_keys
     assert not {"to_approve", "broadcasts", "channels", "subscribers", "settings", "messengers"} & operator_keys
     assert not {"tenants", "onboarding", "overview", "operators"} & tenant_keys
+
+
+def test_the_current_page_is_marked_behind_a_url_prefix(team: dict[str, Any], client_a: Client) -> None:
+    client_a.force_login(team["approver"])
+    response = client_a.get("/admin/channels/channel/", SCRIPT_NAME="/newsletter", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert current_keys(html) == ["channels"]
+    # the links are reversed with the prefix the WSGI handler sets; the marking reads path_info
