@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from accounts import nav as _nav  # noqa: F401 (registers the navigation entries)
 from accounts import roles, services
 from accounts.forms import StaffUserForm
 from accounts.models import AuditEvent, User

@@ -17,6 +17,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from channels import nav as _nav  # noqa: F401 (registers the navigation entry)
 from channels import selectors, services
 from channels.models import AlarmStateChange, Channel
 from core.admin_sites import tenant_site

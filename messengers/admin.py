@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from core.admin_sites import ReadOnlyAdminMixin, tenant_site
 from core.errors import ApplicationError
 from core.http import request_meta, request_user
+from messengers import nav as _nav  # noqa: F401 (registers the navigation entry)
 from messengers import selectors, services
 from messengers.adapters.base import CREDENTIAL_FIELDS, Provider
 from messengers.models import (

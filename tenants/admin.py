@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from core.admin_sites import AdminPage, operator_site, tenant_site
 from core.errors import ApplicationError
 from core.http import request_meta, request_user
+from tenants import nav as _nav  # noqa: F401 (registers the navigation entries)
 from tenants import selectors, services
 from tenants.forms import OnboardTenantForm, SuspendTenantForm
 from tenants.models import Domain, Tenant

@@ -14,6 +14,7 @@ from django.template.defaultfilters import linebreaksbr
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import AuditEvent
 from broadcasts import selectors, services
@@ -50,11 +51,34 @@ class ReviewFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ToApproveFilter(admin.SimpleListFilter):
+    """ "To approve: by me", the navigation's "To approve" entry (?to_approve=me): what waits for
+    this user's approval, four-eyes aware (broadcasts.selectors)."""
+
+    title = pgettext_lazy("admin navigation", "to approve")
+    parameter_name = "to_approve"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        if not selectors.user_can_approve(request.user):
+            self.template = "admin/filter_hidden.html"  # nothing to offer, but the link still filters
+            return []
+        return [("me", pgettext_lazy("admin navigation", "by me"))]
+
+    def has_output(self) -> bool:
+        return True  # applied even when hidden: ?to_approve=me lists nothing for non-approvers
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Broadcast]) -> QuerySet[Broadcast]:
+        if self.value() == "me":
+            awaiting = selectors.broadcast_list_awaiting_approval_by(request.user)
+            return queryset.filter(pk__in=awaiting.order_by().values("pk"))
+        return queryset
+
+
 @admin.register(Broadcast, site=tenant_site)
 class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
     form = BroadcastForm
     list_display = ["title", "status", "priority", "author", "scheduled_at", "recipients_total", "needs_review"]
-    list_filter = ["status", "priority", ReviewFilter]
+    list_filter = ["status", "priority", ReviewFilter, ToApproveFilter]
     search_fields = ["title", "variants__body"]
     list_select_related = ["author"]
     change_form_template = "broadcasts/admin/change_form.html"

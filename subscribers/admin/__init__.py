@@ -3,6 +3,6 @@ the consent ledger and texts (consent), districts and posters (catalogue), impor
 a tenant's wording of citizen texts (texts). Every write goes through subscribers.services.
 Importing this package registers them all."""
 
-from subscribers.admin import catalogue, consent, imports, people, texts
+from subscribers.admin import catalogue, consent, imports, nav, people, texts
 
-__all__ = ["catalogue", "consent", "imports", "people", "texts"]
+__all__ = ["catalogue", "consent", "imports", "nav", "people", "texts"]
