@@ -130,6 +130,7 @@ class NeedsMe:
     paused: list[Broadcast] | None
     failing: list[BroadcastProgress] | None
     connections: list[Connection] | None
+    to_approve_more: bool = False  # more wait than to_approve lists
 
     @property
     def count(self) -> int:
@@ -172,10 +173,15 @@ def start_page(user: User) -> StartPage:
     may_view = user.has_perm("broadcasts.view_broadcast")
     may_control = user.has_perm("broadcasts.control_sending")
     sending = sending_progress() if may_view or may_control else None
-    needs_me = NeedsMe(
-        to_approve=list(broadcast_list_awaiting_approval_by(user).select_related("author")[:LIST_LIMIT])
+    # one more than shown tells whether there are more (the badge says "10+"), without a count
+    to_approve = (
+        list(broadcast_list_awaiting_approval_by(user).select_related("author")[: LIST_LIMIT + 1])
         if user_can_approve(user)
-        else None,
+        else None
+    )
+    needs_me = NeedsMe(
+        to_approve=to_approve[:LIST_LIMIT] if to_approve is not None else None,
+        to_approve_more=to_approve is not None and len(to_approve) > LIST_LIMIT,
         to_review=list(broadcast_list_awaiting_review_by(user).select_related("bypassed_by")[:LIST_LIMIT])
         if user_can_review(user)
         else None,

@@ -47,10 +47,7 @@ def test_the_approver_start_page_is_live(
         )
         now = timezone.now()
         Delivery.objects.bulk_create(
-            [
-                Delivery(broadcast=sending, connection=sandbox, language="de", next_attempt_at=now)
-                for _ in range(4)
-            ]
+            [Delivery(broadcast=sending, connection=sandbox, language="de", next_attempt_at=now) for _ in range(4)]
         )
         domain = tenant.domains.get(is_primary=True).domain
     server = live_server_multitenant
@@ -76,9 +73,7 @@ def test_the_approver_start_page_is_live(
     with in_tenant(tenant):
         first_two = Delivery.objects.filter(broadcast=sending).order_by("pk").values("pk")[:2]
         Delivery.objects.filter(pk__in=first_two).update(status=Delivery.Status.DELIVERED)
-    page.wait_for_function(
-        "() => document.querySelector('#start-sending progress')?.value === 50", timeout=15_000
-    )
+    page.wait_for_function("() => document.querySelector('#start-sending progress')?.value === 50", timeout=15_000)
     assert page.inner_text("#start-sending [data-key=reached]") == "2"
 
     # the send finishes: it moves to "Latest sent", and the page stops polling
