@@ -17,6 +17,7 @@ from bench import harness
 GOAL_MS = 300.0
 DEMO_SCHEMA = "stuttgart"
 DEMO_ADMIN = "admin"
+DEMO_OPERATOR = "operator"
 BENCH_TITLE = "Bench P9: gesendete Meldung"
 
 
@@ -61,6 +62,7 @@ def _pages(broadcast_pk: int, sandbox_pk: int) -> list[tuple[str, str, bool]]:
 
     return [
         ("admin start page", admin("index"), True),
+        ("start page: sending now (JSON)", admin("start_sending"), True),
         ("broadcasts list", admin("broadcasts_broadcast_changelist"), True),
         ("compose (add)", admin("broadcasts_broadcast_add"), True),
         ("sent broadcast", admin("broadcasts_broadcast_change", broadcast_pk), True),
@@ -100,6 +102,7 @@ def _time(client: Any, path: str, repeats: int) -> dict[str, Any]:
 def run(*, smoke: bool = False, repeats: int | None = None) -> dict[str, Any]:
     from django.core.management import call_command
     from django.test import Client, override_settings
+    from django.urls import reverse
 
     from accounts.models import User
     from core.tenancy import connection
@@ -130,6 +133,16 @@ def run(*, smoke: bool = False, repeats: int | None = None) -> dict[str, Any]:
                 results[label] = {"path": path, **_time(staff if signed_in else citizen, path, repeats)}
                 connection.set_schema_to_public()
                 harness.log(f"P9 {label}: {results[label]}")
+        # the operator's start page (platform overview) on the public domain
+        from django.conf import settings
+
+        operator = Client(HTTP_HOST=settings.BASE_DOMAIN, HTTP_ACCEPT_LANGUAGE="de")
+        operator.force_login(User.objects.get(username=DEMO_OPERATOR))  # public schema
+        overview = reverse("operator_admin:index", urlconf="config.urls_public")
+        with override_settings(DEMO_MODE=True, ALLOWED_HOSTS=["*"]):
+            results["operator overview"] = {"path": overview, **_time(operator, overview, repeats)}
+            connection.set_schema_to_public()
+            harness.log(f"P9 operator overview: {results['operator overview']}")
         broken = [label for label, figures in results.items() if figures["status"] != 200]
         over = [label for label, figures in results.items() if figures.get("verdict") == "over"]
         result = {

@@ -138,6 +138,38 @@ def broadcast_list_sending() -> QuerySet[Broadcast]:
     return Broadcast.objects.filter(status=Broadcast.Status.SENDING).order_by("send_started_at", "pk")
 
 
+def broadcast_list_awaiting_review_by(user: Any) -> QuerySet[Broadcast]:
+    """Broadcasts sent without approval that `user` may review: they have the role and neither
+    wrote, changed nor bypassed the broadcast (four-eyes rule). Empty for everybody else."""
+    if not user_can_review(user):
+        return Broadcast.objects.none()
+    changed_by_user = BroadcastEdit.objects.filter(editor_id=user.pk).values("broadcast_id")
+    return (
+        Broadcast.objects.filter(needs_review=True)
+        .exclude(author_id=user.pk)
+        .exclude(bypassed_by_id=user.pk)
+        .exclude(pk__in=changed_by_user)
+        .order_by("send_started_at", "pk")
+    )
+
+
+def broadcast_list_rejected_of(user: Any) -> QuerySet[Broadcast]:
+    """`user`'s own broadcasts that an approver sent back, newest first (with rejection_comment)."""
+    if user is None or user.pk is None:
+        return Broadcast.objects.none()
+    return Broadcast.objects.filter(author_id=user.pk, status=Broadcast.Status.REJECTED).order_by("-updated_at", "pk")
+
+
+def broadcast_list_paused() -> QuerySet[Broadcast]:
+    """Broadcasts whose sending is paused (by a person or after too many errors; see paused_reason)."""
+    return Broadcast.objects.filter(status=Broadcast.Status.PAUSED).order_by("-updated_at", "pk")
+
+
+def broadcast_list_latest_sent() -> QuerySet[Broadcast]:
+    """Sent broadcasts, the most recently finished first."""
+    return Broadcast.objects.filter(status=Broadcast.Status.SENT).order_by("-send_finished_at", "-pk")
+
+
 @dataclass
 class Progress:
     total: int
@@ -189,6 +221,39 @@ def broadcast_progress(broadcast: Broadcast) -> Progress:
         status=broadcast.status,
         failures_by_reason={str(k or "unknown"): v for k, v in failures.items()},
     )
+
+
+def broadcast_progress_many(broadcasts: Sequence[Broadcast]) -> dict[int, Progress]:
+    """Progress of several broadcasts by id in one grouped query (the start page's lists).
+
+    Counts by status only: failures_by_reason and possible_duplicates stay empty (the broadcast's
+    own page has them, from broadcast_progress)."""
+    if not broadcasts:
+        return {}
+    counts: dict[int, dict[str, int]] = {b.pk: {} for b in broadcasts}
+    rows = (
+        Delivery.objects.filter(broadcast_id__in=list(counts))
+        .values_list("broadcast_id", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for broadcast_id, status, n in rows:
+        counts[broadcast_id][status] = n
+    return {
+        b.pk: Progress(
+            total=sum(counts[b.pk].values()),
+            queued=counts[b.pk].get("queued", 0),
+            in_flight=counts[b.pk].get("claimed", 0) + counts[b.pk].get("sending", 0),
+            sent=counts[b.pk].get("sent", 0),
+            delivered=counts[b.pk].get("delivered", 0),
+            read=counts[b.pk].get("read", 0),
+            failed=counts[b.pk].get("failed", 0),
+            skipped=counts[b.pk].get("skipped", 0),
+            possible_duplicates=0,
+            status=b.status,
+        )
+        for b in broadcasts
+    }
 
 
 @dataclass

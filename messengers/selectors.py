@@ -227,6 +227,12 @@ def messenger_rollup() -> dict[str, int]:
     }
 
 
+def connection_list_in_trouble() -> QuerySet[Connection]:
+    """Connections paused by an admin or automatically after credential errors, most recent
+    first, with the reason in status_detail (the admin start page's "needs you" list)."""
+    return Connection.objects.filter(status=Connection.Status.PAUSED).order_by("-updated_at", "pk")
+
+
 def connection_exists_outside_sandbox() -> bool:
     """Whether the tenant has connected a real messenger (the admin start page's first step)."""
     return Connection.objects.exclude(provider=Provider.SANDBOX).exists()

@@ -497,6 +497,36 @@ def subscriber_rollup() -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True)
+class SubscriberCount:
+    """People with at least one active subscription, now and at an earlier moment."""
+
+    now: int
+    then: int
+
+    @property
+    def change(self) -> int:
+        return self.now - self.then
+
+
+def subscriber_count_change(*, since: datetime) -> SubscriberCount:
+    """People subscribed now and at `since`, in one query (the start page's figure and its change).
+
+    A subscription counted at `since` was active then: started (subscribed, or confirmed by
+    double opt-in, which restarts subscribed_at) at or before `since` and either still active or
+    ended after it. Unconfirmed double opt-ins count at neither moment. A re-subscription restarts
+    subscribed_at, so a person who left and came back within the window counts as new."""
+    active = Q(status=Subscription.Status.ACTIVE)
+    active_then = Q(subscribed_at__lte=since) & (
+        active | Q(status=Subscription.Status.UNSUBSCRIBED, unsubscribed_at__gt=since)
+    )
+    figures = Subscription.objects.aggregate(
+        now=Count("subscriber_id", distinct=True, filter=active),
+        then=Count("subscriber_id", distinct=True, filter=active_then),
+    )
+    return SubscriberCount(now=figures["now"], then=figures["then"])
+
+
 def language_label(language: str, reply_in: str) -> str:
     key = f"language_name_{language}" if language in Language.values else "language_name_de"
     return texts.message(key, reply_in)
