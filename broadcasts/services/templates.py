@@ -53,8 +53,8 @@ def broadcast_template_check(*, name: str, language: str, params: Sequence[str])
     if len(params) != expected:
         raise ApplicationError(
             ngettext(
-                "The template “%(name)s” needs %(expected)d parameter; %(given)d are filled in.",
-                "The template “%(name)s” needs %(expected)d parameters; %(given)d are filled in.",
+                "The template “%(name)s” needs %(expected)d parameter; %(given)d filled in.",
+                "The template “%(name)s” needs %(expected)d parameters; %(given)d filled in.",
                 expected,
             )
             % {"name": name, "expected": expected, "given": len(params)},
