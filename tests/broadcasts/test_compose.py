@@ -72,6 +72,12 @@ def form(team: dict[str, Any], **values: Any) -> dict[str, Any]:
     }
 
 
+def json_of(html: str, element_id: str) -> Any:
+    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html, re.S)
+    assert match, element_id
+    return json.loads(match.group(1))
+
+
 def page(client: Client, user: Any, url: str, language: str = "en") -> str:
     client.force_login(user)
     response = client.get(url, HTTP_ACCEPT_LANGUAGE=language)
@@ -89,7 +95,7 @@ def test_the_picker_offers_only_this_tenants_approved_templates(
     options = re.findall(r'<option value="([^"]*)"', html.split('name="wa_template"')[1].split("</select>")[0])
     assert options == ["", "amtsblatt_neu|de"]  # not the pending, the rejected or tenant B's
     assert "nur_in_b" not in html and "noch_in_pruefung" not in html
-    data = json.loads(re.search(r'<script id="bc-templates" type="application/json">(.*?)</script>', html, re.S)[1])
+    data = json_of(html, "bc-templates")
     assert data == {"amtsblatt_neu|de": {"name": "amtsblatt_neu", "language": "de", "body": BODY, "parameters": 2}}
     assert 'name="wa_param_1"' in html and 'name="wa_param_2"' in html and 'name="wa_param_3"' not in html
     assert 'name="wa_template_name"' not in html  # no more typing the name
@@ -108,7 +114,7 @@ def test_a_chosen_template_is_stored_with_its_parameters(
     html = page(client_a, team["editor"], change_url(broadcast))
     assert '<option value="amtsblatt_neu|de" selected>' in html
     assert 'value="Parkregeln"' in html
-    content = json.loads(re.search(r'<script id="bc-content" type="application/json">(.*?)</script>', html, re.S)[1])
+    content = json_of(html, "bc-content")
     assert content["wa_template_text"] == "Neu im Amtsblatt: Parkregeln. Mehr unter stuttgart.de/amtsblatt"
 
 
@@ -146,7 +152,7 @@ def test_the_template_check_says_what_is_wrong(team: dict[str, Any], templates: 
     assert check(name="", language="", params=[]) is None
     found = check(name="amtsblatt_neu", language="de", params=["a", "b"])
     assert found is not None and found.name == "amtsblatt_neu"
-    refusals = [
+    refusals: list[tuple[dict[str, Any], str]] = [
         ({"name": "nur_in_b", "language": "de", "params": []}, "None of your WhatsApp connections has"),
         ({"name": "noch_in_pruefung", "language": "de", "params": ["a", "b"]}, "is not approved (PENDING)"),
         ({"name": "amtsblatt_neu", "language": "de", "params": ["a", "b", "c"]}, "needs 2 parameters; 3 filled in"),
@@ -366,7 +372,7 @@ def test_the_preview_tabs_are_the_targeted_messengers_and_the_texts_languages(
     assert re.findall(r'role="tab" id="bc-tab-(\w+)"', html) == ["whatsapp"]
     assert re.findall(r'role="tab" id="bc-tab-lang-([\w-]+)"', html) == ["de", "en"]
     assert 'role="tabpanel"' in html and 'aria-selected="true"' in html
-    texts = json.loads(re.search(r'<script id="bc-texts" type="application/json">(.*?)</script>', html, re.S)[1])
+    texts = json_of(html, "bc-texts")
     assert texts["noTemplate"].startswith("Ohne Vorlage") and "/" not in texts["noTemplate"]
 
 

@@ -247,6 +247,9 @@
   function setupProgress() {
     const panel = document.getElementById("bc-progress");
     if (!panel) return;
+    // the bar's width is set here, not in a style attribute (the CSP allows no inline styles)
+    const bar = panel.querySelector("[role=progressbar]");
+    document.getElementById("bc-bar-fill").style.width = (bar.dataset.percent || "0") + "%";
     const live = ["approved", "scheduled", "sending", "paused"];
     let status = panel.dataset.status;
     async function poll() {
