@@ -4,6 +4,7 @@ queue, public archive."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -19,7 +20,8 @@ from broadcasts.headlines import headline
 from broadcasts.models import Broadcast, BroadcastEdit, BroadcastVariant, Delivery, LinkClick
 from core.tenancy import connection as db
 from messengers import ratelimit
-from messengers.models import Connection
+from messengers.adapters.base import Provider
+from messengers.models import Connection, WhatsAppTemplate
 
 Step = Literal["approve", "review"]
 
@@ -341,19 +343,33 @@ def send_plan(broadcast: Broadcast) -> SendPlan:
                 line.tier_headroom = connection.whatsapp_tier - needs_template
                 if line.tier_headroom < 0:
                     warnings.append(
-                        f"{connection.name}: {needs_template} people need a template, but the messaging tier allows "
-                        f"{connection.whatsapp_tier} per 24 h; {-line.tier_headroom} will not be reached today."
+                        gettext(
+                            "%(connection)s: %(count)d people need a template, but the messaging tier allows "
+                            "%(tier)d per 24 hours; %(missed)d will not be reached today."
+                        )
+                        % {
+                            "connection": connection.name,
+                            "count": needs_template,
+                            "tier": connection.whatsapp_tier,
+                            "missed": -line.tier_headroom,
+                        }
                     )
             if needs_template and not broadcast.wa_template_name:
                 warnings.append(
-                    f"{connection.name}: {needs_template} recipients have not written in the last 24 hours; "
-                    "choose an approved WhatsApp template, or they will not get this message."
+                    gettext(
+                        "%(connection)s: %(count)d recipients have not written in the last 24 hours; choose an "
+                        "approved WhatsApp template, or they will not get this message."
+                    )
+                    % {"connection": connection.name, "count": needs_template}
                 )
         if connection.status != Connection.Status.ACTIVE:
-            warnings.append(f"{connection.name} is {connection.get_status_display()}: its recipients wait.")
+            warnings.append(
+                gettext("%(connection)s is %(status)s: its recipients wait.")
+                % {"connection": connection.name, "status": connection.get_status_display()}
+            )
         lines.append(line)
     if not lines:
-        warnings.append("Nobody matches this targeting yet.")
+        warnings.append(gettext("Nobody matches this targeting yet."))
     return SendPlan(lines=sorted(lines, key=lambda line: line.name), warnings=warnings)
 
 
@@ -470,3 +486,157 @@ def broadcast_answered_by(
         .first()
     )
     return int(found) if found is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# Compose: the WhatsApp template picker, the preview's messengers and what went out
+# --------------------------------------------------------------------------------------------
+PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+PREVIEW_KINDS = ("whatsapp", "telegram", "sms", "email")
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    """One approved WhatsApp template the compose form offers (per name and language)."""
+
+    name: str
+    language: str
+    body: str
+    parameters: int
+
+    @property
+    def value(self) -> str:
+        return f"{self.name}|{self.language}"
+
+
+def template_parameter_count(template: WhatsAppTemplate) -> int:
+    """The body's parameters: the synced count, or the highest {{n}} of the body if that is more."""
+    numbers = [int(n) for n in PLACEHOLDER.findall(template.body or "")]
+    return max([template.parameter_count, *numbers])
+
+
+def template_fill(body: str, params: Sequence[str]) -> str:
+    """The template body with {{1}}, {{2}} … replaced by the parameters (missing ones stay)."""
+
+    def replace(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        return params[index - 1] if 0 < index <= len(params) and params[index - 1] else match.group(0)
+
+    return PLACEHOLDER.sub(replace, body or "")
+
+
+def broadcast_template_text(broadcast: Broadcast) -> str:
+    """The broadcast's WhatsApp template body with its parameters filled in ("" without one)."""
+    if not broadcast.wa_template_name:
+        return ""
+    body = (
+        WhatsAppTemplate.objects.filter(name=broadcast.wa_template_name, language=broadcast.wa_template_language)
+        .order_by("pk")
+        .values_list("body", flat=True)
+        .first()
+    )
+    return template_fill(body or "", list(broadcast.wa_template_params))
+
+
+def whatsapp_template_choices() -> list[TemplateChoice]:
+    """The approved templates of this tenant's WhatsApp connections (synced from Meta or
+    entered by hand), one per name and language: a template approved on two numbers is one
+    choice. The schema is the tenant's, so another tenant's templates are never here."""
+    choices: dict[tuple[str, str], TemplateChoice] = {}
+    rows = WhatsAppTemplate.objects.filter(status="APPROVED", connection__provider=Provider.WHATSAPP).order_by(
+        "name", "language", "pk"
+    )
+    for template in rows:
+        choices.setdefault(
+            (template.name, template.language),
+            TemplateChoice(
+                name=template.name,
+                language=template.language,
+                body=template.body,
+                parameters=template_parameter_count(template),
+            ),
+        )
+    return list(choices.values())
+
+
+def broadcast_preview_kinds(broadcast: Broadcast | None) -> list[str]:
+    """The messengers the preview offers: those of the targeted channels' connections (a demo
+    look-alike counts as what it poses as), else all of them (nothing targeted yet, or only the
+    plain sandbox)."""
+    if broadcast is None or broadcast.pk is None:
+        return list(PREVIEW_KINDS)
+    kinds = set()
+    for provider, look in Connection.objects.filter(channels__broadcasts=broadcast).values_list(
+        "provider", "demo_presents_as"
+    ):
+        kinds.add(look if provider == Provider.SANDBOX else provider)
+    found = [kind for kind in PREVIEW_KINDS if kind in kinds]
+    return found or list(PREVIEW_KINDS)
+
+
+@dataclass
+class SentMessage:
+    """What one group of recipients got: one messenger, one language, with or without the
+    WhatsApp template."""
+
+    provider: str
+    language: str
+    recipients: int
+    text: str
+    subject: str = ""
+    template_name: str = ""
+    template_language: str = ""
+    template_params: list[str] = field(default_factory=list)
+    template_text: str = ""
+    media_url: str = ""
+    media_kind: str = ""
+    buttons: list[dict[str, str]] = field(default_factory=list)
+
+
+WENT_OUT = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.READ)
+
+
+def broadcast_sent_content(broadcast: Broadcast, *, default_language: str = "de") -> list[SentMessage]:
+    """What went out, per messenger and language, as the sender composed it
+    (broadcasts.pipeline.composer): the text of the recipient's language (else the tenant's
+    default language), the template with its parameters for WhatsApp recipients outside the
+    24-hour window, media and buttons. Content cannot change once sending started, so the
+    stored broadcast is what was sent. Two queries plus the variants."""
+    groups = (
+        Delivery.objects.filter(broadcast=broadcast, status__in=WENT_OUT)
+        .values_list("connection__provider", "connection__demo_presents_as", "language", "use_template")
+        .annotate(n=Count("pk"))
+        .order_by("connection__provider", "language", "use_template")
+    )
+    variants = {v.language: v for v in broadcast.variants.all()}
+    fallback = default_language if default_language in variants else next(iter(sorted(variants)), "")
+    template_text = broadcast_template_text(broadcast)
+    params = list(broadcast.wa_template_params)
+    merged: dict[tuple[str, str, bool], SentMessage] = {}
+    for provider, look, language, use_template, count in groups:
+        kind = look if provider == Provider.SANDBOX and look else provider
+        key = (kind, language, bool(use_template))
+        if key in merged:
+            merged[key].recipients += count
+            continue
+        variant = variants.get(language) or variants.get(fallback)
+        templated = bool(use_template) and provider == Provider.WHATSAPP and bool(broadcast.wa_template_name)
+        message = SentMessage(
+            provider=kind,
+            language=variant.language if variant else language,
+            recipients=count,
+            text="" if templated else (variant.body if variant else ""),
+            subject=headline(subject=variant.subject, body=variant.body)[:200]
+            if variant and provider == Provider.EMAIL
+            else "",
+            media_url=broadcast.media.url if broadcast.media else "",
+            media_kind=broadcast.media_kind if broadcast.media else "",
+            buttons=[dict(b) for b in broadcast.buttons or [] if b.get("url")],
+        )
+        if templated:
+            message.template_name = broadcast.wa_template_name
+            message.template_language = broadcast.wa_template_language or language.split("-")[0]
+            message.template_params = params
+            message.template_text = template_text
+        merged[key] = message
+    return list(merged.values())

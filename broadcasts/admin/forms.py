@@ -3,14 +3,17 @@ the WhatsApp template, turned into the keyword arguments of broadcast_create / _
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from broadcasts.models import Broadcast
+from broadcasts.selectors import TemplateChoice
+from broadcasts.services.templates import broadcast_template_check
 from channels.models import Channel
-from messengers.models import WhatsAppTemplate
+from core.errors import ApplicationError
 from subscribers.models import District, Language
 
 MEDIA_LIMITS = {  # what every messenger accepts when it fetches the file by URL
@@ -20,7 +23,15 @@ MEDIA_LIMITS = {  # what every messenger accepts when it fetches the file by URL
 BUTTONS = 3
 
 
+def template_param_slots(choices: Sequence[TemplateChoice], saved: Sequence[str]) -> int:
+    """How many parameter fields the form has: enough for the template needing the most."""
+    return max([len(saved), *(c.parameters for c in choices)])
+
+
 class BroadcastForm(forms.ModelForm):
+    # the approved WhatsApp templates; the admin binds them (BroadcastAdmin.get_form), one query
+    template_choices: Sequence[TemplateChoice] = ()
+
     body_de = forms.CharField(
         label=_("Text (German)"),
         required=False,
@@ -65,11 +76,13 @@ class BroadcastForm(forms.ModelForm):
     tags_text = forms.CharField(
         label=_("Interests"), required=False, help_text=_("Comma separated; only people with at least one of them.")
     )
-    template_params_text = forms.CharField(
-        label=_("Template parameters"),
+    wa_template = forms.ChoiceField(
+        label=_("WhatsApp template"),
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=_("One per line, in the order {{1}}, {{2}} … of the template."),
+        help_text=_(
+            "Needed for WhatsApp recipients who have not written in the last 24 hours: the approved templates "
+            "of your WhatsApp connections."
+        ),
     )
     scheduled_at = forms.DateTimeField(
         label=_("Send at"),
@@ -81,7 +94,7 @@ class BroadcastForm(forms.ModelForm):
 
     class Meta:
         model = Broadcast
-        fields = ["title", "priority", "media", "wa_template_name", "wa_template_language"]
+        fields = ["title", "priority", "media"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,12 +105,7 @@ class BroadcastForm(forms.ModelForm):
             self.fields[f"button_{i}_url"] = forms.URLField(
                 label=_("Button %(n)d link") % {"n": i + 1}, required=False, assume_scheme="https"
             )
-        templates = WhatsAppTemplate.objects.filter(status="APPROVED").values_list("name", "language").distinct()
-        self.fields["wa_template_name"].help_text = _(
-            "Needed for WhatsApp recipients who have not written in the last 24 hours."
-        )
-        self.fields["wa_template_name"].widget = forms.TextInput(attrs={"list": "wa-templates"})
-        self.template_choices = sorted(set(templates))
+        self._template_fields()
         instance = self.instance
         if instance.pk:
             variants = {v.language: v for v in instance.variants.all()}
@@ -110,11 +118,55 @@ class BroadcastForm(forms.ModelForm):
             self.initial["districts"] = list(instance.districts.values_list("pk", flat=True))
             self.initial["languages"] = instance.languages
             self.initial["tags_text"] = ", ".join(instance.tags)
-            self.initial["template_params_text"] = "\n".join(instance.wa_template_params)
+            if instance.wa_template_name:
+                self.initial["wa_template"] = f"{instance.wa_template_name}|{instance.wa_template_language}"
+            for i, value in enumerate(instance.wa_template_params, start=1):
+                self.initial[f"wa_param_{i}"] = value
             self.initial["scheduled_at"] = instance.scheduled_at
             for i, button in enumerate((instance.buttons or [])[:BUTTONS]):
                 self.initial[f"button_{i}_title"] = button.get("title", "")
                 self.initial[f"button_{i}_url"] = button.get("url", "")
+
+    def _template_fields(self) -> None:
+        """The template select (the approved templates, plus the saved one if it is not approved
+        any more, so the form says so instead of dropping it) and one field per parameter."""
+        choices: list[tuple[str, str]] = [("", str(_("– no template –")))]
+        choices += [(c.value, f"{c.name} ({c.language})") for c in self.template_choices]
+        saved = self.instance.wa_template_name
+        if saved and f"{saved}|{self.instance.wa_template_language}" not in {c.value for c in self.template_choices}:
+            choices.append(
+                (
+                    f"{saved}|{self.instance.wa_template_language}",
+                    str(
+                        _("%(name)s (%(language)s) – not approved")
+                        % {"name": saved, "language": self.instance.wa_template_language}
+                    ),
+                )
+            )
+        field = self.fields["wa_template"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
+        field.widget.attrs.update({"data-preview": "template", "id": "id_wa_template"})
+        for i in range(1, template_param_slots(self.template_choices, self.instance.wa_template_params) + 1):
+            self.fields[f"wa_param_{i}"] = forms.CharField(
+                label=_("Parameter {{%(n)d}}") % {"n": i},
+                required=False,
+                max_length=1024,
+                widget=forms.TextInput(attrs={"data-param": i}),
+            )
+
+    def template_params(self) -> list[str]:
+        """The parameters filled in, up to the last one that is not empty."""
+        data = self.cleaned_data
+        values = [
+            (data.get(name) or "").strip()
+            for name in sorted(
+                (n for n in self.fields if n.startswith("wa_param_")), key=lambda n: int(n.rsplit("_", 1)[1])
+            )
+        ]
+        while values and not values[-1]:
+            values.pop()
+        return values
 
     def clean_media(self) -> Any:
         media = self.cleaned_data.get("media")
@@ -142,6 +194,12 @@ class BroadcastForm(forms.ModelForm):
         for i in range(BUTTONS):
             if bool(data.get(f"button_{i}_title")) != bool(data.get(f"button_{i}_url")):
                 self.add_error(f"button_{i}_url", _("A button needs both a title and a link."))
+        name, _sep, language = (data.get("wa_template") or "").partition("|")
+        try:
+            broadcast_template_check(name=name, language=language, params=self.template_params())
+        except ApplicationError as exc:
+            parameter = exc.extra.get("parameter")
+            self.add_error(f"wa_param_{parameter}" if parameter else "wa_template", exc.message)
         return data
 
     def service_kwargs(self) -> dict[str, Any]:
@@ -152,6 +210,7 @@ class BroadcastForm(forms.ModelForm):
             if data.get(f"button_{i}_title") and data.get(f"button_{i}_url")
         ]
         subject = data.get("subject", "")
+        template_name, _sep, template_language = (data.get("wa_template") or "").partition("|")
         return {
             "title": data["title"],
             "variants": {
@@ -165,11 +224,9 @@ class BroadcastForm(forms.ModelForm):
             "languages": list(data.get("languages") or []),
             "tags": [t.strip() for t in (data.get("tags_text") or "").split(",") if t.strip()],
             "buttons": buttons,
-            "wa_template_name": data.get("wa_template_name", ""),
-            "wa_template_language": data.get("wa_template_language", ""),
-            "wa_template_params": [
-                p.strip() for p in (data.get("template_params_text") or "").splitlines() if p.strip()
-            ],
+            "wa_template_name": template_name,
+            "wa_template_language": template_language if template_name else "",
+            "wa_template_params": self.template_params() if template_name else [],
             "scheduled_at": data.get("scheduled_at"),
             "priority": data.get("priority"),
         }

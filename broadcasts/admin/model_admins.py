@@ -18,7 +18,8 @@ from django.utils.translation import pgettext_lazy
 
 from accounts.models import AuditEvent
 from broadcasts import selectors, services
-from broadcasts.admin.forms import BUTTONS, BroadcastForm
+from broadcasts.admin.compose import compose_context, template_choices
+from broadcasts.admin.forms import BUTTONS, BroadcastForm, template_param_slots
 from broadcasts.admin.workflow import WorkflowViewsMixin, workflow_context
 from broadcasts.models import Broadcast, Delivery
 from core.admin_sites import ReadOnlyAdminMixin, admin_object_or_404, tenant_site
@@ -35,6 +36,8 @@ def _preview_content(broadcast: Broadcast) -> dict[str, Any]:
         "media_url": broadcast.media.url if broadcast.media else "",
         "media_kind": broadcast.media_kind,
         "wa_template_name": broadcast.wa_template_name,
+        "wa_template_params": list(broadcast.wa_template_params),
+        "wa_template_text": selectors.broadcast_template_text(broadcast),
     }
 
 
@@ -93,7 +96,7 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
         (_("Who gets it"), {"fields": ["districts", "languages", "tags_text"]}),
         (
             _("WhatsApp template (outside the 24-hour window)"),
-            {"fields": ["wa_template_name", "wa_template_language", "template_params_text"]},
+            {"fields": ["wa_template"]},
         ),
         (_("When"), {"fields": ["scheduled_at"]}),
     ]
@@ -119,7 +122,15 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Broadcast | None = None) -> Any:
         if obj is not None and obj.status not in services.EDITABLE:
             return [(None, {"fields": self.READ_ONLY_FIELDS})]
-        return self.fieldsets
+        slots = template_param_slots(template_choices(request), obj.wa_template_params if obj else [])
+        params = [f"wa_param_{i}" for i in range(1, slots + 1)]
+        return [
+            (
+                name,
+                {**options, "fields": [*options["fields"], *params]} if "wa_template" in options["fields"] else options,
+            )
+            for name, options in self.fieldsets
+        ]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is not None and obj.status not in services.EDITABLE:
@@ -128,7 +139,8 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
             kwargs["form"] = forms.ModelForm
             return super().get_form(request, obj, change, **kwargs)
         kwargs["fields"] = None
-        return BroadcastForm
+        # the approved templates, bound to the form class (read once per request)
+        return type("BroadcastForm", (BroadcastForm,), {"template_choices": template_choices(request)})
 
     @admin.display(description=_("status"))
     def status_display(self, obj: Broadcast) -> str:
@@ -207,6 +219,7 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
             "progress": selectors.broadcast_progress(broadcast),
             **workflow_context(broadcast, request_user(request)),
             "preview_content": _preview_content(broadcast),
+            **compose_context(request, broadcast, request_user(request)),
             "history": AuditEvent.objects.filter(
                 target_type="broadcasts.broadcast", target_id=str(broadcast.pk)
             ).order_by("-at")[:30],
@@ -216,13 +229,11 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        return super().add_view(request, form_url, {**(extra_context or {}), "workflow_actions": []})
-
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        adminform = context.get("adminform")
-        form = adminform.form if adminform is not None else None
-        context["template_choices"] = getattr(form, "template_choices", [])
-        return super().render_change_form(request, context, *args, **kwargs)
+        return super().add_view(
+            request,
+            form_url,
+            {**(extra_context or {}), "workflow_actions": [], **compose_context(request, None, request_user(request))},
+        )
 
 
 @admin.register(Delivery, site=tenant_site)

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
@@ -110,6 +111,7 @@ class WorkflowViewsMixin(admin.ModelAdmin):
             path("<int:pk>/progress.json", view(self.progress_json), name="broadcasts_broadcast_progress"),
             path("<int:pk>/plan.json", view(self.plan_json), name="broadcasts_broadcast_plan"),
             path("<int:pk>/do/<str:action>/", view(self.action_view), name="broadcasts_broadcast_action"),
+            path("<int:pk>/test/", view(self.test_send_view), name="broadcasts_broadcast_test"),
             *super().get_urls(),
         ]
 
@@ -156,4 +158,30 @@ class WorkflowViewsMixin(admin.ModelAdmin):
             messages.error(request, _error_text(exc))
         else:
             messages.success(request, result)
+        return HttpResponseRedirect(reverse("tenant_admin:broadcasts_broadcast_change", args=[pk]))
+
+    def test_send_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """ "Send a test to me": the saved content to the user's own simulated phone (POST only;
+        the service checks role, status and the rate limit)."""
+        if request.method != "POST":
+            raise PermissionDenied
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        broadcast = get_object_or_404(Broadcast, pk=pk)
+        actor = request_user(request)
+        try:
+            queued = services.broadcast_test_send(
+                broadcast=broadcast, actor=actor, language=request.POST.get("language", ""), meta=request_meta(request)
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            text = _("Test sent to your test phone %(address)s.") % {"address": queued[0].to}
+            if actor is not None and actor.has_perm("messengers.use_sandbox"):
+                url = reverse("tenant_admin:messengers_phone", args=[queued[0].connection_id, queued[0].contact_id])
+                messages.success(
+                    request, format_html('{} <a href="{}">{}</a>', text, url, _("Open it in the simulator"))
+                )
+            else:
+                messages.success(request, text)
         return HttpResponseRedirect(reverse("tenant_admin:broadcasts_broadcast_change", args=[pk]))

@@ -4,7 +4,8 @@ composing (create, update, variants, the content hash), workflow (submit, approv
 without approval, review; the four-eyes rule), actions (the guards of those steps, which the
 admin asks too), sending (schedule, start, senders, tick, finish, pause, resume, cancel),
 notifications (the workflow's e-mails), status_sink (delivery status webhooks), erasure (GDPR)
-and alarms (drafts proposed by alarm channels). States and refusal texts: states.
+and alarms (drafts proposed by alarm channels), templates (is the chosen WhatsApp template
+usable), testsend ("send a test to me"). States and refusal texts: states.
 What does not belong here: reading (broadcasts.selectors), quiet hours and the due-work index
 (broadcasts.schedule), the send path itself (broadcasts.pipeline), link tokens (broadcasts.links).
 """
@@ -51,6 +52,8 @@ from broadcasts.services.states import (
     WRONG_STATE,
 )
 from broadcasts.services.status_sink import delivery_apply_statuses
+from broadcasts.services.templates import broadcast_template_check
+from broadcasts.services.testsend import broadcast_test_send, user_can_send_test
 from broadcasts.services.workflow import (
     broadcast_approve,
     broadcast_reject,
@@ -78,6 +81,9 @@ __all__ = [
     "WRONG_STATE",
     "Refusal",
     "broadcast_actions_for",
+    "broadcast_template_check",
+    "broadcast_test_send",
+    "user_can_send_test",
     "broadcast_approve",
     "broadcast_cancel",
     "broadcast_content",

@@ -100,7 +100,7 @@ def test_compose_approve_deliver_to_sandbox_phones(
     # the sent broadcast's page previews what went out (read-only), with its real length
     approver_page.goto(server.url(domain, f"/admin/broadcasts/broadcast/{broadcast.pk}/change/"))
     assert "Ab morgen 6 Uhr gilt Feinstaubalarm" in approver_page.inner_text("#bc-text")
-    assert approver_page.locator("#bc-counters li").first.inner_text().startswith("70 / 4096")
+    assert approver_page.locator("#bc-counters li").first.inner_text().startswith("70 of 4096")
     assert approver_page.locator("textarea[name=body_de]").count() == 0
     assert_accessible(approver_page, "sent broadcast")
     editor_page.goto(server.url(domain, f"/admin/messengers/connection/{sandbox.pk}/phones/{phone.pk}/"))

@@ -72,7 +72,7 @@ def test_the_department_gets_a_pseudonymous_mail_and_answers_once_through_the_li
     assert (asked.status, asked.department_id) == ("waiting", amt.pk)
     assert AuditEvent.objects.filter(action="inbox.forwarded", target_id=str(asked.pk)).exists()
 
-    url = link_in(body)
+    url = link_in(str(body))
     page = client_a.get(url).content.decode()
     assert "Der Baum vor Nr. 5 ist morsch." in page and address not in page and "Erika" not in page
     assert client_a.post(url, {"text": "Wir schicken morgen jemanden."}).status_code == 302

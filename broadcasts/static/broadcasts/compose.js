@@ -1,6 +1,8 @@
-// Broadcast compose page: live phone preview with length counters, and live progress.
-// Once a broadcast can no longer be edited the form has no text fields: the preview then shows
-// the stored content (the #bc-content JSON), i.e. exactly what went out.
+// Broadcast compose page: the sticky phone preview on the right (ARIA tabs for messenger and
+// language, length counters, the chosen WhatsApp template filled in), the template's parameter
+// fields, and live progress. Its texts come translated in the #bc-texts JSON. Once a broadcast
+// can no longer be edited the form has no text fields: the preview then shows the stored
+// content (the #bc-content JSON), i.e. exactly what went out.
 (function () {
   "use strict";
   const LIMITS = { telegram: 4096, whatsapp: 4096, caption: 1024 };
@@ -21,39 +23,79 @@
 
   function field(name) { return document.querySelector("[name=" + name + "]"); }
 
-  let stored = null;  // the saved content: {variants: {lang: {body, subject}}, buttons, media_url, media_kind, wa_template_name}
+  function readJson(id, fallback) {
+    const script = document.getElementById(id);
+    if (!script) return fallback;
+    try { return JSON.parse(script.textContent); } catch (error) { return fallback; }
+  }
+  // "{count} of {limit} characters" with the values filled in (the texts come translated)
+  function say(key, values) {
+    const texts = readJson("bc-texts", {});
+    return (texts[key] || "").replace(/\{(\w+)\}/g, (m, name) => (name in (values || {}) ? String(values[name]) : m));
+  }
+
+  let stored = null;  // the saved content: {variants: {lang: {body, subject}}, buttons, media_url, media_kind, wa_template_*}
   function storedContent() {
-    if (stored === null) {
-      const script = document.getElementById("bc-content");
-      try { stored = script ? JSON.parse(script.textContent) : {}; } catch (error) { stored = {}; }
-    }
+    if (stored === null) stored = readJson("bc-content", {});
     return stored;
   }
   const editable = () => Boolean(field("body_de"));
+  const BODY_FIELDS = { "de": "body_de", "en": "body_en", "de-ls": "body_ls" };
+
+  // the chosen WhatsApp template with its parameters filled in, from the form or the stored content
+  function templateNow() {
+    if (editable()) {
+      const select = field("wa_template");
+      const templates = readJson("bc-templates", {});
+      const chosen = select && select.value ? templates[select.value] : null;
+      if (!chosen) return select && select.value ? { name: select.value.split("|")[0], text: "" } : null;
+      const params = [];
+      for (let i = 1; i <= chosen.parameters; i++) {
+        const input = field("wa_param_" + i);
+        params.push(input ? input.value : "");
+      }
+      const text = (chosen.body || "").replace(/\{\{\s*(\d+)\s*\}\}/g, (m, n) => params[Number(n) - 1] || m);
+      return { name: chosen.name + " (" + chosen.language + ")", text: text };
+    }
+    const content = storedContent();
+    return content.wa_template_name ? { name: content.wa_template_name, text: content.wa_template_text || "" } : null;
+  }
+
+  // the parameter fields the chosen template needs; the others are hidden and not submitted
+  function syncTemplateFields() {
+    const select = field("wa_template");
+    if (!select) return;
+    const templates = readJson("bc-templates", {});
+    const chosen = templates[select.value];
+    const needed = chosen ? chosen.parameters : 0;
+    document.querySelectorAll("input[data-param]").forEach((input) => {
+      const used = Number(input.dataset.param) <= needed;
+      input.disabled = !used;
+      const row = input.closest(".form-row") || input.parentElement;
+      if (row) row.classList.toggle("bc-param-hidden", !used);
+    });
+  }
 
   // what the preview shows, from the form while it can be edited, else from the stored content
   function current(lang) {
     if (editable()) {
-      const source = { "de": "body_de", "en": "body_en", "de-ls": "body_ls" }[lang];
-      const bodyField = field(source);
+      const bodyField = field(BODY_FIELDS[lang]);
       const buttons = [];
       for (let i = 0; i < 3; i++) {
         const title = field("button_" + i + "_title"), url = field("button_" + i + "_url");
         if (title && url && title.value && url.value) buttons.push({ title: title.value, url: url.value });
       }
-      const template = field("wa_template_name");
       const subject = field("subject");
       return {
         text: (bodyField && bodyField.value) || field("body_de").value || "",
         subject: subject ? subject.value : "",
         buttons: buttons,
-        template: template ? template.value : "",
       };
     }
     const content = storedContent();
     const variants = content.variants || {};
     const variant = variants[lang] || variants.de || Object.values(variants)[0] || { body: "", subject: "" };
-    return { text: variant.body || "", subject: variant.subject || "", buttons: content.buttons || [], template: content.wa_template_name || "" };
+    return { text: variant.body || "", subject: variant.subject || "", buttons: content.buttons || [] };
   }
 
   // a newly chosen file, else the saved one (unless "clear" is ticked)
@@ -67,25 +109,33 @@
     return null;
   }
 
+  function selected(listId) {
+    const tab = document.querySelector("#" + listId + " [role=tab][aria-selected=true]");
+    return tab || document.querySelector("#" + listId + " [role=tab]");
+  }
+
   function preview() {
     const box = document.getElementById("bc-preview");
     if (!box) return;
-    const kind = box.querySelector(".bc-preview-tabs button.active").dataset.target;
-    const lang = document.getElementById("bc-preview-lang").value;
+    const kindTab = selected("bc-kind-tabs"), langTab = selected("bc-lang-tabs");
+    const kind = kindTab ? kindTab.dataset.kind : "whatsapp";
+    const lang = langTab ? langTab.dataset.lang : "de";
     const now = current(lang);
     const text = now.text;
     const phone = document.getElementById("bc-phone");
     phone.dataset.kind = kind;
+    phone.setAttribute("aria-labelledby", [kindTab && kindTab.id, langTab && langTab.id].filter(Boolean).join(" "));
+    const testLanguage = document.getElementById("bc-test-language");
+    if (testLanguage) testLanguage.value = lang;
     let shown = text;
     const buttons = now.buttons;
     if ((kind === "sms" || kind === "whatsapp") && buttons.length) {
       shown += "\n" + buttons.map((b) => b.title + ": " + b.url).join("\n");
     }
     if (kind === "email") {
-      const subject = now.subject;
-      shown = (subject ? subject + "\n\n" : "") + shown + "\n\n--\n(Abmelden / unsubscribe)";
+      shown = (now.subject ? now.subject + "\n\n" : "") + shown + "\n\n--\n" + say("unsubscribe");
     }
-    document.getElementById("bc-text").textContent = shown || "…";
+    document.getElementById("bc-text").textContent = shown || say("empty");
     const buttonBox = document.getElementById("bc-buttons");
     buttonBox.replaceChildren();
     if (kind === "telegram" || kind === "email") {
@@ -97,21 +147,31 @@
     if (file && kind !== "sms") {
       const el = document.createElement(file.video ? "video" : "img");
       el.src = file.url;
+      if (!file.video) el.alt = "";
       media.appendChild(el);
+    }
+    const template = templateNow();
+    const note = document.getElementById("bc-template-note");
+    const showTemplate = kind === "whatsapp" && template && template.text;
+    note.hidden = !showTemplate;
+    if (showTemplate) {
+      document.getElementById("bc-template-intro").textContent = say("templateIntro");
+      document.getElementById("bc-template-text").textContent = template.text;
     }
     const counters = document.getElementById("bc-counters");
     counters.replaceChildren();
     const items = [];
     const length = [...text].length;
-    if (kind === "telegram") items.push([length + " / " + (file ? LIMITS.caption : LIMITS.telegram), length > (file ? LIMITS.caption : LIMITS.telegram)]);
+    if (kind === "telegram" || kind === "whatsapp") {
+      const limit = file ? LIMITS.caption : LIMITS[kind];
+      items.push([say("chars", { count: length, limit: limit }), length > limit]);
+    }
     if (kind === "whatsapp") {
-      items.push([length + " / " + (file ? LIMITS.caption : LIMITS.whatsapp), length > (file ? LIMITS.caption : LIMITS.whatsapp)]);
-      const template = now.template;
-      items.push([template ? "Vorlage / template: " + template : "Ohne Vorlage erreicht WhatsApp nur Personen, die in den letzten 24 h geschrieben haben / without a template only people who wrote in the last 24 h", !template]);
+      items.push([template ? say("template", { name: template.name }) : say("noTemplate"), !template]);
     }
     if (kind === "sms") {
       const sms = smsSegments(shown);
-      items.push([sms.segments + " SMS (" + sms.encoding + ", " + [...shown].length + " Zeichen/chars)", sms.segments > 3]);
+      items.push([say("sms", { segments: sms.segments, encoding: sms.encoding, count: [...shown].length }), sms.segments > 3]);
     }
     items.forEach(([label, warn]) => {
       const li = document.createElement("li");
@@ -121,26 +181,63 @@
     });
   }
 
+  // the language tabs of languages without a text are hidden while composing
+  function syncLanguageTabs() {
+    if (!editable()) return;
+    const tabs = Array.from(document.querySelectorAll("#bc-lang-tabs [role=tab]"));
+    const written = tabs.filter((tab) => { const f = field(BODY_FIELDS[tab.dataset.lang]); return f && f.value.trim(); });
+    tabs.forEach((tab) => { tab.hidden = written.length > 0 && written.indexOf(tab) === -1; });
+    const current = selected("bc-lang-tabs");
+    if (current && current.hidden) choose(document.getElementById("bc-lang-tabs"), written[0], false);
+  }
+
+  // ARIA tabs: click or arrow keys (Home/End) move the selection; one tab per list is focusable
+  function choose(list, tab, focus) {
+    if (!tab) return;
+    list.querySelectorAll("[role=tab]").forEach((other) => {
+      const on = other === tab;
+      other.setAttribute("aria-selected", on ? "true" : "false");
+      other.tabIndex = on ? 0 : -1;
+    });
+    if (focus) tab.focus();
+    preview();
+  }
+  function setupTabs(list) {
+    if (!list) return;
+    list.addEventListener("click", (event) => {
+      const tab = event.target.closest("[role=tab]");
+      if (tab) choose(list, tab, false);
+    });
+    list.addEventListener("keydown", (event) => {
+      const tabs = Array.from(list.querySelectorAll("[role=tab]")).filter((tab) => !tab.hidden);
+      const at = tabs.indexOf(document.activeElement);
+      if (at === -1) return;
+      let next = null;
+      if (event.key === "ArrowRight" || event.key === "ArrowDown") next = tabs[(at + 1) % tabs.length];
+      else if (event.key === "ArrowLeft" || event.key === "ArrowUp") next = tabs[(at - 1 + tabs.length) % tabs.length];
+      else if (event.key === "Home") next = tabs[0];
+      else if (event.key === "End") next = tabs[tabs.length - 1];
+      if (next) { event.preventDefault(); choose(list, next, true); }
+    });
+  }
+
   function setupPreview() {
     const box = document.getElementById("bc-preview");
     if (!box) return;
-    box.querySelectorAll(".bc-preview-tabs button").forEach((button) => {
-      button.addEventListener("click", () => {
-        box.querySelectorAll(".bc-preview-tabs button").forEach((b) => b.classList.remove("active"));
-        button.classList.add("active");
+    setupTabs(document.getElementById("bc-kind-tabs"));
+    setupTabs(document.getElementById("bc-lang-tabs"));
+    syncTemplateFields();
+    syncLanguageTabs();
+    const form = document.querySelector("#content-main form");
+    if (form) {
+      const update = (event) => {
+        if (event.target && event.target.name === "wa_template") syncTemplateFields();
+        syncLanguageTabs();
         preview();
-      });
-    });
-    const languages = document.getElementById("bc-preview-lang");
-    const variants = storedContent().variants || {};
-    if (!editable() && !variants[languages.value] && Object.keys(variants).length) {
-      languages.value = Object.keys(variants)[0];  // e.g. a broadcast that went out in English only
+      };
+      form.addEventListener("input", update);
+      form.addEventListener("change", update);
     }
-    languages.addEventListener("change", preview);
-    document.querySelectorAll("form input, form textarea, form select").forEach((el) => {
-      el.addEventListener("input", preview);
-      el.addEventListener("change", preview);
-    });
     preview();
   }
 
@@ -150,6 +247,9 @@
   function setupProgress() {
     const panel = document.getElementById("bc-progress");
     if (!panel) return;
+    // the bar's width is set here, not in a style attribute (the CSP allows no inline styles)
+    const bar = panel.querySelector("[role=progressbar]");
+    document.getElementById("bc-bar-fill").style.width = (bar.dataset.percent || "0") + "%";
     const live = ["approved", "scheduled", "sending", "paused"];
     let status = panel.dataset.status;
     async function poll() {
