@@ -22,4 +22,5 @@ LABELS = {
     "broadcast.co_editor_approval_refused": _("Approval by a co-editor refused"),
     "broadcast.self_review_refused": _("Review of own emergency broadcast refused"),
     "broadcast.contributor_review_refused": _("Review by a contributor refused"),
+    "broadcast.test_sent": _("Test sent to own phone"),
 }

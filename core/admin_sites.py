@@ -18,7 +18,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, get_script_prefix, path, reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -221,10 +221,25 @@ class TenantAdminSite(TaskNavMixin, admin.AdminSite):
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
         self._pages: list[AdminPage] = []
+        self._landings: list[Callable[[HttpRequest], str | None]] = []
 
     def add_page(self, page: AdminPage) -> None:
         """Mount an app's own page (say, the tenant's settings) at admin/<route>, behind the admin login."""
         self._pages.append(page)
+
+    def add_landing(self, landing: Callable[[HttpRequest], str | None]) -> None:
+        """Where a user lands instead of the start page: `landing(request)` returns a URL for
+        the users whose work is elsewhere (inbox agents land on the inbox), else None."""
+        self._landings.append(landing)
+
+    def index(  # type: ignore[override]  # a landing redirect is no TemplateResponse
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        for landing in self._landings:
+            url = landing(request)
+            if url:
+                return HttpResponseRedirect(url)
+        return super().index(request, extra_context)
 
     def has_permission(self, request: HttpRequest) -> bool:
         tenant = getattr(request, "tenant", None)

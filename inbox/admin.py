@@ -8,11 +8,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import pgettext_lazy
 
-from core.admin_sites import AdminPage, tenant_site
+from core.admin_sites import AdminPage, NavEntry, tenant_site
 from core.errors import ApplicationError
 from core.http import request_meta, request_user
-from inbox import services, views
+from inbox import selectors, services, views
 from inbox.hours import HoursError, parse_holidays, parse_hours
 from inbox.models import CannedReply, Department, InboxSettings
 
@@ -25,6 +26,33 @@ for route, view, name in (
     tenant_site.add_page(
         AdminPage(route=route, view=view, name=name, permission=views.PERMISSION, context_flag="can_use_inbox")
     )
+
+
+def _unanswered(request: HttpRequest) -> int:
+    return selectors.unanswered_count()
+
+
+def _inbox_landing(request: HttpRequest) -> str | None:
+    """Inbox agents (the inbox is their work, composing is not) land on the inbox."""
+    user = request.user
+    if user.has_perm(views.PERMISSION) and not user.has_perm("broadcasts.change_broadcast"):
+        return reverse("tenant_admin:inbox")
+    return None
+
+
+tenant_site.add_nav(
+    NavEntry(
+        key="inbox",
+        label=pgettext_lazy("admin navigation", "Inbox"),
+        url="inbox",
+        permissions=(views.PERMISSION,),
+        icon="inbox",
+        badge=_unanswered,
+        badge_label=pgettext_lazy("admin navigation", "unanswered"),
+        order=40,
+    )
+)
+tenant_site.add_landing(_inbox_landing)
 
 
 @admin.register(Department, site=tenant_site)

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.services import audit_log
 from broadcasts.selectors import broadcast_answered_by
@@ -143,7 +143,7 @@ def conversation_reply(
 ) -> Entry:
     """Answer the person on their messenger through the single-message path (sent by a worker
     after commit; its delivery status arrives through the single-message status sink)."""
-    _require(author, "inbox.reply_conversation", gettext("You may not answer conversations."))
+    _require(author, "inbox.reply_conversation", gettext_noop("You may not answer conversations."))
     return _queue_reply(conversation=conversation, author=author, text=text, template=template)
 
 
@@ -158,13 +158,13 @@ def _queue_reply(
 ) -> Entry:
     text = text.strip()
     if template is None and not text:
-        raise ApplicationError(gettext("The answer is empty."))
+        raise ApplicationError(gettext_noop("The answer is empty."))
     conversation = (
         Conversation.objects.select_for_update().select_related("contact", "connection").get(pk=conversation.pk)
     )
     if template is None and selectors.reply_needs_template(conversation):
         raise ApplicationError(
-            gettext(
+            gettext_noop(
                 "The person last wrote more than 24 hours ago: WhatsApp only allows an approved template now. "
                 "Choose one of the templates."
             )
@@ -207,10 +207,10 @@ def _queue_reply(
 @transaction.atomic
 def conversation_add_note(*, conversation: Conversation, author: Any, text: str) -> Entry:
     """An internal note: seen by the team, never sent to the person."""
-    _require(author, "inbox.view_conversation", gettext("You may not work in the inbox."))
+    _require(author, "inbox.view_conversation", gettext_noop("You may not work in the inbox."))
     text = text.strip()
     if not text:
-        raise ApplicationError(gettext("The note is empty."))
+        raise ApplicationError(gettext_noop("The note is empty."))
     entry = Entry.objects.create(conversation=conversation, kind=Entry.Kind.NOTE, text=text, author=author)
     _touch(conversation)
     return entry
@@ -218,9 +218,9 @@ def conversation_add_note(*, conversation: Conversation, author: Any, text: str)
 
 @transaction.atomic
 def conversation_assign(*, conversation: Conversation, actor: Any, assignee: Any | None) -> Conversation:
-    _require(actor, "inbox.change_conversation", gettext("You may not assign conversations."))
+    _require(actor, "inbox.change_conversation", gettext_noop("You may not assign conversations."))
     if assignee is not None and not (assignee.is_active and assignee.has_perm("inbox.view_conversation")):
-        raise ApplicationError(gettext("This person cannot work in the inbox."))
+        raise ApplicationError(gettext_noop("This person cannot work in the inbox."))
     new_id = assignee.pk if assignee is not None else None
     if conversation.assignee_id == new_id:
         return conversation
@@ -233,9 +233,9 @@ def conversation_assign(*, conversation: Conversation, actor: Any, assignee: Any
 def conversation_set_status(*, conversation: Conversation, actor: Any, status: str) -> Conversation:
     """Open, waiting or closed. Closing keeps the thread; the person's next message opens a new
     conversation. Reopening fails when the person already has another open conversation."""
-    _require(actor, "inbox.change_conversation", gettext("You may not change conversations."))
+    _require(actor, "inbox.change_conversation", gettext_noop("You may not change conversations."))
     if status not in Conversation.Status.values:
-        raise ApplicationError(gettext("Unknown status."))
+        raise ApplicationError(gettext_noop("Unknown status."))
     if conversation.status == status:
         return conversation
     changes: dict[str, Any] = {"status": status}
@@ -248,7 +248,9 @@ def conversation_set_status(*, conversation: Conversation, actor: Any, status: s
         with transaction.atomic():
             _touch(conversation, **changes)
     except IntegrityError:
-        raise ApplicationError(gettext("This person has another open conversation; continue there instead.")) from None
+        raise ApplicationError(
+            gettext_noop("This person has another open conversation; continue there instead.")
+        ) from None
     _event(conversation, actor, "status", {"status": status})
     return conversation
 
@@ -263,13 +265,13 @@ def _clean_labels(labels: list[str]) -> list[str]:
         if label and label.casefold() not in seen:
             seen[label.casefold()] = label
     if len(seen) > MAX_LABELS:
-        raise ApplicationError(gettext("At most %(count)d labels per conversation.") % {"count": MAX_LABELS})
+        raise ApplicationError(gettext_noop("At most {count} labels per conversation."), params={"count": MAX_LABELS})
     return sorted(seen.values(), key=str.casefold)
 
 
 @transaction.atomic
 def conversation_set_labels(*, conversation: Conversation, actor: Any, labels: list[str]) -> Conversation:
-    _require(actor, "inbox.change_conversation", gettext("You may not change conversations."))
+    _require(actor, "inbox.change_conversation", gettext_noop("You may not change conversations."))
     cleaned = _clean_labels(labels)
     if cleaned == conversation.labels:
         return conversation
@@ -313,10 +315,10 @@ def conversation_forward(
     """Send the question to a department by e-mail (after commit, by a worker). The department
     gets a pseudonymous reference and a one-time answer link, never the person's number or name
     unless `include_contact`. Audit-logged."""
-    _require(actor, "inbox.forward_conversation", gettext("You may not forward conversations."))
+    _require(actor, "inbox.forward_conversation", gettext_noop("You may not forward conversations."))
     question = question.strip()
     if not question:
-        raise ApplicationError(gettext("Write the question for the department."))
+        raise ApplicationError(gettext_noop("Write the question for the department."))
     forward = Forward.objects.create(
         conversation=conversation,
         department=department,
@@ -403,10 +405,10 @@ def forward_answer(*, forward: Forward, text: str) -> Entry:
     draft for an agent (or is sent at once if the tenant chose so). Works once."""
     text = text.strip()
     if not text:
-        raise ApplicationError(gettext("The answer is empty."))
+        raise ApplicationError(gettext_noop("The answer is empty."))
     claimed = Forward.objects.filter(pk=forward.pk, answered_at__isnull=True).update(answered_at=timezone.now())
     if not claimed:
-        raise ApplicationError(gettext("This question has already been answered. Thank you!"))
+        raise ApplicationError(gettext_noop("This question has already been answered. Thank you!"))
     conversation = forward.conversation
     entry = Entry.objects.create(
         conversation=conversation,
@@ -432,7 +434,7 @@ def inbox_settings_ensure() -> InboxSettings:
 
 def inbox_settings_update(*, actor: Any, meta: RequestMeta | None = None, **fields: Any) -> InboxSettings:
     """Check office hours and holidays (messages name the line) and save."""
-    _require(actor, "inbox.change_inboxsettings", gettext("You may not change the inbox settings."))
+    _require(actor, "inbox.change_inboxsettings", gettext_noop("You may not change the inbox settings."))
     try:
         parse_hours(fields.get("office_hours", ""))
         parse_holidays(fields.get("holidays", ""))

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -183,11 +184,12 @@ def _template_ref(request: HttpRequest, conversation: Conversation) -> TemplateR
         pk=template_id, connection_id=conversation.connection_id, status="APPROVED"
     ).first()
     if template is None:
-        raise ApplicationError(_("This template is not available for this messenger."))
+        raise ApplicationError(gettext_noop("This template is not available for this messenger."))
     params = [request.POST.get(f"param_{i}", "").strip() for i in range(1, template.parameter_count + 1)]
     if any(not value for value in params):
         raise ApplicationError(
-            _("The template needs %(count)d values; please fill in every field.") % {"count": template.parameter_count}
+            gettext_noop("The template needs {count} values; please fill in every field."),
+            params={"count": template.parameter_count},
         )
     return TemplateRef(name=template.name, language=template.language, body_params=tuple(params))
 
@@ -216,7 +218,7 @@ def inbox_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             elif raw:
                 assignee = selectors.inbox_agents().filter(pk=_int_or_none(raw)).first()
                 if assignee is None:
-                    raise ApplicationError(_("This person cannot work in the inbox."))
+                    raise ApplicationError(gettext_noop("This person cannot work in the inbox."))
             services.conversation_assign(conversation=conversation, actor=actor, assignee=assignee)
         elif action == "status":
             services.conversation_set_status(
@@ -225,7 +227,7 @@ def inbox_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         elif action == "forward":
             department = Department.objects.filter(pk=_int_or_none(request.POST.get("department")) or 0).first()
             if department is None:
-                raise ApplicationError(_("Choose a department."))
+                raise ApplicationError(gettext_noop("Choose a department."))
             forward = services.conversation_forward(
                 conversation=conversation,
                 actor=actor,
@@ -246,7 +248,7 @@ def inbox_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         else:
             raise Http404("no such action")
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, exc.localized)
     return _back(request, pk)
 
 
@@ -267,7 +269,7 @@ def department_answer(request: HttpRequest, token: str) -> HttpResponse:
         try:
             services.forward_answer(forward=forward, text=request.POST.get("text", "")[:10_000])
         except ApplicationError as exc:
-            error = exc.message
+            error = exc.localized
         else:
             return HttpResponseRedirect(request.path)
     context["error"] = error

@@ -80,10 +80,10 @@ def start_sending(broadcast: Broadcast) -> None:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("editor", WORK),
-        ("agent", WORK),
+        ("editor", [*WORK, "inbox"]),
+        ("agent", [*WORK, "inbox"]),
         ("approver", ["to_approve", *WORK]),
-        ("admin", ["to_approve", *WORK, *ADMINISTRATION]),
+        ("admin", ["to_approve", *WORK, "inbox", *ADMINISTRATION]),
     ],
 )
 def test_each_role_sees_exactly_its_entries(

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 
 SOURCES = ["accounts", "analytics", "broadcasts", "channels", "config", "core", "locale", "messengers"]
-SOURCES += ["subscribers", "templates", "tenants", "manage.py"]
+SOURCES += ["inbox", "subscribers", "templates", "tenants", "manage.py"]
 
 
 def _entries(po: Path, *flags: str) -> list[str]:

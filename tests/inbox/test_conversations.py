@@ -3,12 +3,10 @@ through the real pipeline: sandbox phone → stored webhook event → keyword co
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection as django_connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from hypothesis import given
@@ -317,46 +315,6 @@ def test_an_agent_of_another_tenant_never_sees_the_conversation(sandbox: Connect
         assert selectors.conversation_list(selectors.ListFilters()).count() == 0
         assert selectors.unanswered_count() == 0
         assert not Entry.objects.filter(text="Geheim").exists()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_two_workers_filing_messages_of_one_person_at_once_make_one_conversation(
-    committed_tenant: Any,
-) -> None:
-    tenant = committed_tenant()
-    with schema_context(tenant.schema_name):
-        sandbox = Connection.objects.get(provider="sandbox")
-        person = messenger_services.sandbox_person_create(connection=sandbox, name="Paul")
-        now = timezone.now()
-        messages = [
-            InboundMessage.objects.create(
-                connection=sandbox, contact=person, provider_message_id=f"m{i}", kind="text", text=f"t{i}", sent_at=now
-            )
-            for i in range(6)
-        ]
-    barrier = threading.Barrier(len(messages))
-    errors: list[BaseException] = []
-
-    def worker(message: InboundMessage) -> None:
-        try:
-            with schema_context(tenant.schema_name):
-                barrier.wait()
-                services.conversation_receive(message=message)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            django_connection.close()
-
-    threads = [threading.Thread(target=worker, args=(m,)) for m in messages]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    with schema_context(tenant.schema_name):
-        conversation = Conversation.objects.get(contact=person)
-        assert conversation.unread_count == 6
-        assert sorted(conversation.entries.values_list("text", flat=True)) == [f"t{i}" for i in range(6)]
 
 
 def test_alle_daten_loeschen_erases_the_thread_and_the_export_contains_it(

@@ -3,6 +3,7 @@ actions, the live poll, tenant isolation and hostile input."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -191,3 +192,29 @@ def test_an_agent_of_tenant_b_cannot_open_a_conversation_of_tenant_a(
         assert "Nur für Stadt A" not in page
         assert client_b.get(f"{INBOX}changes.json", {"since": "2020-01-01T00:00:00+00:00"}).json()["changed"] == []
     assert not conversation.entries.filter(kind="note").exists()
+
+
+def test_inbox_agents_land_on_the_inbox_and_everyone_with_it_sees_the_unanswered_badge(
+    agent: Client, client_b: Client, sandbox: Connection, tenant_b: Tenant
+) -> None:
+    question(sandbox, "Hans", "Eine Frage")
+    question(sandbox, "Ines", "Noch eine")
+    start = agent.get("/admin/")
+    assert start.status_code == 302 and start["Location"] == INBOX
+    page = agent.get(INBOX).content.decode()
+    assert re.search(r'href="/admin/inbox/"[^>]*aria-current="page"', page), "the entry is marked as current"
+    assert re.search(r">\s*2\s*<span[^>]*>\s*unanswered", page), "badge with the number of unanswered"
+    with schema_context(tenant_b.schema_name):  # tenant B's badge does not count A's conversations
+        client_b.force_login(make_user(roles.INBOX_AGENT, username="agent_nav_b"))
+        assert not re.search(r">\s*2\s*<span[^>]*>\s*unanswered", client_b.get(INBOX).content.decode())
+
+
+def test_editors_keep_their_start_page_and_approvers_do_not_see_the_inbox(client_a: Client) -> None:
+    client_a.force_login(make_user(roles.EDITOR, username="red_nav"))
+    start = client_a.get("/admin/")
+    assert start.status_code == 200 and 'href="/admin/inbox/"' in start.content.decode()
+    approver = make_user(roles.APPROVER, username="ob_nav")
+    enrol_totp(approver)
+    client_a.force_login(approver)
+    start = client_a.get("/admin/")
+    assert start.status_code == 200 and 'href="/admin/inbox/"' not in start.content.decode()

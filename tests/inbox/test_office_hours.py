@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
+from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,7 +49,9 @@ def test_hours_in_german_and_english() -> None:
     ],
 )
 def test_hours_errors_name_the_line(text: str, fragment: str) -> None:
-    with pytest.raises(HoursError, match=fragment):
+    with translation.override("en"), pytest.raises(HoursError, match=fragment):
+        parse_hours(text)
+    with translation.override("de"), pytest.raises(HoursError, match="Zeile 1"):
         parse_hours(text)
 
 
@@ -58,7 +61,7 @@ def test_holidays() -> None:
         date(2026, 12, 31),
         date(2027, 1, 1),
     ]
-    with pytest.raises(HoursError, match="Line 2"):
+    with translation.override("en"), pytest.raises(HoursError, match="Line 2"):
         parse_holidays("24.12.2026\nHeiligabend")
 
 
