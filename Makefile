@@ -20,7 +20,7 @@ help:
 	@echo "make migrations-check  fail if models and migrations disagree"
 	@echo "make bench             benchmarks -> bench/report.md and bench/report.json"
 	@echo "make bench-smoke       the pipeline scenarios at tiny sizes (correctness, run by CI)"
-	@echo "make screenshots       PNGs of the admin (start, compose, simulator) and subscribe page -> docs/screenshots/"
+	@echo "make screenshots       PNGs of the admin (start, compose, simulator, inbox) and subscribe page -> docs/screenshots/"
 	@echo "make clean             make stop, then delete var/ (embedded database, keys, media)"
 
 venv: $(STAMP)

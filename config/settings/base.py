@@ -92,7 +92,12 @@ TENANT_ONBOARDING_HOOKS: list[str] = [
     "messengers.services.connection_create_sandbox_for_tenant",
 ]
 # Called inside each demo tenant's schema by `manage.py seed_demo` (make run).
-DEMO_SEED_HOOKS: list[str] = ["messengers.demo.seed", "channels.demo.seed", "subscribers.demo.seed"]
+DEMO_SEED_HOOKS: list[str] = [
+    "messengers.demo.seed",
+    "channels.demo.seed",
+    "subscribers.demo.seed",
+    "inbox.demo.seed",
+]
 # Where status webhooks go (each returns the provider message ids it recognised), and the
 # handlers every inbound message passes through in order until one handles it.
 MESSENGER_STATUS_SINKS: list[str] = [

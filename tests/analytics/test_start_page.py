@@ -190,7 +190,7 @@ def test_the_latest_five_sent_broadcasts_with_their_reach(team: dict[str, Any], 
     assert (newest.progress.total, newest.reached, newest.progress.read, newest.progress.failed) == (10, 8, 3, 2)
     assert (newest.reached_percent, newest.read_percent, newest.failed_percent) == (80.0, 30.0, 20.0)
 
-    html = _signed_in(client_a, team["agent"]).get("/admin/").content.decode()
+    html = _signed_in(client_a, team["editor"]).get("/admin/").content.decode()  # agents land on the inbox
     assert "Meldung 0" in html and "Meldung 4" in html and "Meldung 5" not in html
 
 

@@ -57,6 +57,7 @@ def _targets() -> list[tuple[str, str, bool, bool]]:
     from django.urls import reverse
 
     from core.tenancy import connection
+    from inbox.models import Conversation
     from messengers.selectors import connection_sandbox
     from tenants.models import Tenant
 
@@ -65,12 +66,19 @@ def _targets() -> list[tuple[str, str, bool, bool]]:
         sandbox = connection_sandbox()
         assert sandbox is not None, "every demo tenant has a sandbox connection"
         phones = reverse("tenant_admin:messengers_phones", args=[sandbox.pk], urlconf="config.urls_tenant")
+        asked = Conversation.objects.filter(contact__display_name="Erika Muster").first()
+        inbox = reverse(
+            "tenant_admin:inbox_conversation" if asked else "tenant_admin:inbox",
+            args=[asked.pk] if asked else [],
+            urlconf="config.urls_tenant",
+        )
     finally:
         connection.set_schema_to_public()
     return [
         ("admin-start.png", "/admin/", True, False),
         ("admin-compose.png", "/admin/broadcasts/broadcast/add/", True, False),
         ("admin-simulator.png", phones, True, False),
+        ("admin-inbox.png", inbox, True, False),
         ("public-subscribe.png", "/subscribe/", False, True),  # as a citizen sees it (no staff links)
     ]
 

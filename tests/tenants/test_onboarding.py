@@ -17,6 +17,7 @@ from accounts import roles
 from accounts.models import AuditEvent, User
 from core.errors import ApplicationError
 from core.tenancy import connection
+from inbox.models import CannedReply, Conversation, Department, Entry
 from messengers.models import Connection
 from subscribers.selectors import channel_offers
 from tenants.models import Domain, Tenant
@@ -148,6 +149,11 @@ def test_seed_demo_creates_the_three_tenants_and_is_idempotent(public: Any) -> N
             "admin", "redaktion", "oberbuergermeister", "buergerbuero"
         }  # fmt: skip
         users = User.objects.count()
+        # the inbox: questions, a complaint with a note for the department, a thank-you
+        conversations = dict(Conversation.objects.values_list("contact__display_name", "preview"))
+        assert conversations["Aylin Kaya"].startswith("In der Hauptstätter Straße")
+        assert len(conversations) == 4 and Department.objects.count() == 2 and CannedReply.objects.exists()
+        assert Entry.objects.filter(kind="note", conversation__contact__display_name="Aylin Kaya").exists()
     for schema in ("stuttgart", "hochbahn", "spd"):
         with tenant_context(tenants[schema]), override_settings(DEMO_MODE=True):
             looks = dict(Connection.objects.filter(provider="sandbox").values_list("demo_presents_as", "name"))
@@ -168,5 +174,6 @@ def test_seed_demo_creates_the_three_tenants_and_is_idempotent(public: Any) -> N
     with schema_context("stuttgart"):
         assert User.objects.count() == users
         assert Connection.objects.filter(provider="sandbox").count() == 4
+        assert Conversation.objects.count() == 4
     # an operator's own setting is kept
     assert Tenant.objects.get(pk=stuttgart.pk).privacy_notice_url == "https://www.stuttgart.de/datenschutz"
