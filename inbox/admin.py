@@ -20,6 +20,8 @@ from inbox.models import CannedReply, Department, InboxSettings
 for route, view, name in (
     ("inbox/", views.inbox_page, "inbox"),
     ("inbox/changes.json", views.inbox_changes, "inbox_changes"),
+    ("inbox/groups/", views.inbox_groups, "inbox_groups"),
+    ("inbox/groups/reply/", views.inbox_group_reply, "inbox_group_reply"),
     ("inbox/<int:pk>/", views.inbox_page, "inbox_conversation"),
     ("inbox/<int:pk>/<slug:action>/", views.inbox_act, "inbox_act"),
 ):

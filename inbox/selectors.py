@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
@@ -270,3 +271,70 @@ def forward_question_draft(conversation: Conversation) -> str:
         if kind == Entry.Kind.INBOUND and text:
             texts.append(text)
     return "\n".join(reversed(texts))
+
+
+# --------------------------------------------------------------------------------------------
+# Answer many at once: open conversations whose last message says much the same
+# --------------------------------------------------------------------------------------------
+GROUP_SCAN_LIMIT = 500  # the most recently active open conversations that are compared
+GROUP_SIMILARITY = 0.5  # Jaccard similarity of the messages' German lexemes
+
+
+@dataclass(frozen=True)
+class ConversationGroup:
+    sample: str  # the last message of the longest-waiting conversation of the group
+    lexemes: tuple[str, ...]  # what they have in common
+    conversations: tuple[Conversation, ...]
+
+
+def _lexemes(conversation_ids: list[int]) -> dict[int, frozenset[str]]:
+    """The lexemes of each conversation's last message from the person, by PostgreSQL's German
+    full-text configuration (stemmed, stop words dropped): "Gilt der Feinstaubalarm morgen?"
+    and "Ist morgen noch Feinstaubalarm" share {feinstaubalarm, morg}."""
+    if not conversation_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT DISTINCT ON (e.conversation_id) e.conversation_id,
+                   tsvector_to_array(to_tsvector('german', e.text))
+            FROM inbox_entry e
+            WHERE e.conversation_id = ANY(%s) AND e.kind = 'inbound' AND e.text <> ''
+            ORDER BY e.conversation_id, e.created_at DESC, e.id DESC
+            """,
+            [conversation_ids],
+        )
+        return {row[0]: frozenset(row[1]) for row in cursor.fetchall() if row[1]}
+
+
+def conversation_groups(*, minimum: int = 2) -> list[ConversationGroup]:
+    """Groups of open conversations whose last messages are similar, the biggest first. Each
+    conversation is in at most one group (greedy, longest-waiting first)."""
+    open_rows = list(
+        Conversation.objects.filter(status=Conversation.Status.OPEN)
+        .select_related("contact", "connection")
+        .order_by("-last_activity_at")[:GROUP_SCAN_LIMIT]
+    )
+    words = _lexemes([c.pk for c in open_rows])
+    candidates = sorted((c for c in open_rows if c.pk in words), key=lambda c: (c.waiting_since or c.opened_at, c.pk))
+    taken: set[int] = set()
+    groups: list[ConversationGroup] = []
+    for seed in candidates:
+        if seed.pk in taken:
+            continue
+        seed_words = words[seed.pk]
+        members = [seed]
+        for other in candidates:
+            if other.pk == seed.pk or other.pk in taken:
+                continue
+            other_words = words[other.pk]
+            union = seed_words | other_words
+            if union and len(seed_words & other_words) / len(union) >= GROUP_SIMILARITY:
+                members.append(other)
+        if len(members) >= minimum:
+            taken.update(m.pk for m in members)
+            common = frozenset.intersection(*(words[m.pk] for m in members))
+            groups.append(
+                ConversationGroup(sample=seed.preview, lexemes=tuple(sorted(common)), conversations=tuple(members))
+            )
+    return sorted(groups, key=lambda g: -len(g.conversations))

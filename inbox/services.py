@@ -4,6 +4,7 @@ label and close. Every change bumps Conversation.changed_at, which the inbox pag
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -462,3 +463,32 @@ def inbox_purge(*, retention_days: int | None = None) -> int:
     conversations, _rows = Conversation.objects.filter(last_activity_at__lt=cutoff).delete()
     messages, _rows = InboundMessage.objects.filter(received_at__lt=cutoff).delete()
     return conversations + messages
+
+
+# --------------------------------------------------------------------------------------------
+# Answer many at once
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GroupReplyResult:
+    sent: list[int]  # conversation ids answered
+    skipped: list[int]  # conversation ids that need a WhatsApp template (outside 24 h) or were closed
+
+
+def conversation_group_reply(*, conversation_ids: list[int], author: Any, text: str) -> GroupReplyResult:
+    """One answer to many people: each gets it on their own messenger, each conversation records
+    it. Conversations that cannot take free text (WhatsApp outside 24 h) or are closed are
+    skipped and reported, never half-sent; each conversation is its own transaction."""
+    _require(author, "inbox.reply_conversation", gettext_noop("You may not answer conversations."))
+    if not text.strip():
+        raise ApplicationError(gettext_noop("The answer is empty."))
+    sent: list[int] = []
+    skipped: list[int] = []
+    rows = Conversation.objects.filter(pk__in=conversation_ids[:1000]).select_related("contact", "connection")
+    for conversation in rows.order_by("pk"):
+        if conversation.status == Conversation.Status.CLOSED or selectors.reply_needs_template(conversation):
+            skipped.append(conversation.pk)
+            continue
+        with transaction.atomic():
+            _queue_reply(conversation=conversation, author=author, text=text)
+        sent.append(conversation.pk)
+    return GroupReplyResult(sent=sent, skipped=skipped)

@@ -274,3 +274,55 @@ def department_answer(request: HttpRequest, token: str) -> HttpResponse:
             return HttpResponseRedirect(request.path)
     context["error"] = error
     return TemplateResponse(request, "inbox/department_answer.html", context)
+
+
+def inbox_groups(request: HttpRequest) -> HttpResponse:
+    """Open conversations that ask much the same, to answer in one go."""
+    _require_view(request)
+    groups = selectors.conversation_groups()
+    user = request.user
+    context: dict[str, Any] = {
+        **tenant_site.each_context(request),
+        "title": _("Answer many at once"),
+        "groups": [
+            {
+                "group": group,
+                "people": [
+                    {
+                        "conversation": c,
+                        "name": selectors.contact_shown(c, user)[0] or selectors.contact_shown(c, user)[1],
+                    }
+                    for c in group.conversations
+                ],
+            }
+            for group in groups
+        ],
+        "can_reply": user.has_perm("inbox.reply_conversation"),
+    }
+    return TemplateResponse(request, "inbox/admin/groups.html", context)
+
+
+@require_POST
+def inbox_group_reply(request: HttpRequest) -> HttpResponse:
+    _require_view(request)
+    ids = [number for number in (_int_or_none(v) for v in request.POST.getlist("conversation")[:1000]) if number]
+    try:
+        if not ids:
+            raise ApplicationError(gettext_noop("Choose at least one conversation."))
+        result = services.conversation_group_reply(
+            conversation_ids=ids, author=request_user(request), text=request.POST.get("text", "")[:4096]
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.localized)
+    else:
+        messages.success(request, _("Answer sent to %(count)d people.") % {"count": len(result.sent)})
+        if result.skipped:
+            messages.warning(
+                request,
+                _(
+                    "%(count)d conversations were left out: closed, or WhatsApp outside 24 hours (answer them "
+                    "one by one with a template)."
+                )
+                % {"count": len(result.skipped)},
+            )
+    return HttpResponseRedirect(reverse("tenant_admin:inbox_groups"))

@@ -67,5 +67,18 @@ def test_a_question_appears_live_and_the_answer_reaches_the_phone(
     with in_tenant(tenant):
         assert SandboxMessage.objects.filter(address=erika.address, direction="out", text=ANSWER).exists()
         assert Conversation.objects.get(contact=erika).status == "waiting"
+    # two more people ask the same: answered together from the groups page
+    with in_tenant(tenant):
+        for name in ("Jonas", "Aylin"):
+            person = sandbox_person_create(connection=sandbox, name=name)
+            sandbox_receive(connection=sandbox, address=person.address, text="Gilt der Feinstaubalarm morgen noch?")
+    page.goto(server.url(domain, "/admin/inbox/groups/"))
+    expect(page.locator(".inbox-group h2")).to_contain_text("2")
+    assert_accessible(page, "inbox, answer many at once")
+    page.fill(".inbox-group textarea", "Ja, bis Freitag.")
+    page.click(".inbox-group button[type=submit]")
+    expect(page.locator(".messagelist")).to_contain_text("2")
+    with in_tenant(tenant):
+        assert SandboxMessage.objects.filter(direction="out", text="Ja, bis Freitag.").count() == 2
     page.goto("about:blank")  # stop polling before the tenant is dropped
     assert not [p for p in problems if "favicon.ico" not in p], problems  # no CSP errors, no script errors
