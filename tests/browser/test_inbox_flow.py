@@ -1,18 +1,23 @@
-"""Chromium against a live server (issue 11, first part): an agent has the inbox open; a citizen
-writes on a sandbox phone and the question appears without reloading; the agent opens it,
-assigns it to themself with the keyboard, answers with a canned reply, and the phone receives
-the answer. axe-core checks every page visited."""
+"""Issue 11's browser test, against a live server: an agent has the inbox open; a citizen writes
+on a sandbox phone and the question appears without reloading; the agent opens it, assigns it to
+themself with the keyboard, answers with a canned reply, and the phone receives the answer. Two
+more people ask the same and get one answer from the groups page. A complaint is forwarded to a
+department, which answers through its link without ever seeing the number or name; the agent
+sends that answer and the citizen receives it. axe-core checks every page visited."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.core import mail
 from playwright.sync_api import expect
 
 from accounts import roles
-from inbox.models import CannedReply, Conversation
+from inbox.models import CannedReply, Conversation, Department
 from messengers.models import SandboxMessage
 from messengers.selectors import connection_sandbox
 from messengers.services import sandbox_person_create, sandbox_receive
@@ -80,5 +85,39 @@ def test_a_question_appears_live_and_the_answer_reaches_the_phone(
     expect(page.locator(".messagelist")).to_contain_text("2")
     with in_tenant(tenant):
         assert SandboxMessage.objects.filter(direction="out", text="Ja, bis Freitag.").count() == 2
+
+    # a complaint goes to a department, which answers through its link; the agent sends it on
+    with in_tenant(tenant):
+        Department.objects.create(name="Amt für Umweltschutz", email="umwelt@stadt.example")
+        aylin = sandbox_person_create(connection=sandbox, name="Aylin Kaya")
+        sandbox_receive(connection=sandbox, address=aylin.address, text="Die Baustelle qualmt seit Tagen.")
+        complaint = Conversation.objects.get(contact=aylin)
+    page.goto(server.url(domain, f"/admin/inbox/{complaint.pk}/"))
+    page.select_option("#forward-department", label="Amt für Umweltschutz")
+    page.click("#forward-form button[type=submit]")
+    expect(page.locator(".messagelist")).to_contain_text("A-")
+    assert_accessible(page, "inbox, forwarded")
+    sent = mail.outbox[-1]
+    assert "Die Baustelle qualmt seit Tagen." in sent.body
+    assert aylin.address not in sent.body and aylin.address[1:] not in sent.body and "Aylin" not in sent.body
+    link = re.search(r"https?://\S+/inbox/answer/\S+/", sent.body)
+    assert link is not None, sent.body
+    department = page.context.browser.new_context(locale="de-DE").new_page()
+    department.goto(server.url(domain, urlsplit(link.group(0)).path))
+    assert aylin.address not in department.content() and "Aylin" not in department.content()
+    assert_accessible(department, "department answer page", known=())
+    department.fill("#answer", "Wir prüfen die Baustelle morgen.")
+    department.click("#answer-form button[type=submit]")
+    expect(department.locator("h1")).to_contain_text("Vielen Dank")
+    department.context.close()
+    page.reload()
+    page.click(".use-answer")
+    expect(page.locator("#reply-text")).to_have_value("Wir prüfen die Baustelle morgen.")
+    page.click("#reply-form button[type=submit]")
+    expect(page.locator("#thread .entry-reply").last).to_contain_text("Wir prüfen die Baustelle morgen.")
+    with in_tenant(tenant):
+        assert SandboxMessage.objects.filter(
+            address=aylin.address, direction="out", text="Wir prüfen die Baustelle morgen."
+        ).exists()
     page.goto("about:blank")  # stop polling before the tenant is dropped
     assert not [p for p in problems if "favicon.ico" not in p], problems  # no CSP errors, no script errors
