@@ -100,7 +100,7 @@ def test_a_question_appears_live_and_the_answer_reaches_the_phone(
     sent = mail.outbox[-1]
     assert "Die Baustelle qualmt seit Tagen." in sent.body
     assert aylin.address not in sent.body and aylin.address[1:] not in sent.body and "Aylin" not in sent.body
-    link = re.search(r"https?://\S+/inbox/answer/\S+/", sent.body)
+    link = re.search(r"https?://\S+/inbox/answer/\S+/", str(sent.body))
     assert link is not None, sent.body
     department = page.context.browser.new_context(locale="de-DE").new_page()
     department.goto(server.url(domain, urlsplit(link.group(0)).path))
