@@ -99,8 +99,11 @@ class Conversation(models.Model):
     first_response_at = models.DateTimeField(_("first response"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
     auto_replied_at = models.DateTimeField(null=True, blank=True)
-    # bumped on every change; the inbox page polls "anything newer than what I have"
-    changed_at = models.DateTimeField(db_index=True)
+    # bumped on every change (time, and the id of the transaction that made it). The inbox page
+    # polls by transaction id, not time: a change made at 10:00:01 in a transaction that commits
+    # at 10:00:03 would slip past a poll at 10:00:02 that then asks "after 10:00:02?".
+    changed_at = models.DateTimeField()
+    change_xid = models.BigIntegerField(default=0, db_index=True)
 
     class Meta:
         verbose_name = _("conversation")

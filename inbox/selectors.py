@@ -116,9 +116,20 @@ def conversation_thread(conversation: Conversation) -> QuerySet[Entry]:
     return conversation.entries.select_related("inbound", "outbound", "author").order_by("created_at", "id")
 
 
-def conversations_changed_since(since: datetime) -> list[int]:
-    """Ids of conversations that changed after `since` (the page's cheap poll)."""
-    return list(Conversation.objects.filter(changed_at__gt=since).values_list("pk", flat=True)[:500])
+def inbox_cursor() -> int:
+    """Where the next poll starts: the oldest transaction still running now (PostgreSQL's snapshot
+    xmin). Every change not yet visible to this poll is made by that or a later transaction, so
+    asking for change_xid >= cursor next time misses nothing; a change may be named twice."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        row = cursor.fetchone()
+    return int(row[0])
+
+
+def conversations_changed_since(cursor: int) -> list[int]:
+    """Ids of conversations changed by transactions from `cursor` on (the page's cheap poll);
+    take the next cursor with inbox_cursor() BEFORE calling this."""
+    return list(Conversation.objects.filter(change_xid__gte=cursor).values_list("pk", flat=True)[:500])
 
 
 def unanswered_count() -> int:

@@ -1,5 +1,6 @@
 """Writes of the shared inbox: messages arrive in conversations; agents reply, note, assign,
-label and close. Every change bumps Conversation.changed_at, which the inbox page polls."""
+label and close. Every change bumps Conversation.changed_at and change_xid (the writing
+transaction's id), by which the inbox page polls (selectors.conversations_changed_since)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -39,6 +41,8 @@ NOT_MESSAGES = frozenset({"block", "unblock", "start"})
 JOINS_ONLY = frozenset({"reaction"})
 REPLY_PURPOSE = "inbox"
 AUTO_REPLY_PURPOSE = "inbox-auto"
+# the id of the transaction writing the row (PostgreSQL 13+), for the inbox page's poll
+CURRENT_XID = RawSQL("pg_current_xact_id()::text::bigint", ())
 FORWARD_LINK_DAYS = 30
 PREVIEW_LENGTH = 200
 LABEL_LENGTH = 40
@@ -105,6 +109,7 @@ def _receive(message: InboundMessage) -> Conversation | None:
         last_activity_at=Greatest(F("last_activity_at"), message.sent_at),
         preview=_preview(message),
         changed_at=now,
+        change_xid=CURRENT_XID,
     )
     conversation.refresh_from_db()
     _auto_reply_if_closed(conversation)
@@ -134,7 +139,7 @@ def _event(conversation: Conversation, actor: Any, event: str, details: dict[str
 
 
 def _touch(conversation: Conversation, **changes: Any) -> None:
-    Conversation.objects.filter(pk=conversation.pk).update(changed_at=timezone.now(), **changes)
+    Conversation.objects.filter(pk=conversation.pk).update(changed_at=timezone.now(), change_xid=CURRENT_XID, **changes)
     conversation.refresh_from_db()
 
 

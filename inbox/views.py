@@ -14,7 +14,6 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.csrf import csrf_protect
@@ -121,7 +120,7 @@ def inbox_page(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         "who": "mine" if filters.mine_of else ("unassigned" if filters.unassigned else ""),
         "query_string": urlencode(kept),
         "departments": list(Department.objects.all()),
-        "polled_at": timezone.now().isoformat(),
+        "poll_cursor": selectors.inbox_cursor(),
         "can_change": user.has_perm("inbox.change_conversation"),
         "can_reply": user.has_perm("inbox.reply_conversation"),
         "statuses": Conversation.Status.choices,
@@ -155,19 +154,14 @@ def inbox_page(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 
 def inbox_changes(request: HttpRequest) -> JsonResponse:
-    """What changed since the page's last look: {"now", "changed": [ids], "unanswered"}."""
+    """What changed since the page's last look: {"cursor", "changed": [ids], "unanswered"}. The
+    page sends back the cursor it got; without a (valid) one it only learns where to start."""
     _require_view(request)
-    since = parse_datetime(request.GET.get("since", "")[:40]) if request.GET.get("since") else None
-    now = timezone.now()
-    if since is None or timezone.is_naive(since):
-        return JsonResponse({"now": now.isoformat(), "changed": [], "unanswered": selectors.unanswered_count()})
-    return JsonResponse(
-        {
-            "now": now.isoformat(),
-            "changed": selectors.conversations_changed_since(since),
-            "unanswered": selectors.unanswered_count(),
-        }
-    )
+    cursor = selectors.inbox_cursor()
+    raw = request.GET.get("since", "")[:20]
+    since = int(raw) if raw.isdigit() else None
+    changed = selectors.conversations_changed_since(since) if since is not None else []
+    return JsonResponse({"cursor": str(cursor), "changed": changed, "unanswered": selectors.unanswered_count()})
 
 
 def _back(request: HttpRequest, pk: int) -> HttpResponseRedirect:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 from django.db import connection as django_connection
+from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -54,3 +55,60 @@ def test_two_workers_filing_messages_of_one_person_at_once_make_one_conversation
         conversation = Conversation.objects.get(contact=person)
         assert conversation.unread_count == 6
         assert sorted(conversation.entries.values_list("text", flat=True)) == [f"t{i}" for i in range(6)]
+
+
+def test_the_inbox_poll_misses_no_change_that_commits_late(committed_tenant: Callable[..., Tenant]) -> None:
+    """A worker's transaction changes a conversation before a poll and commits after it: the next
+    poll (from the cursor the first one returned) still names it; once named and committed,
+    it is not named again."""
+    from django.test import Client
+
+    from accounts import roles
+    from inbox import selectors
+    from tests.conftest import in_tenant
+    from tests.factories import make_user
+
+    tenant = committed_tenant()
+    with in_tenant(tenant):
+        sandbox = Connection.objects.get(provider="sandbox")
+        person = messenger_services.sandbox_person_create(connection=sandbox, name="Lena")
+        message = InboundMessage.objects.create(
+            connection=sandbox, contact=person, provider_message_id="late", kind="text", text="Hallo",
+            sent_at=timezone.now(),
+        )  # fmt: skip
+        conversation = services.conversation_receive(message=message)
+        assert conversation is not None
+        agent = make_user(roles.INBOX_AGENT, username="agent_late")
+        domain = tenant.domains.get(is_primary=True).domain
+    client = Client(HTTP_HOST=domain)
+    with in_tenant(tenant):  # the session lives in the tenant's schema
+        client.force_login(agent)
+    url = "/admin/inbox/changes.json"
+    cursor = client.get(url).json()["cursor"]
+    assert client.get(url, {"since": cursor}).json()["changed"] == []  # committed before the cursor
+
+    changed, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_worker() -> None:
+        try:
+            with schema_context(tenant.schema_name), transaction.atomic():
+                services.conversation_add_note(conversation=conversation, author=agent, text="spät")
+                changed.set()
+                release.wait(timeout=30)
+        finally:
+            django_connection.close()
+            done.set()
+
+    thread = threading.Thread(target=slow_worker)
+    thread.start()
+    assert changed.wait(timeout=30)
+    first = client.get(url, {"since": cursor}).json()
+    assert first["changed"] == []  # not committed yet: invisible
+    release.set()
+    assert done.wait(timeout=30)
+    thread.join()
+    second = client.get(url, {"since": first["cursor"]}).json()
+    assert second["changed"] == [conversation.pk]  # committed after the first poll: not missed
+    assert client.get(url, {"since": second["cursor"]}).json()["changed"] == []
+    with in_tenant(tenant):
+        assert selectors.unanswered_count() == 1

@@ -50,7 +50,7 @@
       const response = await fetch(url, { credentials: "same-origin" });
       if (response.ok) {
         const data = await response.json();
-        since = data.now;
+        since = data.cursor;
         if (data.changed.length) await refresh(data.changed);
       }
     } catch (error) {
