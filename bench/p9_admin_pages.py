@@ -50,7 +50,7 @@ def _sent_broadcast() -> Any:
     return Broadcast.objects.get(pk=broadcast.pk)
 
 
-def _pages(broadcast_pk: int, sandbox_pk: int) -> list[tuple[str, str, bool]]:
+def _pages(broadcast_pk: int, sandbox_pk: int, conversation_pk: int | None) -> list[tuple[str, str, bool]]:
     """(label, path, signed in) of every page measured."""
     from django.urls import reverse
 
@@ -72,6 +72,9 @@ def _pages(broadcast_pk: int, sandbox_pk: int) -> list[tuple[str, str, bool]]:
         ("imports list", admin("subscribers_subscriberimport_changelist"), True),
         ("audit log", admin("accounts_auditevent_changelist"), True),
         ("settings", admin("tenant_settings"), True),
+        ("inbox", admin("inbox"), True),
+        *([("inbox conversation", admin("inbox_conversation", conversation_pk), True)] if conversation_pk else []),
+        ("inbox: answer many at once", admin("inbox_groups"), True),
         ("public subscribe page", public("subscribers:subscribe"), False),
         ("archive", public("broadcasts:archive"), False),
         ("RSS", public("broadcasts:feed"), False),
@@ -120,7 +123,10 @@ def run(*, smoke: bool = False, repeats: int | None = None) -> dict[str, Any]:
         broadcast = _sent_broadcast()
         sandbox = connection_sandbox()
         assert sandbox is not None
-        pages = _pages(broadcast.pk, sandbox.pk)
+        from inbox.models import Conversation
+
+        first = Conversation.objects.order_by("pk").values_list("pk", flat=True).first()
+        pages = _pages(broadcast.pk, sandbox.pk, first)
         host = demo_domain(DEMO_SCHEMA)
         staff = Client(HTTP_HOST=host, HTTP_ACCEPT_LANGUAGE="de")
         staff.force_login(User.objects.get(username=DEMO_ADMIN))  # its session lives in the tenant's schema
