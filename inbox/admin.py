@@ -72,7 +72,14 @@ class CannedReplyAdmin(admin.ModelAdmin):
 class InboxSettingsForm(forms.ModelForm):
     class Meta:
         model = InboxSettings
-        fields = ["office_hours", "holidays", "auto_reply_de", "auto_reply_en", "send_department_answers"]
+        fields = [
+            "office_hours",
+            "holidays",
+            "auto_reply_de",
+            "auto_reply_en",
+            "send_department_answers",
+            "answer_window_hours",
+        ]
         widgets = {"office_hours": forms.Textarea(attrs={"rows": 5}), "holidays": forms.Textarea(attrs={"rows": 5})}
 
     def clean_office_hours(self) -> str:

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -217,6 +218,12 @@ class InboxSettings(models.Model):
         ),
     )
     auto_reply_en = models.TextField(_("automatic answer (English)"), blank=True)
+    answer_window_hours = models.PositiveSmallIntegerField(
+        _("replies count as answers to a broadcast for (hours)"),
+        default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 14)],
+        help_text=_("A message within this time after a broadcast reached the person is linked to that broadcast."),
+    )
     send_department_answers = models.BooleanField(
         _("send departments' answers directly"),
         default=False,

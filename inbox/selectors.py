@@ -22,6 +22,7 @@ from broadcasts.pipeline import WHATSAPP_WINDOW
 from inbox.hours import HoursError, is_open, next_opening, parse_holidays, parse_hours
 from inbox.models import OPEN_STATES, Conversation, Entry, InboxSettings
 from messengers.adapters.base import Provider
+from subscribers.models import Subscription
 
 
 def reply_needs_template(conversation: Conversation) -> bool:
@@ -81,6 +82,7 @@ class ListFilters:
     label: str = ""
     connection_id: int | None = None
     provider: str = ""
+    channel_id: int | None = None  # people subscribed (active) to this channel
     query: str = ""  # full text over the thread (German configuration)
 
 
@@ -103,6 +105,11 @@ def conversation_list(filters: ListFilters) -> QuerySet[Conversation]:
         rows = rows.filter(connection_id=filters.connection_id)
     if filters.provider:
         rows = rows.filter(connection__provider=filters.provider)
+    if filters.channel_id is not None:
+        subscribed = Subscription.objects.filter(
+            subscriber_id=OuterRef("contact__subscriber_id"), channel_id=filters.channel_id, status="active"
+        )
+        rows = rows.filter(Exists(subscribed))
     query = filters.query.replace("\x00", "").strip()[:200]
     if query:
         matching = Entry.objects.annotate(search=SearchVector("text", config="german")).filter(

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -50,7 +49,7 @@ MAX_LABELS = 20
 
 
 def _answer_window() -> timedelta:
-    return timedelta(hours=getattr(settings, "INBOX_ANSWER_WINDOW_HOURS", 24))
+    return timedelta(hours=selectors.inbox_settings().answer_window_hours)
 
 
 def _preview(message: InboundMessage) -> str:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
+from channels.models import Channel
 from core.admin_sites import tenant_site
 from core.errors import ApplicationError
 from core.http import request_meta, request_user
@@ -30,7 +31,7 @@ from messengers.models import Connection, WhatsAppTemplate
 PERMISSION = "inbox.view_conversation"
 PAGE_SIZE = 50
 TEMPLATE_PARAMS_MAX = 10
-FILTER_KEYS = ("status", "who", "department", "label", "messenger", "q")
+FILTER_KEYS = ("status", "who", "department", "label", "messenger", "channel", "q")
 
 
 def _require_view(request: HttpRequest) -> None:
@@ -59,6 +60,7 @@ def _filters(request: HttpRequest) -> tuple[selectors.ListFilters, dict[str, str
         department_id=_int_or_none(raw["department"]),
         label=raw["label"].strip()[:40],
         provider=provider,
+        channel_id=_int_or_none(raw["channel"]),
         query=raw["q"],
     )
     kept = {key: value for key, value in raw.items() if value}
@@ -120,6 +122,7 @@ def inbox_page(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         "who": "mine" if filters.mine_of else ("unassigned" if filters.unassigned else ""),
         "query_string": urlencode(kept),
         "departments": list(Department.objects.all()),
+        "channels": list(Channel.objects.order_by("name").values_list("pk", "name")),
         "poll_cursor": selectors.inbox_cursor(),
         "can_change": user.has_perm("inbox.change_conversation"),
         "can_reply": user.has_perm("inbox.reply_conversation"),

@@ -334,3 +334,49 @@ def test_alle_daten_loeschen_erases_the_thread_and_the_export_contains_it(
         write(sandbox, rita, "ALLE DATEN LÖSCHEN")
     assert not Conversation.objects.exists()
     assert not Entry.objects.filter(text__contains="Hauptstraße").exists()
+
+
+def test_the_channel_filter_and_the_tenants_answer_window(sandbox: Connection) -> None:
+    from channels.models import Channel
+    from inbox.models import InboxSettings
+    from subscribers.models import Subscription
+    from tests.channels.factories import make_channel
+
+    verkehr = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])
+    other = Channel.objects.exclude(pk=verkehr.pk).first() or make_channel("Kultur", ["KULTUR"], connections=[sandbox])
+    now = timezone.now()
+    subscriber = Subscriber.objects.create(name="Uwe")
+    Subscription.objects.create(
+        subscriber=subscriber, channel=verkehr, status="active", source="keyword", subscribed_at=now
+    )
+    Subscription.objects.create(
+        subscriber=subscriber, channel=other, status="unsubscribed", source="keyword", subscribed_at=now
+    )
+    uwe = messenger_services.sandbox_person_create(connection=sandbox, name="Uwe")
+    Contact.objects.filter(pk=uwe.pk).update(subscriber=subscriber)
+    vera = messenger_services.sandbox_person_create(connection=sandbox, name="Vera")
+    broadcast = Broadcast.objects.create(title="Sperrung", status="sent", send_started_at=now - timedelta(hours=3))
+    Delivery.objects.create(
+        broadcast=broadcast, subscriber=subscriber, connection=sandbox, language="de", status="delivered",
+        next_attempt_at=now, sent_at=now - timedelta(hours=3),
+    )  # fmt: skip
+    InboxSettings.objects.update_or_create(key="inbox", defaults={"answer_window_hours": 2})
+    write(sandbox, uwe, "Wie lange noch?")
+    write(sandbox, vera, "Hallo")
+    assert Conversation.objects.get(contact=uwe).answers_broadcast_id is None  # 3 h ago, window 2 h
+
+    def names(channel_id: int) -> list[str]:
+        rows = selectors.conversation_list(selectors.ListFilters(channel_id=channel_id))
+        return [c.contact.display_name for c in rows]
+
+    assert names(verkehr.pk) == ["Uwe"]
+    assert names(other.pk) == []  # unsubscribed there
+
+    InboxSettings.objects.filter(key="inbox").update(answer_window_hours=4)
+    services.conversation_set_status(
+        conversation=Conversation.objects.get(contact=uwe),
+        actor=make_user(roles.INBOX_AGENT, username="agent_w"),
+        status="closed",
+    )
+    write(sandbox, uwe, "Noch eine Frage")
+    assert Conversation.objects.get(contact=uwe, status="open").answers_broadcast_id == broadcast.pk

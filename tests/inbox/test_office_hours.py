@@ -148,10 +148,26 @@ def test_the_settings_page_checks_hours_and_only_admins_may_change_them(client_a
     assert client_a.post(url, {"office_hours": "Mo 8-16"}).status_code == 403
     admin = signed_in_admin(client_a)
     assert admin.get("/admin/inbox/inboxsettings/")["Location"] == url
-    page = admin.post(url, {"office_hours": "Mo 16-8", "holidays": "", "auto_reply_de": "", "auto_reply_en": ""})
+    page = admin.post(
+        url,
+        {
+            "office_hours": "Mo 16-8",
+            "holidays": "",
+            "auto_reply_de": "",
+            "auto_reply_en": "",
+            "answer_window_hours": "24",
+        },
+    )
     assert page.status_code == 200 and "not after its start" in page.content.decode()
     done = admin.post(
-        url, {"office_hours": "Mo-Fr 8-16", "holidays": "24.12.2026", "auto_reply_de": "", "auto_reply_en": ""}
+        url,
+        {
+            "office_hours": "Mo-Fr 8-16",
+            "holidays": "24.12.2026",
+            "auto_reply_de": "",
+            "auto_reply_en": "",
+            "answer_window_hours": "24",
+        },
     )
     assert done.status_code == 302
     row.refresh_from_db()
