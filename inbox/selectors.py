@@ -22,7 +22,7 @@ from broadcasts.pipeline import WHATSAPP_WINDOW
 from inbox.hours import HoursError, is_open, next_opening, parse_holidays, parse_hours
 from inbox.models import OPEN_STATES, Conversation, Entry, InboxSettings
 from messengers.adapters.base import Provider
-from subscribers.models import Subscription
+from subscribers.models import ConsentEvent, Subscription
 
 
 def reply_needs_template(conversation: Conversation) -> bool:
@@ -144,17 +144,26 @@ def unanswered_count() -> int:
     return Conversation.objects.filter(status=Conversation.Status.OPEN).count()
 
 
+CONSENT_SHOWN = 5
+
+
 def person_panel(conversation: Conversation) -> dict[str, Any]:
-    """The side panel: the person's subscriptions (channel, since, status) and language."""
+    """The side panel: the person's subscriptions (channel, since, status), language, and the
+    latest entries of their consent ledger (what they agreed to, when, how)."""
     subscriber = conversation.contact.subscriber
     if subscriber is None:
-        return {"subscriber": None, "subscriptions": []}
+        return {"subscriber": None, "subscriptions": [], "consent": []}
+    consent = list(
+        ConsentEvent.objects.filter(subscriber=subscriber)
+        .select_related("channel")
+        .order_by("-at", "-id")[:CONSENT_SHOWN]
+    )
     subscriptions = list(
         subscriber.subscriptions.select_related("channel")
         .order_by("channel__name")
         .values("channel__name", "status", "subscribed_at", "confirmed_at", "unsubscribed_at")
     )
-    return {"subscriber": subscriber, "subscriptions": subscriptions}
+    return {"subscriber": subscriber, "subscriptions": subscriptions, "consent": consent}
 
 
 def inbox_agents() -> QuerySet[Any]:

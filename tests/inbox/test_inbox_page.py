@@ -219,3 +219,24 @@ def test_editors_keep_their_start_page_and_approvers_do_not_see_the_inbox(client
     client_a.force_login(approver)
     start = client_a.get("/admin/")
     assert start.status_code == 200 and 'href="/admin/inbox/"' not in start.content.decode()
+
+
+def test_the_side_panel_shows_subscriptions_and_the_consent_ledger(agent: Client, sandbox: Connection) -> None:
+    from django.utils import timezone as tz
+
+    from subscribers.models import ConsentEvent, Subscription
+    from tests.channels.factories import make_channel
+
+    conversation = question(sandbox, "Karl", "Frage")
+    channel = make_channel("Verkehr", ["VERKEHR"], connections=[sandbox])
+    subscriber = Subscriber.objects.create(name="Karl")
+    Contact.objects.filter(pk=conversation.contact_id).update(subscriber=subscriber)
+    now = tz.now()
+    Subscription.objects.create(
+        subscriber=subscriber, channel=channel, status="active", source="keyword", subscribed_at=now
+    )
+    ConsentEvent.objects.create(subscriber=subscriber, channel=channel, kind="opt_in", source="keyword", at=now)
+    ConsentEvent.objects.create(subscriber=subscriber, channel=None, kind="opt_out", source="keyword", at=now)
+    page = agent.get(f"{INBOX}{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Verkehr · subscribed since" in page
+    assert "Consent ledger" in page and "Opt-in · Verkehr" in page and "Opt-out · all channels" in page

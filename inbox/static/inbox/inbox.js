@@ -51,6 +51,10 @@
       if (response.ok) {
         const data = await response.json();
         since = data.cursor;
+        const badge = document.querySelector(".task-nav-badge[data-badge=inbox]");
+        if (badge && badge.firstChild && badge.firstChild.nodeType === Node.TEXT_NODE) {
+          badge.firstChild.nodeValue = String(data.unanswered);  // the navigation's "unanswered" count
+        }
         if (data.changed.length) await refresh(data.changed);
       }
     } catch (error) {
