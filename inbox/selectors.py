@@ -20,9 +20,10 @@ from django.utils.translation import gettext_lazy as _
 
 from broadcasts.pipeline import WHATSAPP_WINDOW
 from inbox.hours import HoursError, is_open, next_opening, parse_holidays, parse_hours
-from inbox.models import OPEN_STATES, Conversation, Entry, InboxSettings
+from inbox.models import OPEN_STATES, CannedReply, Conversation, Entry, InboxSettings
 from messengers.adapters.base import Provider
 from subscribers.models import ConsentEvent, Subscription
+from subscribers.selectors import current_tenant
 
 
 def reply_needs_template(conversation: Conversation) -> bool:
@@ -71,6 +72,24 @@ def conversation_placeholders(conversation: Conversation) -> dict[str, str]:
         subscription = subscriber.subscriptions.filter(status="active").select_related("channel").first()
         channel = subscription.channel.name if subscription is not None else ""
     return {"name": name, "channel": channel}
+
+
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def fill_placeholders(body: str, values: dict[str, str]) -> str:
+    """`{{ name }}`-style placeholders replaced by `values` (plain substitution, no template
+    language: canned replies are data an admin typed, never code); unknown ones stay."""
+    return PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), body)
+
+
+def canned_replies_for(conversation: Conversation, limit: int = 100) -> list[dict[str, str]]:
+    """Every canned reply, filled in for this conversation (the placeholders are read once)."""
+    values = conversation_placeholders(conversation)
+    return [
+        {"title": canned.title, "text": fill_placeholders(canned.body, values)}
+        for canned in CannedReply.objects.all()[:limit]
+    ]
 
 
 @dataclass(frozen=True)
@@ -220,12 +239,6 @@ def entry_view(entry: Entry) -> dict[str, Any]:
         shown["failed"] = entry.outbound.status == "failed"
         shown["error"] = entry.outbound.error_code
     return shown
-
-
-def current_tenant() -> Any:
-    from subscribers.selectors import current_tenant as tenant
-
-    return tenant()
 
 
 def inbox_settings() -> InboxSettings:

@@ -32,6 +32,7 @@ from inbox.models import OPEN_STATES, CannedReply, Conversation, Department, Ent
 from messengers.adapters.base import TemplateRef
 from messengers.models import InboundMessage
 from messengers.services import message_queue
+from subscribers.selectors import current_tenant
 from tenants.selectors import tenant_absolute_url
 
 # What a person does that is no message to answer: never opens a conversation. A reaction
@@ -295,12 +296,7 @@ def conversation_mark_read(*, conversation: Conversation) -> None:
 def canned_reply_render(*, canned: CannedReply, conversation: Conversation) -> str:
     """The canned text with `{{ name }}` and `{{ channel }}` filled in (plain substitution, no
     template language: a canned reply is data an admin typed, never code)."""
-    values = selectors.conversation_placeholders(conversation)
-
-    def fill(match: re.Match[str]) -> str:
-        return values.get(match.group(1), match.group(0))
-
-    return re.sub(r"\{\{\s*(\w+)\s*\}\}", fill, canned.body)
+    return selectors.fill_placeholders(canned.body, selectors.conversation_placeholders(conversation))
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,7 +368,7 @@ def forward_send(*, forward_id: int) -> int:
     forward = Forward.objects.select_related("department", "conversation__contact").filter(pk=forward_id).first()
     if forward is None:
         return 0
-    tenant = selectors.current_tenant()
+    tenant = current_tenant()
     link = tenant_absolute_url(reverse("inbox:department_answer", args=[forward_token(forward)]))
     with translation.override(getattr(tenant, "default_language", "") or "de"):
         subject = gettext("[%(reference)s] Question from a citizen for %(department)s") % {
@@ -458,11 +454,7 @@ def inbox_settings_update(*, actor: Any, meta: RequestMeta | None = None, **fiel
 def inbox_purge(*, retention_days: int | None = None) -> int:
     """Delete what citizens wrote after the tenant's inbox retention: conversations without
     activity for that long (their threads go with them) and inbound messages received before."""
-    days = (
-        retention_days
-        if retention_days is not None
-        else getattr(selectors.current_tenant(), "inbox_retention_days", 90)
-    )
+    days = retention_days if retention_days is not None else getattr(current_tenant(), "inbox_retention_days", 90)
     cutoff = timezone.now() - timedelta(days=max(1, int(days)))
     conversations, _rows = Conversation.objects.filter(last_activity_at__lt=cutoff).delete()
     messages, _rows = InboundMessage.objects.filter(received_at__lt=cutoff).delete()

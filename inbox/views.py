@@ -24,8 +24,8 @@ from core.admin_sites import tenant_site
 from core.errors import ApplicationError
 from core.http import request_meta, request_user
 from inbox import selectors, services
-from inbox.models import CannedReply, Conversation, Department
-from messengers.adapters.base import TemplateRef
+from inbox.models import Conversation, Department
+from messengers.adapters.base import Provider, TemplateRef
 from messengers.models import Connection, WhatsAppTemplate
 
 PERMISSION = "inbox.view_conversation"
@@ -52,7 +52,7 @@ def _filters(request: HttpRequest) -> tuple[selectors.ListFilters, dict[str, str
     raw = {key: request.GET.get(key, "")[:200] for key in FILTER_KEYS}
     status = raw["status"] if raw["status"] in ("open", "waiting", "closed", "all") else "open"
     who = raw["who"] if raw["who"] in ("mine", "unassigned") else ""
-    provider = raw["messenger"] if raw["messenger"] in ("whatsapp", "telegram", "sms", "email", "sandbox") else ""
+    provider = raw["messenger"] if raw["messenger"] in {p.value for p in Provider} else ""
     filters = selectors.ListFilters(
         status=status,
         mine_of=request.user.pk if who == "mine" else None,
@@ -90,13 +90,6 @@ def _rows(conversations: list[Conversation], user: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _canned(conversation: Conversation) -> list[dict[str, str]]:
-    return [
-        {"title": canned.title, "text": services.canned_reply_render(canned=canned, conversation=conversation)}
-        for canned in CannedReply.objects.all()[:100]
-    ]
 
 
 def _templates(conversation: Conversation) -> list[WhatsAppTemplate]:
@@ -141,7 +134,7 @@ def inbox_page(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 "person_address": address,
                 "entries": [selectors.entry_view(entry) for entry in selectors.conversation_thread(conversation)],
                 "panel": selectors.person_panel(conversation),
-                "canned": _canned(conversation),
+                "canned": selectors.canned_replies_for(conversation),
                 "needs_template": needs_template,
                 "templates": _templates(conversation) if needs_template else [],
                 "template_params": range(1, TEMPLATE_PARAMS_MAX + 1),
@@ -285,11 +278,9 @@ def inbox_groups(request: HttpRequest) -> HttpResponse:
             {
                 "group": group,
                 "people": [
-                    {
-                        "conversation": c,
-                        "name": selectors.contact_shown(c, user)[0] or selectors.contact_shown(c, user)[1],
-                    }
+                    {"conversation": c, "name": name or address}
                     for c in group.conversations
+                    for name, address in [selectors.contact_shown(c, user)]
                 ],
             }
             for group in groups
