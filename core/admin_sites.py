@@ -69,6 +69,7 @@ class NavItem:
     badge: int
     badge_label: str | Promise
     current: bool
+    counts: bool = False  # the entry has a badge (drawn hidden at 0, so a live page can show it later)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class TaskNavMixin:
                     badge=(entry.badge(request) or 0) if entry.badge else 0,
                     badge_label=entry.badge_label,
                     current=entry.key == current,
+                    counts=entry.badge is not None,
                 )
                 for entry, href in visible
                 if entry.group == group_key

@@ -51,6 +51,8 @@ def test_a_question_appears_live_and_the_answer_reaches_the_phone(
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator(".inbox-empty").first).to_be_visible()
+    nav_badge = page.locator('.task-nav-badge[data-badge="inbox"]')
+    expect(nav_badge).to_be_hidden()  # nothing unanswered yet: the badge waits, hidden
     assert_accessible(page, "inbox, empty")
 
     with in_tenant(tenant):  # the citizen writes while the agent looks at the list
@@ -58,6 +60,8 @@ def test_a_question_appears_live_and_the_answer_reaches_the_phone(
     row = page.locator(".conversation-row", has_text="Gilt der Feinstaubalarm morgen noch?")
     expect(row).to_be_visible(timeout=20_000)  # no reload: the poll brought it
     expect(row.locator(".badge")).to_contain_text("1")
+    expect(nav_badge).to_be_visible()  # the navigation's count follows the same poll
+    expect(nav_badge).to_contain_text("1")
 
     row.locator("a").click()
     expect(page.locator("#thread .entry-inbound")).to_contain_text("Gilt der Feinstaubalarm morgen noch?")

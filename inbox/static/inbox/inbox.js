@@ -54,6 +54,7 @@
         const badge = document.querySelector(".task-nav-badge[data-badge=inbox]");
         if (badge && badge.firstChild && badge.firstChild.nodeType === Node.TEXT_NODE) {
           badge.firstChild.nodeValue = String(data.unanswered);  // the navigation's "unanswered" count
+          badge.hidden = !data.unanswered;
         }
         if (data.changed.length) await refresh(data.changed);
       }
