@@ -322,7 +322,11 @@ class TelegramAdapter(HttpSendAdapter):
                     media = message[key]
                     if isinstance(media, list):  # photo sizes: the largest is last
                         media = media[-1] if media else {}
-                    payload = {"type": key, **(media if isinstance(media, dict) else {})}
+                    # "type" says which piece it was; a sticker's own type (regular, mask …) is kept aside
+                    media = media if isinstance(media, dict) else {}
+                    payload = {**media, "type": key}
+                    if "type" in media:
+                        payload["media_type"] = media["type"]
                     break
             else:
                 payload = {"message": message}
@@ -490,12 +494,16 @@ class TelegramAdapter(HttpSendAdapter):
     def media_ref(cls, kind: str, payload: Mapping[str, Any]) -> MediaRef | None:
         """A media message's piece as parse_webhook stored it: {type, file_id, file_size?,
         mime_type?, file_name?, …} (for photos the largest size)."""
-        if not isinstance(payload, Mapping) or payload.get("type") not in MEDIA_KINDS:
+        if not isinstance(payload, Mapping):
             return None
+        piece = _text(payload.get("type"))
+        if piece not in MEDIA_KINDS:
+            if kind != "sticker":
+                return None
+            piece = "sticker"  # stored before the sticker's own "type" (regular) was kept aside
         file_id = _text(payload.get("file_id"))
         if not FILE_ID.fullmatch(file_id):
             return None
-        piece = _text(payload.get("type"))
         mime_type = _text(payload.get("mime_type"))
         if piece == "sticker" and (payload.get("is_animated") is True or payload.get("is_video") is True):
             mime_type = "video/webm" if payload.get("is_video") is True else "application/x-tgsticker"

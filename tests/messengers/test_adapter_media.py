@@ -69,7 +69,8 @@ def test_whatsapp_media_ref_reads_the_webhook_media_object() -> None:
         "document", {"id": "1013859600285441", "mime_type": "application/pdf", "filename": "Antrag.pdf"}
     )
     assert ref == MediaRef(ref="1013859600285441", mime_type="application/pdf", filename="Antrag.pdf")
-    assert WhatsAppAdapter.media_ref("audio", {"id": "77", "mime_type": "audio/ogg; codecs=opus", "voice": True}).voice
+    voice = WhatsAppAdapter.media_ref("audio", {"id": "77", "mime_type": "audio/ogg; codecs=opus", "voice": True})
+    assert voice is not None and voice.voice
     for kind, payload in (
         ("image", {}),
         ("image", {"id": ""}),
@@ -184,8 +185,9 @@ def test_twilio_media_ref_is_the_first_media_url() -> None:
     url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
     payload = {"media": [{"url": url, "content_type": "image/jpeg"}, {"url": url + "2", "content_type": "video/mp4"}]}
     assert TwilioAdapter.media_ref("image", payload) == MediaRef(ref=url, mime_type="image/jpeg")
-    for payload in ({}, {"media": []}, {"media": "x"}, {"media": [{"url": "javascript:alert(1)"}]}, {"media": [1]}):
-        assert TwilioAdapter.media_ref("image", payload) is None, payload
+    odd: list[dict[str, Any]] = [{}, {"media": []}, {"media": "x"}, {"media": [{"url": "javascript:alert(1)"}]}]
+    for bad in [*odd, {"media": [1]}]:
+        assert TwilioAdapter.media_ref("image", bad) is None, bad
 
 
 def test_twilio_follows_the_redirect_to_its_cdn_without_credentials(tw_fake: FakeTwilio) -> None:

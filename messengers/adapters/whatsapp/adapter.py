@@ -340,7 +340,7 @@ class WhatsAppAdapter(HttpSendAdapter):
             raise self.error_from(raw, data)
         url = as_text(data.get("url"))
         if not url:
-            raise ProviderError(ErrorKind.TEMPORARY, "media answer without a url", http_status=raw.status)
+            raise ProviderError(ErrorKind.BAD_REQUEST, "no media URL for this id", http_status=raw.status)
         size = as_code(data.get("file_size"))
         if size is not None and size > max_bytes:
             raise too_large(max_bytes)
