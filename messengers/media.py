@@ -46,7 +46,7 @@ def inbound_media_ref(inbound: InboundMessage) -> MediaRef | None:
     payload = inbound.payload if isinstance(inbound.payload, dict) else {}
     try:
         return adapter_class(inbound.connection.provider).media_ref(inbound.kind, payload)
-    except LookupError:
+    except (LookupError, ValueError):  # a provider this version does not know
         return None
 
 

@@ -4,6 +4,7 @@ the providers' own error answers for expired or unknown files."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from messengers.adapters.base import (
     MediaRef,
     Provider,
     ProviderError,
+    WebhookRequest,
 )
 from messengers.adapters.sandbox import SandboxAdapter
 from messengers.adapters.telegram import TelegramAdapter
@@ -155,6 +157,22 @@ def test_telegram_media_ref_covers_photos_voice_stickers_and_documents() -> None
     assert document is not None and (document.filename, document.mime_type) == ("Foto.HEIC", "image/heic")
     for payload in ({}, {"type": "photo"}, {"type": "photo", "file_id": "a/b"}, {"type": "text", "file_id": "x"}):
         assert TelegramAdapter.media_ref("image", payload) is None, payload
+
+
+def test_telegram_sticker_keeps_its_piece_name(tg_fake: FakeTelegram) -> None:
+    update = tg_fake.inbound(chat_id=77, kind="sticker", file_id="CAACAgIAAxkBst")["update"]
+    assert update["message"]["sticker"]["type"] == "regular"  # Telegram's sticker type, as sent
+    [event] = telegram_adapter(tg_fake).parse_webhook(
+        WebhookRequest(method="POST", url="", headers={}, body=json.dumps(update).encode())
+    )
+    assert event.kind == "sticker"  # type: ignore[union-attr]
+    payload = event.payload  # type: ignore[union-attr]
+    assert (payload["type"], payload["media_type"]) == ("sticker", "regular")
+    ref = TelegramAdapter.media_ref("sticker", payload)
+    assert ref is not None and (ref.ref, ref.mime_type) == ("CAACAgIAAxkBst", "image/webp")
+    # rows stored before the fix carry the sticker's own type: still found by the kind
+    old = TelegramAdapter.media_ref("sticker", {**payload, "type": "regular"})
+    assert old is not None and old.ref == "CAACAgIAAxkBst"
 
 
 def test_telegram_get_file_then_download(tg_fake: FakeTelegram) -> None:
