@@ -49,7 +49,10 @@ async def serve_media(request: web.Request, item: StoredMedia) -> web.StreamResp
     response = web.StreamResponse(headers={"Content-Type": item.mime_type})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    for start in range(0, len(item.content), CHUNK):
-        await response.write(item.content[start : start + CHUNK])
-    await response.write_eof()
+    try:
+        for start in range(0, len(item.content), CHUNK):
+            await response.write(item.content[start : start + CHUNK])
+        await response.write_eof()
+    except ConnectionError:  # the client stopped reading (a download cut off at its cap)
+        pass
     return response
