@@ -213,6 +213,9 @@ class AdminPage:
     permission: str
     # a template variable that tells whether the user may open the page (for the page's link)
     context_flag: str
+    # False: Django's never_cache headers. True: the view sets its own Cache-Control (a file
+    # the browser may keep privately for a while, e.g. the inbox's media).
+    cacheable: bool = False
 
 
 class TenantAdminSite(TaskNavMixin, admin.AdminSite):
@@ -260,7 +263,10 @@ class TenantAdminSite(TaskNavMixin, admin.AdminSite):
         return context
 
     def get_urls(self) -> list[Any]:
-        pages = [path(page.route, self.admin_view(page.view), name=page.name) for page in self._pages]
+        pages = [
+            path(page.route, self.admin_view(page.view, cacheable=page.cacheable), name=page.name)
+            for page in self._pages
+        ]
         return [*pages, *super().get_urls()]
 
 

@@ -28,6 +28,16 @@ for route, view, name in (
     tenant_site.add_page(
         AdminPage(route=route, view=view, name=name, permission=views.PERMISSION, context_flag="can_use_inbox")
     )
+tenant_site.add_page(
+    AdminPage(
+        route="inbox/media/<int:pk>/",
+        view=views.inbox_media,
+        name="inbox_media",
+        permission=views.PERMISSION,
+        context_flag="can_use_inbox",
+        cacheable=True,
+    )
+)
 
 
 def _unanswered(request: HttpRequest) -> int:

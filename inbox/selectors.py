@@ -22,6 +22,7 @@ from broadcasts.pipeline import WHATSAPP_WINDOW
 from inbox.hours import HoursError, is_open, next_opening, parse_holidays, parse_hours
 from inbox.models import OPEN_STATES, CannedReply, Conversation, Entry, InboxSettings
 from messengers.adapters.base import Provider
+from messengers.media import inbound_media_ref
 from subscribers.models import ConsentEvent, Subscription
 from subscribers.selectors import current_tenant
 
@@ -139,7 +140,16 @@ def conversation_list(filters: ListFilters) -> QuerySet[Conversation]:
 
 
 def conversation_thread(conversation: Conversation) -> QuerySet[Entry]:
-    return conversation.entries.select_related("inbound", "outbound", "author").order_by("created_at", "id")
+    return conversation.entries.select_related("inbound__connection", "outbound", "author").order_by("created_at", "id")
+
+
+def inbound_entry(pk: int) -> Entry | None:
+    """A thread entry that is a message from the person, with its message and connection."""
+    return (
+        Entry.objects.select_related("inbound__connection")
+        .filter(pk=pk, kind=Entry.Kind.INBOUND, inbound__isnull=False)
+        .first()
+    )
 
 
 def inbox_cursor() -> int:
@@ -212,6 +222,44 @@ KIND_LABELS = {
 }
 
 
+# What the media view answers with its own content type (anything else is a download as
+# application/octet-stream): images, audio and video that browsers show without running anything.
+# Never SVG (it can carry scripts) or HTML.
+INLINE_MEDIA_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "audio/ogg",
+        "audio/mpeg",
+        "audio/aac",
+        "audio/amr",
+        "audio/mp4",
+        "video/mp4",
+    }
+)
+MEDIA_KINDS = frozenset({"image", "sticker", "audio", "video", "document"})
+
+
+def media_type(value: str) -> str:
+    """`image/jpeg` for `Image/JPEG; charset=x`: the bare, lower-case type."""
+    return value.split(";")[0].strip().lower()
+
+
+def _media_display(kind: str, mime_type: str) -> str:
+    """How the thread shows a file: image, audio, video or file (a download link). An undeclared
+    type counts as the usual one for the kind; the media view still checks what arrives."""
+    mime = media_type(mime_type)
+    if kind in ("image", "sticker") and (not mime or (mime.startswith("image/") and mime in INLINE_MEDIA_TYPES)):
+        return "image"
+    if kind == "audio" and (not mime or (mime.startswith("audio/") and mime in INLINE_MEDIA_TYPES)):
+        return "audio"
+    if kind == "video" and (not mime or mime == "video/mp4"):
+        return "video"
+    return "file"
+
+
 def _coordinate(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return float("nan")
@@ -223,8 +271,10 @@ def _coordinate(value: Any) -> float:
 
 def entry_view(entry: Entry) -> dict[str, Any]:
     """What the thread shows for one entry: never fails on odd payloads (unknown kinds, missing
-    or malformed coordinates)."""
-    shown: dict[str, Any] = {"entry": entry, "kind_label": "", "map_url": "", "status": ""}
+    or malformed coordinates, media without ids). A file is shown by kind (`media.display`):
+    images and stickers as thumbnails, voice as a player, documents as a download link; its
+    bytes come from the media view (inbox_media), fetched from the provider when opened."""
+    shown: dict[str, Any] = {"entry": entry, "kind_label": "", "map_url": "", "status": "", "media": None}
     inbound = entry.inbound
     if inbound is not None and inbound.kind != "text":
         shown["kind_label"] = KIND_LABELS.get(inbound.kind, KIND_LABELS["unknown"])
@@ -234,6 +284,14 @@ def entry_view(entry: Entry) -> dict[str, Any]:
             shown["map_url"] = (
                 f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=17/{lat:.6f}/{lon:.6f}"
             )
+        ref = inbound_media_ref(inbound) if inbound.kind in MEDIA_KINDS else None
+        if ref is not None:
+            shown["media"] = {
+                "display": _media_display(inbound.kind, ref.mime_type),
+                "filename": ref.filename,
+                "size": ref.size,
+                "voice": ref.voice,
+            }
     if entry.outbound is not None:
         shown["status"] = entry.outbound.get_status_display()
         shown["failed"] = entry.outbound.status == "failed"

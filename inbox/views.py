@@ -4,9 +4,13 @@ JavaScript), and a cheap JSON poll that tells the page when to refresh its two p
 
 from __future__ import annotations
 
+import mimetypes
+import re
+import unicodedata
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -25,7 +29,8 @@ from core.errors import ApplicationError
 from core.http import request_meta, request_user
 from inbox import selectors, services
 from inbox.models import Conversation, Department
-from messengers.adapters.base import Provider, TemplateRef
+from messengers.adapters.base import MediaFile, Provider, TemplateRef
+from messengers.media import inbound_media_fetch
 from messengers.models import Connection, WhatsAppTemplate
 
 PERMISSION = "inbox.view_conversation"
@@ -240,6 +245,67 @@ def inbox_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.localized)
     return _back(request, pk)
+
+
+# --------------------------------------------------------------------------------------------
+# Media: the file of an inbound message, fetched from the provider when asked for
+# --------------------------------------------------------------------------------------------
+NOT_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+MEDIA_CSP = "default-src 'none'; sandbox"
+MEDIA_CACHE = "private, max-age=300"  # the thread's live refresh re-renders the images
+
+
+def safe_filename(name: str, mime_type: str) -> str:
+    """A download name that cannot break the header or a file system: ASCII letters, digits,
+    dot, dash and underscore, no leading dots, at most 100 characters; "file" (plus the usual
+    extension of a harmless type) when nothing is left."""
+    base = re.split(r"[/\\]", name)[-1]
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    base = NOT_IN_FILENAME.sub("_", base).strip("._")[:100].strip("._")
+    if not base:
+        known = mime_type in selectors.INLINE_MEDIA_TYPES or mime_type == "application/pdf"
+        base = "file" + ((mimetypes.guess_extension(mime_type) or "") if known else "")
+    return base
+
+
+def _media_response(media: MediaFile) -> HttpResponse:
+    mime = selectors.media_type(media.mime_type)
+    if mime in selectors.INLINE_MEDIA_TYPES:
+        response = HttpResponse(media.content, content_type=mime)
+        response["Content-Disposition"] = "inline"
+    else:
+        response = HttpResponse(media.content, content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="{safe_filename(media.filename, mime)}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = MEDIA_CSP
+    response["Cache-Control"] = MEDIA_CACHE
+    return response
+
+
+def inbox_media(request: HttpRequest, pk: int) -> HttpResponse:
+    """The file of the thread entry `pk` (an inbound message), fetched from the provider through
+    the connection's adapter on every request (nothing is stored; the browser may keep it privately
+    for five minutes). Only types browsers show safely are answered as themselves; everything
+    else (SVG, HTML, PDF, unknown) is a download. A failed fetch is a short page that says why."""
+    _require_view(request)
+    entry = selectors.inbound_entry(pk)
+    if entry is None or entry.inbound is None:
+        raise Http404("no such message")
+    try:
+        media = inbound_media_fetch(inbound=entry.inbound, max_bytes=settings.INBOX_MEDIA_MAX_BYTES)
+    except ApplicationError as exc:
+        context = {
+            **tenant_site.each_context(request),
+            "title": _("File not available"),
+            "message": exc.localized,
+            "conversation_id": entry.conversation_id,
+        }
+        response = TemplateResponse(
+            request, "inbox/admin/media_failed.html", context, status=int(exc.extra.get("http_status", 502))
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+    return _media_response(media)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,13 @@ names that resolve to private addresses and DNS rebinding between check and use 
 work with. Provider calls also never follow redirects (messengers.adapters._http), so an allowed
 host cannot pass us on. Operator paths (management commands, scripts, the benchmarks) call the
 services with `by_operator=True` and may set any address, e.g. a fake provider on 127.0.0.1.
+
+Media files of inbound messages (`media_url_allowed`) come from the connection's own API host
+(scheme, host and port of its API base: Telegram, Twilio's MediaUrl) or from a host on
+MESSENGER_MEDIA_HOST_ALLOWLIST (base URLs compared like the API list). WhatsApp needs the list:
+Graph answers a media id with a URL on Meta's CDN (lookaside.fbsbx.com), which wants the bearer
+token too; Twilio redirects its MediaUrl to its own CDN (fetched without credentials). Redirects
+are followed only where an adapter asks for it (Twilio), each hop checked against the same rule.
 """
 
 from __future__ import annotations
@@ -55,8 +62,9 @@ class _Base:
         )  # fmt: skip
 
 
-def _parse(value: str) -> _Base | None:
-    """The parts of a plain http(s) URL, or None for anything unusual (refused)."""
+def _parse(value: str, *, query: bool = False) -> _Base | None:
+    """The parts of a plain http(s) URL, or None for anything unusual (refused). A query string
+    is refused unless `query` (media URLs carry signatures in theirs)."""
     if not value or not value.isascii() or any(c.isspace() or c == "\\" or ord(c) < 32 for c in value):
         return None
     try:
@@ -64,7 +72,7 @@ def _parse(value: str) -> _Base | None:
         port = parts.port
     except ValueError:
         return None
-    if parts.scheme not in DEFAULT_PORTS or "@" in parts.netloc or parts.query or parts.fragment:
+    if parts.scheme not in DEFAULT_PORTS or "@" in parts.netloc or (parts.query and not query) or parts.fragment:
         return None
     host = parts.hostname or ""
     if not HOST_NAME.match(host):
@@ -81,6 +89,20 @@ def api_base_allowed(value: str) -> bool:
         return False
     entries = (_parse(entry.strip()) for entry in settings.MESSENGER_API_BASE_ALLOWLIST)
     return any(entry is not None and entry.covers(base) for entry in entries)
+
+
+def media_url_allowed(url: str, api_base: str) -> bool:
+    """Whether an adapter may download an inbound message's file from `url`: on the API base's
+    own origin (scheme, host and port of `api_base`, the provider default when "") or under an
+    entry of MESSENGER_MEDIA_HOST_ALLOWLIST."""
+    target = _parse(url, query=True)
+    if target is None:
+        return False
+    own = _parse(api_base)
+    if own is not None and (own.scheme, own.host, own.port) == (target.scheme, target.host, target.port):
+        return True
+    entries = (_parse(entry.strip()) for entry in settings.MESSENGER_MEDIA_HOST_ALLOWLIST)
+    return any(entry is not None and entry.covers(target) for entry in entries)
 
 
 def smtp_host_allowed(value: str) -> bool:

@@ -135,6 +135,21 @@ MESSENGER_API_BASE_ALLOWLIST = env.list(
     default=["https://graph.facebook.com", "https://api.telegram.org", "https://api.twilio.com"],
 )
 MESSENGER_SMTP_HOST_ALLOWLIST = env.list("MESSENGER_SMTP_HOST_ALLOWLIST", default=[])
+# Where inbound messages' files may be downloaded from besides each connection's own API host
+# (messengers.endpoints.media_url_allowed): Meta's media CDN (Graph's media URLs; the bearer token
+# goes there) and Twilio's media CDN (MediaUrl redirects there; fetched without credentials).
+MESSENGER_MEDIA_HOST_ALLOWLIST = env.list(
+    "MESSENGER_MEDIA_HOST_ALLOWLIST",
+    default=[
+        "https://lookaside.fbsbx.com",
+        "https://mms.twiliocdn.com",
+        "https://media.twiliocdn.com",
+        "https://s3-external-1.amazonaws.com/media.twiliocdn.com",
+    ],
+)
+# The inbox shows inbound media by fetching it from the provider on demand (nothing is stored);
+# larger files are refused while they stream in.
+INBOX_MEDIA_MAX_BYTES = env.int("INBOX_MEDIA_MAX_BYTES", default=16 * 1024 * 1024)
 # Applied webhook events (raw provider bodies) are deleted after this many days; Meta retries
 # for up to seven, so the dedupe keys must outlive that.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=14)

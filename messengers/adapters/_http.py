@@ -15,17 +15,21 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
+from urllib.parse import urljoin
 
 import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 
 from messengers.adapters.base import (
+    MEDIA_HOST_REFUSED,
+    MEDIA_TOO_LARGE,
     Adapter,
     ErrorKind,
     OutgoingMessage,
@@ -144,6 +148,72 @@ async def request_async(
         raise ProviderError(ErrorKind.TEMPORARY, f"no answer within {timeout.total:g} s") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise ProviderError(ErrorKind.TEMPORARY, f"network error ({describe(exc, secrets)})") from None
+
+
+MEDIA_CHUNK = 64 * 1024
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    raw: RawResponse  # the last hop's status and body (an error body too, capped like a file)
+    content_type: str  # its Content-Type without parameters, lower-case ("" when absent)
+
+
+def too_large(max_bytes: int) -> ProviderError:
+    return ProviderError(ErrorKind.BAD_REQUEST, f"the file is larger than {max_bytes} bytes", code=MEDIA_TOO_LARGE)
+
+
+def download_sync(
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeout: float,
+    max_bytes: int,
+    allowed: Callable[[str], bool],
+    secrets: Iterable[str] = (),
+    redirects: int = 0,
+) -> Download:
+    """GET a file, streamed and cut off at `max_bytes` (ProviderError MEDIA_TOO_LARGE, also when
+    Content-Length announces more), every hop checked with `allowed` first (MEDIA_HOST_REFUSED).
+    Up to `redirects` redirects are followed, without the Authorization header: a redirect target
+    is a pre-signed CDN address, and our credentials stay with the host we sent them to. Each
+    read waits at most `timeout`; the whole download at most six times that (at least 30 s)."""
+    deadline = time.monotonic() + max(timeout * 6, 30.0)
+    hop_headers = dict(headers)
+    for hop in range(redirects + 1):
+        if not allowed(url):
+            raise ProviderError(
+                ErrorKind.BAD_REQUEST, "the file's address is not on an allowed host", code=MEDIA_HOST_REFUSED
+            )
+        try:
+            with http_session().get(
+                url, headers=hop_headers, timeout=timeout, allow_redirects=False, stream=True
+            ) as response:
+                if response.status_code in REDIRECTS and hop < redirects:
+                    url = urljoin(url, response.headers.get("Location", ""))
+                    hop_headers = {k: v for k, v in hop_headers.items() if k.lower() != "authorization"}
+                    continue
+                announced = response.headers.get("Content-Length", "").strip()
+                if announced.isascii() and announced.isdigit() and int(announced) > max_bytes:
+                    raise too_large(max_bytes)
+                chunks: list[bytes] = []
+                received = 0
+                for chunk in response.iter_content(MEDIA_CHUNK):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise too_large(max_bytes)
+                    if time.monotonic() > deadline:
+                        raise ProviderError(ErrorKind.TEMPORARY, "the download took too long")
+                    chunks.append(chunk)
+                content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                raw = RawResponse(response.status_code, b"".join(chunks), response.headers.get("Retry-After"))
+                return Download(raw, content_type)
+        except requests.Timeout:
+            raise ProviderError(ErrorKind.TEMPORARY, f"no answer within {timeout:g} s") from None
+        except requests.RequestException as exc:
+            raise ProviderError(ErrorKind.TEMPORARY, f"network error ({describe(exc, secrets)})") from None
+    raise ProviderError(ErrorKind.TEMPORARY, "too many redirects")
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -10,6 +10,8 @@ URL) and frozen value objects, and returns value objects or raises `ProviderErro
     result = await adapter.send_async(session, message)     # bulk path (aiohttp)
     ok = adapter.verify_webhook(request); events = adapter.parse_webhook(request)
     check = adapter.check_credentials()
+    ref = type(adapter).media_ref(kind, payload)                # an inbound message's file, if any
+    media = adapter.fetch_media(ref, max_bytes=16 * 2**20)      # its bytes, on demand
 
 Errors are classified by the provider's own error code (never by HTTP status alone) into an
 `ErrorKind`, which says whether to retry (and after how long) or why not.
@@ -187,6 +189,11 @@ class ProviderError(Exception):
         return self.kind in CONNECTION_KINDS
 
 
+# ProviderError.code of the media download's own refusals (no provider code applies)
+MEDIA_TOO_LARGE = "media_too_large"
+MEDIA_HOST_REFUSED = "media_host_refused"
+
+
 class WebhookParseError(ValueError):
     """The webhook body is not what this provider sends (answer 400, store nothing)."""
 
@@ -271,6 +278,26 @@ WebhookEvent = StatusEvent | InboundMessage
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """Where the file of an inbound message is, as the provider's webhook named it."""
+
+    ref: str  # WhatsApp media id · Telegram file_id · Twilio MediaUrl
+    mime_type: str = ""  # as the webhook declared it; "" = not said
+    filename: str = ""  # documents; "" = none given
+    size: int | None = None  # bytes, where the webhook says (Telegram)
+    voice: bool = False  # a voice note rather than an audio file
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A downloaded file: the provider's bytes and what the provider says they are."""
+
+    content: bytes = field(repr=False)
+    mime_type: str
+    filename: str = ""
+
+
+@dataclass(frozen=True)
 class CheckResult:
     ok: bool
     detail: str  # human readable: "Connected as @stuttgart_bot" / "Token rejected (code 401)"
@@ -327,3 +354,17 @@ class Adapter(abc.ABC):
     def list_templates(self) -> list[TemplateInfo]:
         """Message templates known to the provider (WhatsApp). Default: none."""
         return []
+
+    @classmethod
+    def media_ref(cls, kind: str, payload: Mapping[str, Any]) -> MediaRef | None:
+        """The file of an inbound message stored with this kind and payload (what parse_webhook
+        put there), or None: no file, or a payload without a usable id. Never raises, needs no
+        credentials (the thread calls it for every entry). Default: no media."""
+        return None
+
+    def fetch_media(self, ref: MediaRef, *, max_bytes: int) -> MediaFile:
+        """Download an inbound message's file from the provider, at most `max_bytes` (more:
+        ProviderError BAD_REQUEST with code MEDIA_TOO_LARGE). Only the configured API host and
+        the operator's media hosts are contacted (messengers.endpoints.media_url_allowed);
+        failures raise ProviderError, classified like sends. Default: this provider has none."""
+        raise ProviderError(ErrorKind.BAD_REQUEST, f"{self.provider.value} messages carry no downloadable files")

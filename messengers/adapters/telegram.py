@@ -9,6 +9,9 @@ replies and button taps refer to our messages the same way.
 Errors are classified by `error_code` + `description`; `parameters.retry_after` is honoured.
 Webhooks are checked with `X-Telegram-Bot-Api-Secret-Token` against credentials["webhook_secret"]
 (the secret_token we pass to setWebhook in `register_webhook`).
+
+Inbound files: getFile(file_id) gives a file_path, then GET {api_base}/file/bot<token>/<file_path>
+(the Bot API serves files up to 20 MB; the link lives at least an hour, the file_id much longer).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from messengers.adapters._http import (
     HttpSendAdapter,
     RawResponse,
     compact_json,
+    download_sync,
     load_json_body,
     parse_retry_after,
     request_sync,
     shown,
+    too_large,
     unix_time,
 )
 from messengers.adapters.base import (
@@ -38,6 +43,8 @@ from messengers.adapters.base import (
     ConnectionConfig,
     ErrorKind,
     InboundMessage,
+    MediaFile,
+    MediaRef,
     OutgoingMessage,
     Provider,
     ProviderError,
@@ -46,6 +53,7 @@ from messengers.adapters.base import (
     WebhookParseError,
     WebhookRequest,
 )
+from messengers.endpoints import media_url_allowed
 
 if TYPE_CHECKING:
     from messengers.adapters.base import InboundKind
@@ -64,6 +72,10 @@ MEDIA_KINDS: dict[str, InboundKind] = {
     "document": "document",
     "sticker": "sticker",
 }
+# What a media piece is when Telegram does not say (photos, voice notes and stickers carry no mime_type)
+MEDIA_TYPES = {"photo": "image/jpeg", "voice": "audio/ogg", "sticker": "image/webp", "video_note": "video/mp4"}
+FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
+FILE_PATH = re.compile(r"[A-Za-z0-9_./-]{1,256}")
 
 K = ErrorKind
 # (error_code, lower-case description fragment) -> kind; first match wins, then per-code defaults.
@@ -310,7 +322,11 @@ class TelegramAdapter(HttpSendAdapter):
                     media = message[key]
                     if isinstance(media, list):  # photo sizes: the largest is last
                         media = media[-1] if media else {}
-                    payload = {"type": key, **(media if isinstance(media, dict) else {})}
+                    # "type" says which piece it was; a sticker's own type (regular, mask …) is kept aside
+                    media = media if isinstance(media, dict) else {}
+                    payload = {**media, "type": key}
+                    if "type" in media:
+                        payload["media_type"] = media["type"]
                     break
             else:
                 payload = {"message": message}
@@ -472,3 +488,63 @@ class TelegramAdapter(HttpSendAdapter):
         if raw.ok and isinstance(data, dict) and isinstance(data.get("result"), dict):
             return dict(data["result"])
         raise self.error_from(raw, data)
+
+    # ------------------------------------------------------------------ inbound media
+    @classmethod
+    def media_ref(cls, kind: str, payload: Mapping[str, Any]) -> MediaRef | None:
+        """A media message's piece as parse_webhook stored it: {type, file_id, file_size?,
+        mime_type?, file_name?, …} (for photos the largest size)."""
+        if not isinstance(payload, Mapping):
+            return None
+        piece = _text(payload.get("type"))
+        if piece not in MEDIA_KINDS:
+            if kind != "sticker":
+                return None
+            piece = "sticker"  # stored before the sticker's own "type" (regular) was kept aside
+        file_id = _text(payload.get("file_id"))
+        if not FILE_ID.fullmatch(file_id):
+            return None
+        mime_type = _text(payload.get("mime_type"))
+        if piece == "sticker" and (payload.get("is_animated") is True or payload.get("is_video") is True):
+            mime_type = "video/webm" if payload.get("is_video") is True else "application/x-tgsticker"
+        size = _int(payload.get("file_size"))
+        return MediaRef(
+            ref=file_id,
+            mime_type=(mime_type or MEDIA_TYPES.get(piece, ""))[:100],
+            filename=_text(payload.get("file_name"))[:255],
+            size=size if size is not None and size >= 0 else None,
+            voice=piece == "voice",
+        )
+
+    def fetch_media(self, ref: MediaRef, *, max_bytes: int) -> MediaFile:
+        if not FILE_ID.fullmatch(ref.ref):
+            raise ProviderError(ErrorKind.BAD_REQUEST, "not a Telegram file_id")
+        raw, data = self._call("getFile", {"file_id": ref.ref})
+        result = data.get("result") if raw.ok and isinstance(data, dict) and data.get("ok") is True else None
+        if not isinstance(result, dict):
+            raise self.error_from(raw, data)
+        path = _text(result.get("file_path"))
+        if not FILE_PATH.fullmatch(path) or ".." in path or path.startswith("/"):
+            raise ProviderError(ErrorKind.TEMPORARY, "getFile answered without a usable file_path")
+        size = _int(result.get("file_size"))
+        if size is not None and size > max_bytes:
+            raise too_large(max_bytes)
+        root = (self.config.api_base or DEFAULT_API_BASE).rstrip("/")
+        token = self.config.credentials.get("bot_token", "")
+        download = download_sync(
+            f"{root}/file/bot{token}/{path}",
+            headers={},
+            timeout=self.config.timeout,
+            max_bytes=max_bytes,
+            allowed=lambda target: media_url_allowed(target, root),
+            secrets=self._secrets,
+        )
+        if download.raw.status == 404:  # the file server's 404 is a missing file, not a wrong token
+            raise ProviderError(
+                ErrorKind.BAD_REQUEST, "file not found on Telegram's file server", code="404", http_status=404
+            )
+        if not download.raw.ok:
+            raise self.error_from(download.raw)
+        mime_type = ref.mime_type or download.content_type
+        filename = ref.filename or path.rpartition("/")[2]
+        return MediaFile(content=download.raw.body, mime_type=mime_type, filename=filename)

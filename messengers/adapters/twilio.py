@@ -6,6 +6,10 @@ with "MG"), Body (link buttons appended as "Title: URL" lines; reply buttons can
 SMS and are left out), MediaUrl, and StatusCallback = config.webhook_url + "?ref=<reference>".
 A template whose name is a Content SID ("HX…") is sent as ContentSid + ContentVariables.
 
+Inbound media: the webhook's MediaUrl0 (on the API host, checked) is fetched with Basic auth;
+Twilio redirects it to its media CDN, which is followed (without credentials) when the target is
+on MESSENGER_MEDIA_HOST_ALLOWLIST. Only the first of several files is shown.
+
 Errors are classified by Twilio's `code`; status callbacks and inbound messages are verified with
 `X-Twilio-Signature` (HMAC-SHA1 over the full URL + sorted form parameters, accepting the URL with
 and without the default port, and the bodySHA256 variant for JSON bodies).
@@ -35,15 +39,19 @@ import aiohttp
 from messengers.adapters._http import (
     HttpSendAdapter,
     RawResponse,
+    download_sync,
     link_lines,
     parse_retry_after,
     request_sync,
 )
 from messengers.adapters.base import (
+    MEDIA_HOST_REFUSED,
     CheckResult,
     ConnectionConfig,
     ErrorKind,
     InboundMessage,
+    MediaFile,
+    MediaRef,
     OutgoingMessage,
     Provider,
     ProviderError,
@@ -53,6 +61,7 @@ from messengers.adapters.base import (
     WebhookParseError,
     WebhookRequest,
 )
+from messengers.endpoints import media_url_allowed
 
 if TYPE_CHECKING:
     from messengers.adapters.base import InboundKind, StatusName
@@ -64,6 +73,8 @@ ACCOUNT_STATES = frozenset({"active", "suspended", "closed"})
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 DEFAULT_PORTS = {"https": 443, "http": 80}
+MEDIA_KINDS = frozenset({"image", "video", "audio", "document"})
+MEDIA_REDIRECTS = 2
 
 K = ErrorKind
 ERROR_KINDS: dict[int, ErrorKind] = {
@@ -196,6 +207,7 @@ class TwilioAdapter(HttpSendAdapter):
         root = (config.api_base or DEFAULT_API_BASE).rstrip("/")
         self._account_url = f"{root}/{API_VERSION}/Accounts/{quote(account, safe='')}"
         self._messages_url = self._account_url + "/Messages.json"
+        self._root = root
         basic = base64.b64encode(f"{account}:{token}".encode()).decode()
         self._auth_headers = {"Authorization": f"Basic {basic}", "Accept": "application/json"}
         self._form_headers = {**self._auth_headers, "Content-Type": "application/x-www-form-urlencoded"}
@@ -400,3 +412,48 @@ class TwilioAdapter(HttpSendAdapter):
         return CheckResult(
             ok=False, detail=f"The Twilio API refused the check (code {code}); the platform's log has its answer."
         )
+
+    # ------------------------------------------------------------------ inbound media
+    @classmethod
+    def media_ref(cls, kind: str, payload: Mapping[str, Any]) -> MediaRef | None:
+        """The first of the webhook's MediaUrlN / MediaContentTypeN pairs ({"media": [{url, content_type}]})."""
+        if kind not in MEDIA_KINDS or not isinstance(payload, Mapping):
+            return None
+        media = payload.get("media")
+        first = media[0] if isinstance(media, list) and media else None
+        if not isinstance(first, dict):
+            return None
+        url = first.get("url")
+        content_type = first.get("content_type")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > 2000:
+            return None
+        return MediaRef(ref=url, mime_type=content_type[:100] if isinstance(content_type, str) else "")
+
+    def _own_origin(self, url: str) -> bool:
+        own, target = urlsplit(self._root), urlsplit(url)
+        try:
+            return (own.scheme, own.hostname, own.port) == (target.scheme, target.hostname, target.port)
+        except ValueError:
+            return False
+
+    def fetch_media(self, ref: MediaRef, *, max_bytes: int) -> MediaFile:
+        # The credentials go to the connection's own API host only, never to an address a
+        # webhook named elsewhere; redirect hops carry none.
+        if not self._own_origin(ref.ref):
+            raise ProviderError(
+                ErrorKind.BAD_REQUEST, "MediaUrl is not on the Twilio API host", code=MEDIA_HOST_REFUSED
+            )
+        download = download_sync(
+            ref.ref,
+            headers={"Authorization": self._auth_headers["Authorization"]},
+            timeout=self.config.timeout,
+            max_bytes=max_bytes,
+            allowed=lambda target: media_url_allowed(target, self._root),
+            secrets=self._secrets,
+            redirects=MEDIA_REDIRECTS,
+        )
+        if download.raw.status == 404:  # 20404 here is a deleted file, not a wrong account
+            raise ProviderError(ErrorKind.BAD_REQUEST, "media not found", code="20404", http_status=404)
+        if not download.raw.ok:
+            raise self.error_from(download.raw)
+        return MediaFile(content=download.raw.body, mime_type=download.content_type or ref.mime_type, filename="")

@@ -1,7 +1,8 @@
 // The inbox page: asks the server every few seconds whether anything changed and then refreshes
 // the list and the open thread (never the forms, so a half-written answer stays), fills canned
 // replies into the answer box, shows as many template fields as the chosen template needs, and
-// offers keyboard shortcuts.
+// offers keyboard shortcuts. A file that the messenger no longer has (its image, player or video
+// failed to load) is replaced by a short note with a link to the reason.
 (function () {
   "use strict";
   const root = document.querySelector(".inbox");
@@ -104,6 +105,23 @@
     const next = links[Math.min(links.length - 1, Math.max(0, at + step))];
     if (next) window.location.assign(next.href);
   }
+  // Load errors do not bubble: listen in the capture phase, so images the live refresh brings
+  // in are covered too.
+  document.addEventListener("error", function (event) {
+    const element = event.target;
+    if (!(element instanceof HTMLElement) || !element.matches(".media img, .media audio, .media video")) return;
+    const holder = element.closest(".media");
+    if (!holder || holder.dataset.failed) return;
+    holder.dataset.failed = "1";
+    const note = document.createElement("span");
+    note.className = "media-failed";
+    note.textContent = holder.dataset.mediaFailed + " ";
+    const why = document.createElement("a");
+    why.href = element.getAttribute("src") || "#";
+    why.textContent = holder.dataset.mediaOpen;
+    note.appendChild(why);
+    holder.replaceChildren(note);
+  }, true);
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     const actions = {

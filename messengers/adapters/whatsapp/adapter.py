@@ -1,6 +1,8 @@
 """The WhatsApp adapter: sending (text, media, reply buttons, templates), read receipts, webhook
-verification (X-Hub-Signature-256) and Meta's GET handshake, the credentials check and the
-template list. Parsing webhook bodies lives in .notifications, the Graph vocabulary in .graph."""
+verification (X-Hub-Signature-256) and Meta's GET handshake, the credentials check, the
+template list and inbound media (GET /{media-id} for a CDN URL, then GET that URL with the
+bearer token; the URL must be on the API host or MESSENGER_MEDIA_HOST_ALLOWLIST). Parsing
+webhook bodies lives in .notifications, the Graph vocabulary in .graph."""
 
 from __future__ import annotations
 
@@ -18,15 +20,19 @@ from messengers.adapters._http import (
     HttpSendAdapter,
     RawResponse,
     compact_json,
+    download_sync,
     link_lines,
     parse_retry_after,
     request_sync,
     shown,
+    too_large,
 )
 from messengers.adapters.base import (
     CheckResult,
     ConnectionConfig,
     ErrorKind,
+    MediaFile,
+    MediaRef,
     OutgoingMessage,
     Provider,
     ProviderError,
@@ -37,18 +43,21 @@ from messengers.adapters.base import (
     WebhookRequest,
 )
 from messengers.adapters.whatsapp.graph import (
+    DEFAULT_API_BASE,
     DEFAULT_RETRY_AFTER,
     as_code,
     as_text,
     classify,
     graph_root,
 )
-from messengers.adapters.whatsapp.notifications import parse_notification
+from messengers.adapters.whatsapp.notifications import MEDIA_KINDS, parse_notification
+from messengers.endpoints import media_url_allowed
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 NOT_IN_NUMBER = re.compile(r"[\s\-()/.]")
 MAX_REPLY_BUTTONS = 3
 MAX_TEMPLATE_PAGES = 50
+MEDIA_ID = re.compile(r"[0-9A-Za-z_.-]{1,128}")
 
 
 def normalize_number(value: str) -> str:
@@ -298,3 +307,53 @@ class WhatsAppAdapter(HttpSendAdapter):
             parameter_count=len(set(PLACEHOLDER.findall(body))),
             components=tuple(components),
         )
+
+    # ------------------------------------------------------------------ inbound media
+    @classmethod
+    def media_ref(cls, kind: str, payload: Mapping[str, Any]) -> MediaRef | None:
+        """The media object of an image / video / audio / document / sticker message:
+        {id, mime_type, sha256, caption?, filename?, voice?}."""
+        if kind not in MEDIA_KINDS or not isinstance(payload, Mapping):
+            return None
+        media_id = as_text(payload.get("id"))
+        if not MEDIA_ID.fullmatch(media_id):
+            return None
+        return MediaRef(
+            ref=media_id,
+            mime_type=as_text(payload.get("mime_type"))[:100],
+            filename=as_text(payload.get("filename"))[:255],
+            voice=payload.get("voice") is True,
+        )
+
+    def fetch_media(self, ref: MediaRef, *, max_bytes: int) -> MediaFile:
+        if not MEDIA_ID.fullmatch(ref.ref):
+            raise ProviderError(ErrorKind.BAD_REQUEST, "not a WhatsApp media id")
+        raw = request_sync(
+            "GET",
+            f"{self._root}/{quote(ref.ref, safe='')}",
+            headers=self._auth_headers,
+            timeout=self.config.timeout,
+            secrets=self._secrets,
+        )
+        data = raw.json()
+        if not raw.ok or not isinstance(data, dict):
+            raise self.error_from(raw, data)
+        url = as_text(data.get("url"))
+        if not url:
+            raise ProviderError(ErrorKind.BAD_REQUEST, "no media URL for this id", http_status=raw.status)
+        size = as_code(data.get("file_size"))
+        if size is not None and size > max_bytes:
+            raise too_large(max_bytes)
+        api_base = self.config.api_base or DEFAULT_API_BASE
+        download = download_sync(
+            url,
+            headers=self._auth_headers,
+            timeout=self.config.timeout,
+            max_bytes=max_bytes,
+            allowed=lambda target: media_url_allowed(target, api_base),
+            secrets=self._secrets,
+        )
+        if not download.raw.ok:
+            raise self.error_from(download.raw)
+        mime_type = as_text(data.get("mime_type")) or ref.mime_type or download.content_type
+        return MediaFile(content=download.raw.body, mime_type=mime_type, filename=ref.filename)

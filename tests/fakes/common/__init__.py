@@ -15,6 +15,7 @@ This package holds everything that is not provider specific:
   webhook machinery, reset).
 - `server`: `FakeServer`, the base class (own event loop in a background thread for tests via
   `start()`, or `serve()` in the foreground for the command line) and the control API.
+- `media`: `MediaStore`, the files a fake hands out for inbound messages, and `serve_media`.
 - `cli`: the command-line helpers; `recording`: `RecordingServer`, a tiny webhook receiver for
   tests and benchmarks; `wire`: JSON as the fakes send it.
 
@@ -24,6 +25,7 @@ All mutable state of a fake lives in its event loop; the in-process Python API h
 
 from tests.fakes.common.cli import apply_cli_faults, common_arguments, common_settings, run_cli
 from tests.fakes.common.faults import FAULT_KINDS, Fault, FaultInjector
+from tests.fakes.common.media import MediaStore, StoredMedia, serve_media
 from tests.fakes.common.metering import RequestLog, SlidingWindowLimiter, Stats, max_in_window
 from tests.fakes.common.recording import ReceivedRequest, RecordingServer
 from tests.fakes.common.server import FakeServer
@@ -41,12 +43,14 @@ __all__ = [
     "FakeState",
     "Fault",
     "FaultInjector",
+    "MediaStore",
     "ReceivedRequest",
     "RecordingServer",
     "RequestLog",
     "Scheduler",
     "SlidingWindowLimiter",
     "Stats",
+    "StoredMedia",
     "WebhookPusher",
     "apply_cli_faults",
     "common_arguments",
@@ -55,4 +59,5 @@ __all__ = [
     "json_response",
     "max_in_window",
     "run_cli",
+    "serve_media",
 ]

@@ -3,7 +3,7 @@
 API: `/bot{token}/{method}` (GET or POST; method names case-insensitive; parameters from the query
 string, JSON, x-www-form-urlencoded or multipart/form-data), methods sendMessage, sendPhoto,
 sendVideo, setWebhook, deleteWebhook, getWebhookInfo, getUpdates (long polling), getMe,
-answerCallbackQuery. Every answer is the `{"ok": …}` envelope with `error_code`, `description`
+answerCallbackQuery, getFile (+ the download `/file/bot{token}/{file_path}`, 404 when unknown). Every answer is the `{"ok": …}` envelope with `error_code`, `description`
 and `parameters.retry_after` on errors.
 
 State per bot and chat: unknown chat → 400 "chat not found", never started → 403 "bot can't

@@ -16,6 +16,7 @@ from aiohttp import BodyPartReader, web
 from tests.fakes.common import (
     Fault,
     json_response,
+    serve_media,
 )
 from tests.fakes.telegram.protocol import (
     ERROR_DESCRIPTIONS,
@@ -31,6 +32,8 @@ from tests.fakes.telegram.protocol import (
 )
 from tests.fakes.telegram.state import TelegramState
 
+MAX_DOWNLOAD = 20 * 1024 * 1024  # what getFile serves
+
 
 class FakeTelegram(TelegramState):
     """The fake Telegram Bot API (see the package docstring)."""
@@ -38,6 +41,7 @@ class FakeTelegram(TelegramState):
     # ------------------------------------------------------------------ routes
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
 
     def control_routes(self) -> list[tuple[str, str, Any]]:
         return [
@@ -72,6 +76,7 @@ class FakeTelegram(TelegramState):
             "getwebhookinfo": self._get_webhook_info,
             "getupdates": self._get_updates,
             "getme": self._get_me,
+            "getfile": self._get_file,
             "answercallbackquery": self._answer_callback_query,
         }.get(method)
         if handler is None:
@@ -355,6 +360,29 @@ class FakeTelegram(TelegramState):
         return message
 
     # ------------------------------------------------------------------ other methods
+    async def _get_file(self, bot: Bot, params: Mapping[str, Any]) -> dict[str, Any]:
+        """getFile: a file_path for /file/bot<token>/<file_path>; the Bot API hands out at most 20 MB."""
+        file_id = str(params.get("file_id", ""))
+        item = self.media.live(file_id)
+        if item is None:
+            raise TelegramError(400, "Bad Request: invalid file_id")
+        if len(item.content) > MAX_DOWNLOAD:
+            raise TelegramError(400, "Bad Request: file is too big")
+        path = next(p for p, key in self.file_paths.items() if key == file_id)
+        result = {"file_id": file_id, "file_unique_id": "AgAD" + file_id[-8:], "file_size": len(item.content)}
+        return {"result": {**result, "file_path": path}}
+
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        """The file download; Telegram answers a wrong token or path with a 404 envelope."""
+        entry = self.log.add(request, None, kind="file")
+        file_id = self.file_paths.get(request.match_info["path"])
+        item = self.media.live(file_id) if file_id is not None else None
+        if request.match_info["token"] not in self.bots or item is None:
+            return self._finish(entry, tg_error(404), "error:404")
+        entry["status"] = 200
+        self.stats.http_status[200] += 1
+        return await serve_media(request, item)
+
     async def _get_me(self, bot: Bot, params: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "result": {

@@ -13,6 +13,7 @@ from tests.fakes.common import (
     Delivery,
     FakeServer,
     Fault,
+    MediaStore,
     SlidingWindowLimiter,
     dumps,
 )
@@ -43,6 +44,8 @@ class TelegramState(FakeServer):
         tokens = [bot_token] if isinstance(bot_token, str) else list(bot_token)
         self._initial = [(t, bot_username if i == 0 else f"bot{i}_bot") for i, t in enumerate(tokens)]
         self.bots: dict[str, Bot] = {}
+        self.media = MediaStore()  # file_id -> file of an inbound message
+        self.file_paths: dict[str, str] = {}  # getFile's file_path -> file_id
         self.reset_state()
         self.chat_limiter = SlidingWindowLimiter(None)
 
@@ -53,6 +56,8 @@ class TelegramState(FakeServer):
                 if not waiter.done():
                     waiter.cancel()
         self.bots = {token: Bot(token=token, username=username) for token, username in self._initial}
+        self.media.clear()
+        self.file_paths.clear()
         if hasattr(self, "chat_limiter"):
             self.chat_limiter.clear()
 
@@ -180,6 +185,10 @@ class TelegramState(FakeServer):
         longitude: float = 13.405,
         update: Mapping[str, Any] | None = None,
         bot: str | None = None,
+        file_id: str = "",
+        media_content: bytes | None = None,
+        mime_type: str = "",
+        file_name: str = "",
         **aliases: Any,
     ) -> dict[str, Any]:
         """Push an update (kinds: text, start, command, callback, block, unblock, photo, video,
@@ -252,11 +261,31 @@ class TelegramState(FakeServer):
             elif kind in ("text", "edited"):
                 message["text"] = text or "Hallo"
             elif kind == "photo":
-                message["photo"] = [
-                    {"file_id": "AgACphoto", "file_unique_id": "AQADphoto", "width": 800, "height": 600}
-                ]
+                photo_id = file_id or "AgACphoto"
+                photo: dict[str, Any] = {
+                    "file_id": photo_id,
+                    "file_unique_id": "AQADphoto",
+                    "width": 800,
+                    "height": 600,
+                }
+                if media_content is not None:
+                    self._add_media(photo_id, media_content, mime_type or "image/jpeg")
+                    photo["file_size"] = len(media_content)
+                message["photo"] = [{**photo, "file_id": photo_id + "_s", "width": 90, "height": 67}, photo]
             elif kind in ("video", "voice", "document", "sticker", "audio"):
-                message[kind] = {"file_id": f"file_{kind}", "file_unique_id": f"u_{kind}"}
+                media_id = file_id or f"file_{kind}"
+                media: dict[str, Any] = {"file_id": media_id, "file_unique_id": f"u_{kind}"}
+                if mime_type and kind != "sticker":
+                    media["mime_type"] = mime_type
+                if file_name and kind in ("document", "audio", "video"):
+                    media["file_name"] = file_name
+                if kind == "sticker":
+                    media.update(type="regular", width=512, height=512, is_animated=False, is_video=False)
+                if media_content is not None:
+                    default = {"voice": "audio/ogg", "sticker": "image/webp", "video": "video/mp4"}.get(kind, "")
+                    self._add_media(media_id, media_content, mime_type or default or "application/octet-stream")
+                    media["file_size"] = len(media_content)
+                message[kind] = media
             elif kind == "location":
                 message["location"] = {"latitude": latitude, "longitude": longitude}
             elif kind == "contact":
@@ -270,7 +299,27 @@ class TelegramState(FakeServer):
         self._deliver(owner, update_obj)
         return {"update": update_obj}
 
+    def _add_media(self, file_id: str, content: bytes, mime_type: str, *, chunked: bool = False) -> str:
+        folder = mime_type.split("/")[0] if "/" in mime_type else "documents"
+        extension = {"image/jpeg": "jpg", "image/webp": "webp", "audio/ogg": "oga", "video/mp4": "mp4"}.get(
+            mime_type, "bin"
+        )
+        path = f"{folder}s/file_{len(self.file_paths)}.{extension}"
+        self.media.add(file_id, content, mime_type, chunked=chunked)
+        self.file_paths[path] = file_id
+        return path
+
     # ------------------------------------------------------------------ in-process API
+    def add_media(self, content: bytes, mime_type: str, *, file_id: str = "", chunked: bool = False) -> str:
+        """Store a file as if a person had sent it; returns its file_id (getFile, then /file/bot…/path)."""
+        key = file_id or f"BQACAgIAAx{len(self.file_paths):06d}"
+        self._call(self._add_media, key, content, mime_type, chunked=chunked)
+        return key
+
+    def expire_media(self, file_id: str) -> None:
+        """The file is gone from Telegram's servers: getFile answers "invalid file_id"."""
+        self._call(self.media.expire, file_id)
+
     def add_chat(self, chat_id: int | str, **kwargs: Any) -> Chat:
         """Register a chat (started by default) so sends to it succeed."""
         return self._call(self._add_chat, chat_id, **kwargs)

@@ -4,6 +4,9 @@ API (HTTP Basic auth, user = Account SID, password = Auth Token):
     POST /2010-04-01/Accounts/{AccountSid}/Messages.json       form-encoded send → 201 Message resource
     GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  fetch a message
     GET  /2010-04-01/Accounts/{AccountSid}.json                 account fetch
+    GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}/Media/{MediaSid}
+                                                                an inbound file (a MediaUrl): 307 to
+                                                                /cdn/… (no auth there), 404 20404 gone
 
 Errors use Twilio's JSON envelope `{code, message, more_info, status}` (20003, 20429, 21211,
 21602-21604, 21610, 21617 …). An opt-out registry per (sender or Messaging Service, recipient) is

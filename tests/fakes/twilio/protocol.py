@@ -93,3 +93,6 @@ class TwilioSettings(CommonSettings):
     advanced_opt_out: bool = True  # add OptOutType to inbound keyword messages
     strict_senders: bool = False  # From must be one of the account's numbers (else 21606)
     account_status: str = "active"  # what the account fetch reports (active / suspended / closed)
+    # A MediaUrl answers with a 307 to the media CDN (as Twilio does) or, when False, with the file.
+    media_redirect: bool = True
+    media_cdn_base: str = ""  # the CDN's origin in that redirect ("" = this fake)

@@ -21,7 +21,9 @@ from tests.fakes.common import (
     Delivery,
     FakeServer,
     Fault,
+    MediaStore,
     json_response,
+    serve_media,
 )
 from tests.fakes.twilio.protocol import (
     API_VERSION,
@@ -63,10 +65,12 @@ class FakeTwilio(FakeServer):
         self.services = {k: list(v) for k, v in (services or default_services).items()}
         self.optouts: set[tuple[str, str]] = set()  # (sender number or MG sid, recipient)
         self.messages: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.media = MediaStore()  # media sid (ME…) -> file of an inbound message
 
     def reset_state(self) -> None:
         self.optouts.clear()
         self.messages.clear()
+        self.media.clear()
 
     def recipient_key(self, recipient: str) -> str:
         return recipient
@@ -96,6 +100,8 @@ class FakeTwilio(FakeServer):
         app.router.add_post(base + "/Messages.json", self._handle_send)
         app.router.add_get(base + "/Messages/{sid}.json", self._handle_fetch)
         app.router.add_get(base + ".json", self._handle_account)
+        app.router.add_get(base + "/Messages/{sid}/Media/{media_sid}", self._handle_media)
+        app.router.add_get("/cdn/{account}/{media_sid}", self._handle_cdn)
 
     def control_routes(self) -> list[tuple[str, str, Any]]:
         return [
@@ -254,6 +260,43 @@ class FakeTwilio(FakeServer):
         if resource is None:
             return self._finish(entry, twilio_error(20404), "error:20404")
         return self._finish(entry, json_response(resource), "fetch")
+
+    async def _handle_media(self, request: web.Request) -> web.StreamResponse:
+        """A MediaUrl: Basic auth, then a 307 to the (pre-signed) CDN address, or the file itself."""
+        entry = self.log.add(request, None, kind="media")
+        if self._account(request) is None:
+            return self._finish(entry, twilio_error(20003), "error:20003")
+        media_sid = request.match_info["media_sid"]
+        item = self.media.live(media_sid)
+        if item is None:
+            return self._finish(entry, twilio_error(20404), "error:20404")
+        if self.settings.media_redirect:
+            base = self.settings.media_cdn_base or self.url
+            location = f"{base}/cdn/{request.match_info['account']}/{media_sid}?Expires={int(time.time()) + 300}"
+            return self._finish(entry, web.Response(status=307, headers={"Location": location}), "media_redirect")
+        entry["status"] = 200
+        return await serve_media(request, item)
+
+    async def _handle_cdn(self, request: web.Request) -> web.StreamResponse:
+        entry = self.log.add(request, None, kind="media_cdn")
+        item = self.media.live(request.match_info["media_sid"])
+        if item is None:
+            return self._finish(entry, web.Response(status=404, text="Not Found"), "error:404")
+        entry["status"] = 200
+        return await serve_media(request, item)
+
+    def _add_media(self, media_sid: str, content: bytes, mime_type: str, chunked: bool) -> None:
+        self.media.add(media_sid, content, mime_type, chunked=chunked)
+
+    def add_media(self, content: bytes, mime_type: str, *, chunked: bool = False) -> str:
+        """Store a file as if a person had sent it by MMS; returns its MediaUrl."""
+        message_sid, media_sid = "MM" + uuid.uuid4().hex, "ME" + uuid.uuid4().hex
+        self._call(self._add_media, media_sid, content, mime_type, chunked)
+        return f"{self.url}/{API_VERSION}/Accounts/{self.account_sid}/Messages/{message_sid}/Media/{media_sid}"
+
+    def expire_media(self, media_url: str) -> None:
+        """The message's media was deleted: the MediaUrl answers 404 (code 20404)."""
+        self._call(self.media.expire, media_url.rstrip("/").rpartition("/")[2])
 
     async def _handle_account(self, request: web.Request) -> web.Response:
         entry = self.log.add(request, None, kind="account")

@@ -6,6 +6,8 @@ API (bearer token in `Authorization`):
                                                        interactive, template) or mark-as-read
     GET  /{version}/{phone_number_id}                  phone-number lookup
     GET  /{version}/{waba_id}/message_templates        template list with cursor paging
+    GET  /{version}/{media_id}                         media URL, mime_type, sha256, file_size
+    GET  /whatsapp_business/attachments/?mid=…         the file (bearer token; Meta's CDN plays here)
 
 Behaviour: Graph error envelopes with the documented codes, a seeded template catalogue
 (132001/132000/132015/132016), the 24-hour customer-service window per recipient (free-form to a

@@ -4,6 +4,7 @@ list) with their validation and fault responses, on top of `WhatsAppState`."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import time
@@ -15,6 +16,7 @@ from aiohttp import web
 from tests.fakes.common import (
     Fault,
     json_response,
+    serve_media,
 )
 from tests.fakes.whatsapp.protocol import (
     API_VERSION_PATTERN,
@@ -37,6 +39,7 @@ class FakeWhatsApp(WhatsAppState):
         app.router.add_post(f"/{version}/{{pnid}}/messages", self._handle_messages)
         app.router.add_get(f"/{version}/{{waba_id}}/message_templates", self._handle_templates)
         app.router.add_get(f"/{version}/{{object_id}}", self._handle_lookup)
+        app.router.add_get("/whatsapp_business/attachments/", self._handle_media_download)
         app.router.add_post("/_fake/handshake", self._control_handshake)
 
     def control_routes(self) -> list[tuple[str, str, Any]]:
@@ -286,6 +289,8 @@ class FakeWhatsApp(WhatsAppState):
         if not self._authorized(request):
             return self._finish(entry, graph_error(190), "error:190")
         object_id = request.match_info["object_id"]
+        if object_id in self.media.items:
+            return self._media_info(entry, request, object_id)
         number = self._number(object_id)
         if number is None:
             return self._unknown_object(entry, object_id, "get")
@@ -303,6 +308,36 @@ class FakeWhatsApp(WhatsAppState):
             keys = {f.strip() for f in wanted.split(",")} | {"id"}
             data = {k: v for k, v in data.items() if k in keys}
         return self._finish(entry, json_response(data), "lookup")
+
+    def _media_info(self, entry: dict[str, Any], request: web.Request, media_id: str) -> web.Response:
+        """GET /{media-id}: a short-lived download URL and what the file is; a deleted file's id
+        is answered like any unknown object (error 100, subcode 33)."""
+        item = self.media.live(media_id)
+        if item is None:
+            return self._unknown_object(entry, media_id, "get")
+        base = self.settings.media_url_base or self.url
+        url = f"{base}/whatsapp_business/attachments/?mid={media_id}&ext={int(time.time())}&hash=ATu{media_id[-6:]}"
+        data = {
+            "messaging_product": "whatsapp",
+            "url": url,
+            "mime_type": item.mime_type,
+            "sha256": hashlib.sha256(item.content).hexdigest(),
+            "file_size": len(item.content),
+            "id": media_id,
+        }
+        return self._finish(entry, json_response(data), "media")
+
+    async def _handle_media_download(self, request: web.Request) -> web.StreamResponse:
+        """The CDN's download: needs the same bearer token; an expired or unknown file is a 404."""
+        entry = self.log.add(request, None, kind="media_download")
+        if not self._authorized(request):
+            return self._finish(entry, web.Response(status=401, text="Unauthorized"), "error:401")
+        item = self.media.live(request.query.get("mid", ""))
+        if item is None:
+            return self._finish(entry, web.Response(status=404, text="Not Found"), "error:404")
+        entry["status"] = 200
+        self.stats.http_status[200] += 1
+        return await serve_media(request, item)
 
     async def _handle_templates(self, request: web.Request) -> web.Response:
         entry = self.log.add(request, None, kind="templates")

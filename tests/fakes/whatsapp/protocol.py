@@ -216,3 +216,5 @@ class WhatsAppSettings(CommonSettings):
     batch_size: int = 1  # statuses per webhook POST
     batch_linger: float = 0.0  # seconds a partial batch may wait (0 = end of the loop iteration)
     strict_numbers: bool = False  # unknown phone_number_id -> error 100 (else auto-registered)
+    # where media URLs point ("" = this fake; another origin plays Meta's CDN or a hostile one)
+    media_url_base: str = ""

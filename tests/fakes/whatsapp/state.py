@@ -20,6 +20,7 @@ from tests.fakes.common import (
     Delivery,
     FakeServer,
     Fault,
+    MediaStore,
     SlidingWindowLimiter,
     dumps,
     json_response,
@@ -70,6 +71,7 @@ class WhatsAppState(FakeServer):
         self._load_templates(self._initial_templates)
         self.windows: dict[str, float] = {}  # wa_id -> wall time of the last inbound message
         self.inbound_ids: set[str] = set()
+        self.media = MediaStore()  # media id -> file of an inbound message
         self.pair_limiter = SlidingWindowLimiter(None)
         self._seq = 0
         self._salt = uuid.uuid4().hex[:8].upper()
@@ -101,6 +103,7 @@ class WhatsAppState(FakeServer):
         self._load_templates(self._initial_templates)
         self.windows.clear()
         self.inbound_ids.clear()
+        self.media.clear()
         self.pair_limiter.clear()
 
     def on_settings_changed(self, changed: set[str]) -> None:
@@ -252,6 +255,9 @@ class WhatsAppState(FakeServer):
         phone_number_id: str = "",
         media_id: str = "",
         mime_type: str = "",
+        media_content: bytes | None = None,
+        filename: str = "",
+        voice: bool = False,
         latitude: float = 52.52,
         longitude: float = 13.405,
         message: Mapping[str, Any] | None = None,
@@ -281,6 +287,12 @@ class WhatsAppState(FakeServer):
             }
             if text:
                 media["caption"] = text
+            if filename and kind == "document":
+                media["filename"] = filename
+            if voice and kind == "audio":
+                media["voice"] = True
+            if media_content is not None:
+                self.media.add(media["id"], media_content, media["mime_type"], filename=filename)
             msg.update(type=kind, **{kind: media})
         elif kind == "location":
             msg.update(type="location", location={"latitude": latitude, "longitude": longitude, "name": text})
@@ -411,6 +423,18 @@ class WhatsAppState(FakeServer):
 
     def set_template_status(self, name: str, language: str, status: str) -> dict[str, Any]:
         return self._call(self._set_template_status, name, language, status)
+
+    def add_media(
+        self, content: bytes, mime_type: str, *, media_id: str = "", filename: str = "", chunked: bool = False
+    ) -> str:
+        """Store a file as if a person had sent it; returns its media id (GET /{media-id})."""
+        key = media_id or str(uuid.uuid4().int)[:16]
+        self._call(self.media.add, key, content, mime_type, filename=filename, chunked=chunked)
+        return key
+
+    def expire_media(self, media_id: str) -> None:
+        """Meta deleted the file (about 30 days after it was sent): the id is unknown from now on."""
+        self._call(self.media.expire, media_id)
 
     def register_number(self, phone_number_id: str, **kwargs: Any) -> PhoneNumber:
         return self._call(self._register_number, phone_number_id, **kwargs)
