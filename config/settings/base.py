@@ -105,6 +105,10 @@ MESSENGER_STATUS_SINKS: list[str] = [
     "messengers.services.outbound_apply_statuses",
 ]
 MESSENGER_INBOUND_HANDLERS: list[str] = ["subscribers.keywords.handle_inbound", "inbox.handlers.handle_inbound"]
+# Called as hook(connection=..., event=...) for every inbound event BEFORE its sender becomes a
+# contact; the first that returns a label takes the event (no contact, no InboundMessage, no
+# handlers). The inbox takes departments' e-mail answers to forwarded questions here.
+MESSENGER_INBOUND_INTERCEPTORS: list[str] = ["inbox.handlers.department_mail"]
 # More sections of a person's GDPR export, from apps that build on subscribers:
 # {section name: "module.function(subscriber_id) -> JSON-safe value"}.
 SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
