@@ -337,10 +337,16 @@ def test_a_reply_with_tenant_as_tag_posted_to_tenant_bs_route_does_nothing(
 # --------------------------------------------------------------------------------------------
 # Citizens' own e-mail: conversations and threaded answers; keyword commands still first
 # --------------------------------------------------------------------------------------------
-def citizen_mail(text: str, *, message_id: str = "<c1@example.org>", subject: str = "Re: Feinstaubalarm") -> bytes:
+def citizen_mail(
+    text: str,
+    *,
+    message_id: str = "<c1@example.org>",
+    subject: str = "Re: Feinstaubalarm",
+    in_reply_to: str = "<d7@stadt-a.example>",
+) -> bytes:
     return (
         f"From: Erika Muster <Erika@Example.org>\r\nTo: news@stadt-a.example\r\nSubject: {subject}\r\n"
-        f"Message-ID: {message_id}\r\nIn-Reply-To: <b1-7@stadt-a.example>\r\n"
+        f"Message-ID: {message_id}\r\nIn-Reply-To: {in_reply_to}\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n"
         f"{text}\r\n\r\nAm 01.12.2026 um 08:00 schrieb Stadt A:\r\n> Feinstaubalarm ab morgen\r\n"
     ).encode()
@@ -351,11 +357,26 @@ def test_a_citizens_mail_opens_a_conversation_and_the_answer_goes_back_threaded(
     client_public: Client,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
+    from broadcasts.models import Broadcast, Delivery
+    from messengers.adapters import get_adapter
+    from messengers.selectors import connection_config
+    from subscribers.models import Subscriber
+
     conn = email_connection(smtp_fake)
-    assert post(client_public, conn, citizen_mail("Gilt das auch für Vaihingen?")) == 200
+    # the broadcast e-mail she answers: its Message-ID is what the adapter made from the delivery
+    now = timezone.now()
+    broadcast = Broadcast.objects.create(title="Feinstaubalarm", status="sent", send_started_at=now)
+    delivery = Delivery.objects.create(
+        broadcast=broadcast, subscriber=Subscriber.objects.create(name="Erika"), connection=conn, language="de",
+        status="sent", next_attempt_at=now, sent_at=now,
+    )  # fmt: skip
+    sent_id = get_adapter(connection_config(conn)).message_id(f"d{delivery.pk}")  # type: ignore[attr-defined]
+    Delivery.objects.filter(pk=delivery.pk).update(provider_message_id=sent_id)
+    assert post(client_public, conn, citizen_mail("Gilt das auch für Vaihingen?", in_reply_to=sent_id)) == 200
     apply_all()
     conversation = Conversation.objects.get()
     assert conversation.connection_id == conn.pk and conversation.contact.address == "erika@example.org"
+    assert conversation.answers_broadcast_id == broadcast.pk
     assert conversation.preview == "Gilt das auch für Vaihingen?"  # the quote is gone
     agent = make_user(roles.INBOX_AGENT, username="agent_mail")
     with django_capture_on_commit_callbacks(execute=True):

@@ -403,3 +403,14 @@ def test_arbitrary_bytes_never_raise_anything_but_a_parse_error(raw: bytes, pref
 def test_strip_reply_and_html_to_text_take_any_text(text: str) -> None:
     assert len(strip_reply(text)) <= len(text.replace("\r\n", "\n")) + 1
     html_to_text(text)
+
+
+def test_outlook_html_reply_loses_its_header_block() -> None:
+    html = (
+        '<html><body><div>Wir prüfen das bis Freitag.</div><div><br></div><hr style="display:inline-block">'
+        '<div id="divRplyFwdMsg"><font><b>Von:</b> Stadt A &lt;news@stadt-a.example&gt;<br>'
+        "<b>Gesendet:</b> Dienstag, 1. Dezember 2026 09:00<br><b>An:</b> Umweltamt<br>"
+        "<b>Betreff:</b> [A-00001] Frage</font><div>&nbsp;</div></div><div>Der Baum ist morsch.</div></body></html>"
+    )
+    message = parsed(mail(html.encode(), content_type="text/html; charset=utf-8"))
+    assert message.text == "Wir prüfen das bis Freitag."
