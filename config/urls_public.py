@@ -20,4 +20,5 @@ urlpatterns = [
     path("webhooks/whatsapp/<str:route_key>/", webhooks.whatsapp, name="webhook_whatsapp_route"),
     path("webhooks/telegram/<str:route_key>/", webhooks.telegram, name="webhook_telegram"),
     path("webhooks/twilio/<str:route_key>/", webhooks.twilio, name="webhook_twilio"),
+    path("webhooks/email/<str:route_key>/", webhooks.email, name="webhook_email"),
 ]

@@ -172,7 +172,9 @@ class Entry(models.Model):
 class Forward(models.Model):
     """A question sent to a department by e-mail. The department sees a pseudonymous reference
     (never the person's number or name unless the agent chose to include them) and answers
-    through a signed one-time link; the answer lands in the conversation as a draft."""
+    through a signed one-time link, or by replying to the e-mail when the tenant receives mail
+    (the Reply-To address and the Message-ID carry the forward's signed tag); the answer lands
+    in the conversation as a draft."""
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="forwards")
     department = models.ForeignKey(
@@ -184,6 +186,8 @@ class Forward(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(_("forwarded"), auto_now_add=True)
     answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    # the Message-ID of the e-mail to the department (a reply's In-Reply-To names it)
+    message_id = models.CharField(_("e-mail message ID"), max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("forwarded question")

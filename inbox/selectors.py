@@ -22,6 +22,7 @@ from broadcasts.pipeline import WHATSAPP_WINDOW
 from inbox.hours import HoursError, is_open, next_opening, parse_holidays, parse_hours
 from inbox.models import OPEN_STATES, CannedReply, Conversation, Entry, InboxSettings
 from messengers.adapters.base import Provider
+from messengers.adapters.email_inbound import reply_subject
 from messengers.media import inbound_media_ref
 from subscribers.models import ConsentEvent, Subscription
 from subscribers.selectors import current_tenant
@@ -34,6 +35,33 @@ def reply_needs_template(conversation: Conversation) -> bool:
         return False
     last = conversation.contact.last_inbound_at
     return last is None or last < timezone.now() - WHATSAPP_WINDOW
+
+
+@dataclass(frozen=True)
+class Threading:
+    subject: str = ""
+    reply_to_provider_id: str = ""
+
+
+def reply_threading(conversation: Conversation) -> Threading:
+    """An e-mail answer answers the person's last e-mail: "Re: <its subject>" and its
+    Message-ID (In-Reply-To), so their mail program threads it. Other messengers: nothing."""
+    if conversation.connection.provider != Provider.EMAIL:
+        return Threading()
+    last = (
+        Entry.objects.filter(conversation=conversation, kind=Entry.Kind.INBOUND, inbound__isnull=False)
+        .select_related("inbound")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    message = last.inbound if last is not None else None
+    subject = ""
+    if message is not None and isinstance(message.payload, dict):
+        subject = str(message.payload.get("subject") or "")
+    return Threading(
+        subject=reply_subject(subject, getattr(current_tenant(), "name", "") or ""),
+        reply_to_provider_id=message.provider_message_id if message is not None else "",
+    )
 
 
 def mask_address(address: str) -> str:

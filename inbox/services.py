@@ -4,12 +4,15 @@ transaction's id), by which the inbox page polls (selectors.conversations_change
 
 from __future__ import annotations
 
+import base64
+import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
+from django.core.mail.message import make_msgid
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.expressions import RawSQL
@@ -31,9 +34,12 @@ from inbox.hours import HoursError, parse_holidays, parse_hours
 from inbox.models import OPEN_STATES, CannedReply, Conversation, Department, Entry, Forward, InboxSettings
 from messengers.adapters.base import TemplateRef
 from messengers.models import InboundMessage
+from messengers.selectors import connection_receiving_mail
 from messengers.services import message_queue
 from subscribers.selectors import current_tenant
 from tenants.selectors import tenant_absolute_url
+
+logger = logging.getLogger(__name__)
 
 # What a person does that is no message to answer: never opens a conversation. A reaction
 # (an emoji on one of our messages) joins an open conversation but does not open one.
@@ -176,6 +182,7 @@ def _queue_reply(
             )
         )
     contact = conversation.contact
+    threading = selectors.reply_threading(conversation)
     outbound = message_queue(
         connection=conversation.connection,
         to=contact.address,
@@ -183,6 +190,8 @@ def _queue_reply(
         purpose=purpose,
         contact=contact,
         template=template,
+        subject=threading.subject,
+        reply_to_provider_id=threading.reply_to_provider_id,
     )
     entry = Entry.objects.create(
         conversation=conversation,
@@ -363,13 +372,50 @@ def forward_link_expired(forward: Forward) -> bool:
     return forward.created_at < timezone.now() - timedelta(days=FORWARD_LINK_DAYS)
 
 
+# The tag a forward's e-mail carries in its Reply-To (`news+fwd-12-…@city.example`) and its
+# Message-ID (`<fwd-12-…@city.example>`): the forward's id and 96 bits of a signature bound to the
+# tenant. Hex, because mail systems may lower-case addresses.
+MAIL_TAG = re.compile(r"(?<![0-9a-z])fwd-(\d{1,18})-([0-9a-f]{24})(?![0-9a-z])", re.IGNORECASE)
+
+
+def forward_mail_tag(forward: Forward) -> str:
+    signature = tenant_signature(str(forward.pk), purpose="inbox.forward-mail", schema=db.schema_name)
+    digest = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)).hex()[:24]
+    return f"fwd-{forward.pk}-{digest}"
+
+
+def forward_from_mail_tag(tag: str) -> Forward | None:
+    """The forward a tag names, if its signature holds for this tenant."""
+    found = MAIL_TAG.fullmatch(tag.strip())
+    if found is None:
+        return None
+    forward = Forward.objects.select_related("department", "conversation").filter(pk=int(found.group(1))).first()
+    if forward is None or not constant_time_compare(forward_mail_tag(forward), tag.strip().lower()):
+        return None
+    return forward
+
+
 def forward_send(*, forward_id: int) -> int:
-    """The e-mail to the department (worker), in the tenant's language. Returns mails sent."""
+    """The e-mail to the department (worker), in the tenant's language. Returns mails sent.
+
+    When the tenant receives mail (an active e-mail connection with an inbound secret), the
+    e-mail's Reply-To is that connection's address plus the forward's tag and its Message-ID
+    carries the tag too, so the department may simply reply; otherwise the e-mail says that
+    only the link reaches us."""
     forward = Forward.objects.select_related("department", "conversation__contact").filter(pk=forward_id).first()
     if forward is None:
         return 0
     tenant = current_tenant()
     link = tenant_absolute_url(reverse("inbox:department_answer", args=[forward_token(forward)]))
+    receiving = connection_receiving_mail()
+    reply_to: list[str] = []
+    if receiving is not None:
+        local, _at, domain = receiving.external_id.strip().rpartition("@")
+        tag = forward_mail_tag(forward)
+        reply_to = [f"{local.partition('+')[0]}+{tag}@{domain}"]
+        message_id = f"<{tag}@{domain}>"
+    else:
+        message_id = make_msgid(domain="forward.invalid")
     with translation.override(getattr(tenant, "default_language", "") or "de"):
         subject = gettext("[%(reference)s] Question from a citizen for %(department)s") % {
             "reference": forward.reference,
@@ -391,22 +437,45 @@ def forward_send(*, forward_id: int) -> int:
                 % {"name": contact.display_name, "address": contact.address},
                 "",
             ]
-        parts += [
-            gettext("Please answer here (no login needed; the link works once and for %(days)d days):")
-            % {"days": FORWARD_LINK_DAYS},
-            link,
-        ]
+        if reply_to:
+            parts += [
+                gettext(
+                    "Please answer by replying to this e-mail, or here (no login needed; the link works once "
+                    "and for %(days)d days):"
+                )
+                % {"days": FORWARD_LINK_DAYS},
+            ]
+        else:
+            parts += [
+                gettext(
+                    "Replies to this e-mail do not reach us. Please answer here (no login needed; the link "
+                    "works once and for %(days)d days):"
+                )
+                % {"days": FORWARD_LINK_DAYS},
+            ]
+        parts.append(link)
         body = "\n".join(parts) + "\n"
-    return send_mail(subject, body, None, [forward.department.email], fail_silently=True)
+    Forward.objects.filter(pk=forward.pk).update(message_id=message_id)
+    email = EmailMessage(
+        subject=subject,
+        body=body,
+        to=[forward.department.email],
+        reply_to=reply_to,
+        headers={"Message-ID": message_id},
+    )
+    return email.send(fail_silently=True)
 
 
 @transaction.atomic
-def forward_answer(*, forward: Forward, text: str) -> Entry:
-    """The department answered through its link: the answer lands in the conversation as a
-    draft for an agent (or is sent at once if the tenant chose so). Works once."""
+def forward_answer(*, forward: Forward, text: str, via: str = "link") -> Entry:
+    """The department answered (through its link, or `via` "email"): the answer lands in the
+    conversation as a draft for an agent (or is sent at once if the tenant chose so). Works
+    once, and not after the link expired."""
     text = text.strip()
     if not text:
         raise ApplicationError(gettext_noop("The answer is empty."))
+    if forward_link_expired(forward):
+        raise ApplicationError(gettext_noop("This question was forwarded too long ago to be answered here."))
     claimed = Forward.objects.filter(pk=forward.pk, answered_at__isnull=True).update(answered_at=timezone.now())
     if not claimed:
         raise ApplicationError(gettext_noop("This question has already been answered. Thank you!"))
@@ -415,13 +484,56 @@ def forward_answer(*, forward: Forward, text: str) -> Entry:
         conversation=conversation,
         kind=Entry.Kind.DEPARTMENT,
         text=text[:10_000],
-        details={"department": forward.department.name, "reference": forward.reference},
+        details={"department": forward.department.name, "reference": forward.reference, "via": via},
     )
     now = timezone.now()
     _touch(conversation, status=Conversation.Status.OPEN, closed_at=None, waiting_since=now, last_activity_at=now)
     if selectors.inbox_settings().send_department_answers:
         _queue_reply(conversation=conversation, author=None, text=text)
     return entry
+
+
+def _mail_tags(payload: Any) -> list[str]:
+    """Forward tags in a reply's recipients (plus-addresses) and its In-Reply-To/References."""
+    if not isinstance(payload, dict):
+        return []
+    values: list[str] = []
+    for key in ("to", "cc", "delivered_to", "in_reply_to", "references"):
+        found = payload.get(key)
+        if isinstance(found, list):
+            values += [str(item) for item in found[:100]]
+    tags: list[str] = []
+    for value in values:
+        for match in MAIL_TAG.finditer(value):
+            tag = match.group(0).lower()
+            if tag not in tags:
+                tags.append(tag)
+    return tags[:10]
+
+
+def forward_answer_by_mail(*, sender: str, text: str, payload: Any) -> str | None:
+    """An inbound e-mail that answers a forward: it names a forward's tag (Reply-To address or
+    In-Reply-To), or comes from a department's address. Such mail never reaches keyword commands
+    or the citizens' inbox, and no contact is made for it (messengers calls this before it looks
+    up the sender, settings.MESSENGER_INBOUND_INTERCEPTORS). A valid, unexpired, unanswered tag
+    makes the text the forward's answer (forward_answer); anything else is logged and dropped.
+    None: not department mail."""
+    tags = _mail_tags(payload)
+    from_department = bool(sender) and Department.objects.filter(email__iexact=sender).exists()
+    if not tags and not from_department:
+        return None
+    forward = next((found for found in map(forward_from_mail_tag, tags) if found is not None), None)
+    if forward is None:
+        reason = "no valid forward tag" if tags else "department address without a forward tag"
+        logger.warning("department e-mail dropped in %s: %s", db.schema_name, reason)
+        return "dept-dropped"
+    quote_only = isinstance(payload, dict) and bool(payload.get("quote_only"))
+    try:
+        forward_answer(forward=forward, text="" if quote_only else text, via="email")
+    except ApplicationError as exc:
+        logger.warning("department e-mail for %s dropped in %s: %s", forward.reference, db.schema_name, exc.message)
+        return "dept-dropped"
+    return "dept-answer"
 
 
 # --------------------------------------------------------------------------------------------

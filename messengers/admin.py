@@ -46,6 +46,7 @@ CREDENTIAL_LABELS = {
     "username": _("SMTP user"),
     "password": _("SMTP password"),
     "use_tls": _("Use TLS (1 or 0)"),
+    "inbound_secret": _("Inbound mail secret (signs mail posted to the webhook; empty: no inbound mail)"),
 }
 
 

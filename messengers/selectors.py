@@ -23,6 +23,7 @@ WEBHOOK_PATHS = {
     Provider.WHATSAPP: "/webhooks/whatsapp/{route}/",
     Provider.TELEGRAM: "/webhooks/telegram/{route}/",
     Provider.SMS: "/webhooks/twilio/{route}/",
+    Provider.EMAIL: "/webhooks/email/{route}/",
 }
 
 
@@ -67,6 +68,21 @@ def connection_demo_look(connection: Connection) -> str:
 def connection_shown_provider(connection: Connection) -> str:
     """What the public subscribe page shows a connection as: its provider, or the demo look."""
     return connection_demo_look(connection) or connection.provider
+
+
+def connection_receiving_mail() -> Connection | None:
+    """The tenant's first active e-mail connection with inbound mail switched on (an inbound
+    secret): replies to its address (plus-addressed ones too) reach the platform."""
+    for connection in Connection.objects.filter(provider=Provider.EMAIL, status=Connection.Status.ACTIVE).order_by(
+        "pk"
+    ):
+        try:
+            secret = connection_credentials(connection).get("inbound_secret")
+        except crypto.SecretDecryptionError:
+            continue
+        if secret and "@" in connection.external_id:
+            return connection
+    return None
 
 
 def connection_list_admin() -> QuerySet[Connection]:

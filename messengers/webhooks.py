@@ -182,3 +182,43 @@ def twilio(request: HttpRequest, route_key: str) -> HttpResponse:
     if isinstance(result, HttpResponse):
         return result
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+# --------------------------------------------------------------------------------------------
+# E-mail: per-connection URL taking a raw RFC 822 message (Content-Type: message/rfc822), as an
+# MTA's pipe script or an inbound relay posts it, signed `X-Mail-Signature: sha256=<hex>`
+# (HMAC-SHA256 of the raw body with the connection's inbound secret). Read with a size cap of
+# its own (mail with attachments exceeds Django's DATA_UPLOAD_MAX_MEMORY_SIZE); the body is
+# never parsed before its signature holds. docs/operations.md "Inbound e-mail".
+# --------------------------------------------------------------------------------------------
+MAIL_CONTENT_TYPES = frozenset({"message/rfc822", ""})  # "": a client that sends none
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def email(request: HttpRequest, route_key: str) -> HttpResponse:
+    if not META_SIGNATURE.fullmatch(request.headers.get("X-Mail-Signature", "").strip()):
+        return _text(403, "missing or malformed X-Mail-Signature")
+    route = selectors.route_by_key(Provider.EMAIL, route_key)
+    if route is None:
+        return _text(404, "unknown webhook route")
+    if request.content_type not in MAIL_CONTENT_TYPES:
+        return _text(415, "expected Content-Type: message/rfc822")
+    limit = settings.EMAIL_INBOUND_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _text(400, "invalid Content-Length")
+    if declared > limit:
+        return _text(413, f"message larger than {limit} bytes")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _text(413, f"message larger than {limit} bytes")
+    incoming = WebhookRequest(
+        method="POST",
+        url=request.build_absolute_uri(),
+        headers={key.lower(): value for key, value in request.headers.items()},
+        body=body,
+    )
+    result = _ingest(route, lambda config: [incoming])
+    return result if isinstance(result, HttpResponse) else _text(200, "ok")

@@ -31,6 +31,8 @@ from channels.models import Channel
 from channels.selectors import STATE_LABELS, channel_by_word, channel_list_for_connection, channel_primary_keyword
 from core.tasks import enqueue_tenant_task
 from messengers.adapters.base import InboundMessage as InboundEvent
+from messengers.adapters.base import Provider
+from messengers.adapters.email_inbound import reply_subject
 from messengers.models import Connection, Contact, InboundMessage
 from messengers.services import contact_set_status, message_queue
 from subscribers import links, selectors, tasks, texts
@@ -100,8 +102,20 @@ class Context:
         return texts.join(items, self.language)
 
     def reply(self, text: str) -> None:
+        subject = reply_to = ""
+        if self.connection.provider == Provider.EMAIL:  # an answer to their mail, threaded under it
+            payload = self.message.payload if isinstance(self.message.payload, dict) else {}
+            tenant_name = getattr(selectors.current_tenant(), "name", "") or ""
+            subject = reply_subject(str(payload.get("subject") or ""), tenant_name)
+            reply_to = self.message.provider_message_id
         message_queue(
-            connection=self.connection, to=self.contact.address, text=text, purpose=REPLY_PURPOSE, contact=self.contact
+            connection=self.connection,
+            to=self.contact.address,
+            text=text,
+            purpose=REPLY_PURPOSE,
+            contact=self.contact,
+            subject=subject,
+            reply_to_provider_id=reply_to,
         )
 
     def person(self) -> Subscriber:

@@ -105,6 +105,10 @@ MESSENGER_STATUS_SINKS: list[str] = [
     "messengers.services.outbound_apply_statuses",
 ]
 MESSENGER_INBOUND_HANDLERS: list[str] = ["subscribers.keywords.handle_inbound", "inbox.handlers.handle_inbound"]
+# Called as hook(connection=..., event=...) for every inbound event BEFORE its sender becomes a
+# contact; the first that returns a label takes the event (no contact, no InboundMessage, no
+# handlers). The inbox takes departments' e-mail answers to forwarded questions here.
+MESSENGER_INBOUND_INTERCEPTORS: list[str] = ["inbox.handlers.department_mail"]
 # More sections of a person's GDPR export, from apps that build on subscribers:
 # {section name: "module.function(subscriber_id) -> JSON-safe value"}.
 SUBSCRIBER_PERSONAL_DATA_SECTIONS: dict[str, str] = {
@@ -382,6 +386,13 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]  # assets shared across apps; each app's own sit in <app>/static/<app>/
+# Inbound e-mail (POST /webhooks/email/<route>/ or `manage.py email_inbound`): the largest raw
+# message taken (bigger ones are refused: 413, or exit code 65 for the MTA), the bytes of a
+# decoded text part read, the characters of text kept, and the MIME parts looked at.
+EMAIL_INBOUND_MAX_BYTES = env.int("EMAIL_INBOUND_MAX_BYTES", default=10 * 1024 * 1024)
+EMAIL_INBOUND_MAX_PART_BYTES = env.int("EMAIL_INBOUND_MAX_PART_BYTES", default=1024 * 1024)
+EMAIL_INBOUND_MAX_TEXT_CHARS = env.int("EMAIL_INBOUND_MAX_TEXT_CHARS", default=20_000)
+EMAIL_INBOUND_MAX_PARTS = env.int("EMAIL_INBOUND_MAX_PARTS", default=200)
 WHITENOISE_USE_FINDERS = DEBUG  # serve straight from the app folders while developing
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"

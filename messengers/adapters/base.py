@@ -64,7 +64,7 @@ CREDENTIAL_FIELDS: dict[Provider, tuple[str, ...]] = {
     Provider.WHATSAPP: ("access_token", "app_secret", "verify_token"),
     Provider.TELEGRAM: ("bot_token", "webhook_secret"),
     Provider.SMS: ("auth_token",),
-    Provider.EMAIL: ("host", "port", "username", "password", "use_tls"),
+    Provider.EMAIL: ("host", "port", "username", "password", "use_tls", "inbound_secret"),
     Provider.SANDBOX: (),
 }
 

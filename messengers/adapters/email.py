@@ -10,7 +10,13 @@ unsubscribe headers when an unsubscribe URL is given:
     List-Unsubscribe-Post: List-Unsubscribe=One-Click
 
 The Message-ID is derived from the reference (so a resend of the same delivery has the same id)
-and is returned as the provider message id, angle brackets included.
+and is returned as the provider message id, angle brackets included. A message that answers one
+of the person's (`reply_to_provider_id`, their Message-ID) carries In-Reply-To and References, so
+mail programs thread it.
+
+Inbound mail: a raw RFC 822 message POSTed to the connection's webhook URL, signed with the
+credential `inbound_secret` (see messengers.adapters.email_inbound, which also parses it). A
+connection without that secret receives no mail.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import threading
 import time
 from typing import ClassVar
 
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import make_msgid
@@ -37,6 +44,13 @@ from messengers.adapters.base import (
     WebhookEvent,
     WebhookParseError,
     WebhookRequest,
+)
+from messengers.adapters.email_inbound import (
+    SIGNATURE_HEADER,
+    Limits,
+    message_ids,
+    parse_message,
+    verify_mail_signature,
 )
 
 NOT_IN_ID = re.compile(r"[^A-Za-z0-9._\-]")
@@ -127,6 +141,9 @@ class EmailAdapter(SecretSafeAdapter):
             uris.append(f"<{mailto if mailto.startswith('mailto:') else 'mailto:' + mailto}>")
         if uris:
             headers["List-Unsubscribe"] = ", ".join(uris)
+        answered = message_ids(message.reply_to_provider_id)[:1]
+        if answered:
+            headers["In-Reply-To"] = headers["References"] = answered[0]
         if message.unsubscribe_url.lower().startswith("https://"):
             headers["List-Unsubscribe-Post"] = ONE_CLICK
         text = link_lines(message.text, [b for b in message.buttons if b.url])
@@ -199,12 +216,27 @@ class EmailAdapter(SecretSafeAdapter):
             raise ProviderError(ErrorKind.ACCOUNT_PROBLEM, f"invalid SMTP settings ({type(exc).__name__})") from None
         return backend
 
-    # ------------------------------------------------------------------ webhooks: e-mail has none
+    # ------------------------------------------------------------------ inbound mail
+    @property
+    def receives_mail(self) -> bool:
+        """Whether inbound mail is set up (the connection has an inbound secret)."""
+        return bool(self.config.credentials.get("inbound_secret"))
+
     def verify_webhook(self, request: WebhookRequest) -> bool:
-        return False
+        secret = self.config.credentials.get("inbound_secret", "")
+        return verify_mail_signature(secret, request.header(SIGNATURE_HEADER), request.body)
 
     def parse_webhook(self, request: WebhookRequest) -> list[WebhookEvent]:
-        raise WebhookParseError("e-mail connections receive no webhooks")
+        """One inbound message, or none for automatic mail (bounces, out-of-office replies)."""
+        if len(request.body) > settings.EMAIL_INBOUND_MAX_BYTES:
+            raise WebhookParseError("message too large")
+        limits = Limits(
+            part_bytes=settings.EMAIL_INBOUND_MAX_PART_BYTES,
+            text_chars=settings.EMAIL_INBOUND_MAX_TEXT_CHARS,
+            parts=settings.EMAIL_INBOUND_MAX_PARTS,
+        )
+        message = parse_message(request.body, limits=limits)
+        return [] if message is None else [message]
 
     # ------------------------------------------------------------------ account
     def check_credentials(self) -> CheckResult:

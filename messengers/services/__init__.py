@@ -5,6 +5,8 @@ contacts: a person's address per connection and whether it can be reached.
 webhook_events: store provider events, apply them in batches, purge them, erasure tombstones.
 messages: single messages (queue, paced send with retries) and their status sink.
 sandbox: the simulated phones of the sandbox messenger.
+mail: inbound e-mail handed over on the command line (import it from its module: it builds on
+  webhook_events, which the modules above import in their own order).
 
 Functions take keyword-only arguments and run atomically where they write more than one row.
 What does not belong here: reading (messengers.selectors), provider HTTP (messengers.adapters),

@@ -60,11 +60,15 @@ def message_queue(
     media: Media | None = None,
     template: TemplateRef | None = None,
     subject: str = "",
+    reply_to_provider_id: str = "",
 ) -> OutboundMessage:
-    """Record a single message and send it from a worker after commit (`subject`: e-mail only)."""
+    """Record a single message and send it from a worker after commit (`subject`: e-mail only;
+    `reply_to_provider_id`: the person's message this answers, where the messenger threads)."""
     payload: dict[str, Any] = {}
     if subject:
         payload["subject"] = subject
+    if reply_to_provider_id:
+        payload["reply_to"] = reply_to_provider_id
     if buttons:
         payload["buttons"] = [{"title": b.title, "url": b.url, "payload": b.payload} for b in buttons]
     if media:
@@ -122,6 +126,7 @@ def _message_send_locked(outbound: OutboundMessage) -> OutboundMessage:
         if payload.get("template")
         else None,
         reference=f"o{outbound.pk}",
+        reply_to_provider_id=str(payload.get("reply_to", "")),
     )
     adapter = get_adapter(selectors.connection_config(connection))
     try:

@@ -6,9 +6,11 @@ batches run side by side: the sinks (settings.MESSENGER_STATUS_SINKS: single mes
 deliveries) merge in SQL under row locks taken in one order (messengers.status.merge_into), so
 the result does not depend on how events are split between runs. Inbound batches run one at a
 time per tenant (an advisory lock), oldest first by the provider's timestamp, so a person's
-messages are handled in the order they were sent; they become InboundMessage rows that the
-handlers in settings.MESSENGER_INBOUND_HANDLERS see in order (keyword commands first, later the
-inbox).
+messages are handled in the order they were sent. The interceptors in
+settings.MESSENGER_INBOUND_INTERCEPTORS see each event first, before its sender becomes a
+contact (a department's e-mail answer is taken there); the rest become InboundMessage rows that
+the handlers in settings.MESSENGER_INBOUND_HANDLERS see in order (keyword commands first, later
+the inbox).
 """
 
 from __future__ import annotations
@@ -335,6 +337,12 @@ def _apply_inbound(row: WebhookEvent) -> InboundMessage | None:
     event = event_from_json(row.payload)
     assert isinstance(event, InboundEvent)
     connection = Connection.objects.get(pk=row.connection_id)
+    for path in settings.MESSENGER_INBOUND_INTERCEPTORS:
+        # before the sender becomes a contact: what an interceptor takes names nobody here
+        taken = import_string(path)(connection=connection, event=event)
+        if taken:
+            logger.info("inbound event %s taken by %s (%s)", row.pk, path, taken)
+            return None
     # a signed body may still carry an absurd sender; keep the message rather than fail forever
     address = event.sender[: Contact._meta.get_field("address").max_length]
     contact = contact_get_or_create(connection=connection, address=address, display_name=event.sender_name)

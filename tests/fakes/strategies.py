@@ -172,3 +172,93 @@ tw_forms = st.dictionaries(
     ),
     max_size=8,
 ).map(lambda form: urlencode(form).encode())
+
+
+# ---------------------------------------------------------------- E-mail (raw RFC 822 bytes)
+MAIL_HEADERS = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Date",
+    "Delivered-To",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Content-Disposition",
+    "Auto-Submitted",
+    "MIME-Version",
+]
+MAIL_CHARSETS = ["utf-8", "iso-8859-1", "cp1252", "us-ascii", "utf-16", "rot13", "base64", "x-unknown", "", "\x00"]
+MAIL_ENCODINGS = ["7bit", "8bit", "quoted-printable", "base64", "x-uuencode", "binary", "bogus"]
+header_text = st.one_of(
+    st.text(max_size=40),
+    st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(
+        [
+            "Erika <erika@example.org>",
+            "=?utf-8?q?Erika_M=C3=BCller?= <e@x.de>",
+            "=?bogus?b?!!!?= <e@x.de>",
+            "<a@b>, <c@d>",
+            '"unterminated <x@y>',
+            "<fwd-1-0123456789abcdef01234567@stadt.example>",
+            "Tue, 1 Dec 2026 10:00:00 +0100",
+            "Mon, 99 Foo 99999 99:99:99 +9999",
+            "auto-replied",
+        ]
+    ),
+)
+
+
+def _header_lines(pairs: list[tuple[str, str]]) -> bytes:
+    return b"".join(
+        f"{name}: {value}".encode("utf-8", "surrogatepass").replace(b"\r", b"").replace(b"\n", b" ") + b"\r\n"
+        for name, value in pairs
+    )
+
+
+def _part(content_type: str, charset: str, encoding: str, body: bytes, disposition: str) -> bytes:
+    headers = [("Content-Type", f"{content_type}; charset={charset}" if charset else content_type)]
+    headers.append(("Content-Transfer-Encoding", encoding))
+    if disposition:
+        headers.append(("Content-Disposition", disposition))
+    return _header_lines(headers) + b"\r\n" + body
+
+
+mail_parts = st.builds(
+    _part,
+    st.sampled_from(["text/plain", "text/html", "image/png", "message/rfc822", "application/pdf", "text/x-weird"]),
+    st.sampled_from(MAIL_CHARSETS),
+    st.sampled_from(MAIL_ENCODINGS),
+    st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=100).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.just(b"<p>Hallo<blockquote>alt</blockquote>"),
+        st.just(b"Danke\r\n\r\nAm 1.12. schrieb X:\r\n> alt\r\n-- \r\nSig"),
+    ),
+    st.sampled_from(
+        ["", "inline", "attachment", 'attachment; filename="=?utf-8?q?a=C3=A4?="', "attachment; filename*=x"]
+    ),
+)
+
+
+def _mail(headers: list[tuple[str, str]], parts: list[bytes], boundary: str, multipart: bool) -> bytes:
+    if not multipart or not parts:
+        return _header_lines(headers) + (parts[0] if parts else b"\r\n")
+    head = _header_lines([*headers, ("Content-Type", f'multipart/mixed; boundary="{boundary}"')])
+    sep = f"--{boundary}".encode("utf-8", "surrogatepass")
+    return head + b"\r\n" + b"".join(sep + b"\r\n" + part + b"\r\n" for part in parts) + sep + b"--\r\n"
+
+
+mail_messages = st.one_of(
+    st.builds(
+        _mail,
+        st.lists(st.tuples(st.sampled_from(MAIL_HEADERS), header_text), max_size=10),
+        st.lists(mail_parts, max_size=4),
+        st.one_of(st.just("b1"), st.text(max_size=10)),
+        st.booleans(),
+    ),
+    st.binary(max_size=400),
+)
