@@ -140,6 +140,7 @@ def test_seed_demo_creates_the_three_tenants_and_is_idempotent(public: Any) -> N
     first = StringIO()
     call_command("seed_demo", stdout=first)
     assert "stuttgart: onboarded in" in first.getvalue()
+    assert "stuttgart: demo history with 900 new subscriber(s), 12 sent broadcast(s)" in first.getvalue()
     tenants = {t.schema_name: t for t in Tenant.objects.exclude(schema_name="public")}
     assert {"stuttgart", "hochbahn", "spd"} <= set(tenants)
     stuttgart = tenants["stuttgart"]
@@ -172,6 +173,7 @@ def test_seed_demo_creates_the_three_tenants_and_is_idempotent(public: Any) -> N
     call_command("seed_demo", stdout=again)
     assert "onboarded" not in again.getvalue()
     assert "0 demo subscriber(s) created" in again.getvalue()
+    assert "stuttgart: demo history with 0 new subscriber(s), 0 sent broadcast(s)" in again.getvalue()
     with schema_context("stuttgart"):
         assert User.objects.count() == users
         assert Connection.objects.filter(provider="sandbox").count() == 4
