@@ -429,9 +429,9 @@ def _num_tick(value: float, step: float, chart: Chart) -> str:
 
 
 def _layout_line(chart: Chart) -> dict[str, Any]:
-    height = LINE_HEIGHT
+    height = LINE_HEIGHT + (FONT + 6 if chart.x_label else 0)
     known = [v for s in chart.series for v in s.values if v is not None]
-    top, bottom = 12.0, height - 34.0
+    top, bottom = 12.0, height - 34.0 - (FONT + 6 if chart.x_label else 0)
     y_ticks, scale_y, label_chars = _y_axis(chart, min(known), max(known), top, bottom)
     left = 10 + label_chars * CHAR + (FONT + 6 if chart.y_label else 0)
     right = WIDTH - 16.0
@@ -535,9 +535,9 @@ def _category_label(value: XValue) -> str:
 
 
 def _layout_vbar(chart: Chart) -> dict[str, Any]:
-    height = BAR_HEIGHT
+    height = BAR_HEIGHT + (FONT + 6 if chart.x_label else 0)
     low, high = _bar_extent(chart)
-    top, bottom = 12.0, height - 34.0
+    top, bottom = 12.0, height - 34.0 - (FONT + 6 if chart.x_label else 0)
     y_ticks, scale_y, label_chars = _y_axis(chart, low, high, top, bottom)
     left = 10 + label_chars * CHAR + (FONT + 6 if chart.y_label else 0)
     right = WIDTH - 8.0
@@ -585,12 +585,13 @@ def _layout_hbar(chart: Chart) -> dict[str, Any]:
     rows = HBAR_ROW * (len(chart.series) if not chart.stacked and len(chart.series) > 1 else 1)
     top = 8.0
     bottom = top + count * rows
-    height = bottom + 30 + (FONT + 4 if chart.x_label else 0)
+    height = bottom + 30 + (FONT + 4 if chart.y_label else 0)
     labels = [_category_label(v) for v in chart.x]
     left = 10 + max(len(label) for label in labels) * CHAR
-    right = WIDTH - 16.0
     low, high = _bar_extent(chart)
     ticks, step = value_ticks(low, high, integers=_values_integral(chart))
+    # the last tick's label is centred on the right edge of the plot: leave room for its half
+    right = WIDTH - max(16.0, len(format_compact(ticks[-1], step) + chart.unit) * CHAR / 2 + 4)
     t_low, t_high = ticks[0], ticks[-1]
 
     def scale(v: float) -> float:
