@@ -11,6 +11,8 @@ inbox.demo), so the dashboards show real charts on first start (issue 12, item 8
   sandbox's rate, delivered within seconds, most read within minutes and a long tail over two
   days, some never; a few failures with the providers' real error kinds; tracked-link clicks
   (per person only where the tenant tracks per recipient);
+- Stuttgart's inbox: closed conversations of the 90 days (questions, answers after minutes to
+  a day, some forwarded to a department), so the inbox figures have something to show;
 - then every roll-up in settings.ANALYTICS_ROLLUPS is rebuilt.
 
 Reproducible (one fixed random seed per tenant, times relative to the day it runs) and
@@ -151,11 +153,12 @@ def seed(*, tenant: Any, stdout: Any) -> None:
     send_times = [_send_time(anchor, spec, tz) for spec in specs]
     people = _history(schema, tenant, connections, list(channels.values()), send_times, anchor, tz)
     sent, deliveries = _broadcasts(schema, tenant, specs, send_times, channels, anchor)
+    conversations = _inbox_history(schema, anchor)
     for path in getattr(settings, "ANALYTICS_ROLLUPS", []):
         import_string(path)(full=True)
     stdout.write(
         f"{schema}: demo history with {people} new subscriber(s), {sent} sent broadcast(s) and "
-        f"{deliveries} deliveries in {time.monotonic() - started:.1f}s"
+        f"{deliveries} deliveries, {conversations} past conversation(s) in {time.monotonic() - started:.1f}s"
     )
 
 
@@ -530,3 +533,70 @@ def _deliveries(
             times = [first] + ([first + timedelta(minutes=rng.randint(1, 600))] if rng.random() < 0.12 else [])
             clicks.append((delivery, [t for t in times if t < anchor]))
     return deliveries, clicks
+
+
+# --------------------------------------------------------------------------------------------
+# Stuttgart's inbox over the 90 days
+# --------------------------------------------------------------------------------------------
+INBOX_CONVERSATIONS = {"stuttgart": 120}
+QUESTIONS = [
+    ("Gilt der Feinstaubalarm auch am Wochenende?", "Ja, bis zur Entwarnung gilt er auch am Wochenende."),
+    ("Darf ich bei Feinstaubalarm meinen Kaminofen nutzen?", "Nur, wenn er die einzige Heizung der Wohnung ist."),
+    ("Wo finde ich die Umleitung für die B14?", "Die Umleitung ist ausgeschildert; eine Karte finden Sie auf stuttgart.de."),
+    ("Die Ampel an der Heilbronner Straße ist seit Tagen aus.", "Danke, wir haben es an das Tiefbauamt weitergegeben."),
+    ("Baustellenlärm nachts in der Olgastraße, ist das erlaubt?", "Das Amt für Umweltschutz prüft die Genehmigung."),
+    ("Danke für die Warnung heute Morgen!", "Gern geschehen, danke fürs Lesen!"),
+    ("Wie melde ich mich vom Verkehrskanal ab?", "Schreiben Sie STOP VERKEHR, dann bekommen Sie keine Meldungen mehr."),
+]  # fmt: skip
+
+
+@transaction.atomic
+def _inbox_history(schema: str, anchor: datetime) -> int:
+    """Closed conversations with a question, an answer after minutes to a day and sometimes a
+    department; added once (when the inbox has nothing older than two days)."""
+    from inbox.models import Conversation, Department, Entry
+
+    count = INBOX_CONVERSATIONS.get(schema, 0)
+    if not count or Conversation.objects.filter(opened_at__lt=anchor - timedelta(days=2)).exists():
+        return 0
+    rng = random.Random(f"analytics-demo-inbox:{schema}")
+    departments = list(Department.objects.order_by("pk"))
+    agent = User.objects.filter(groups__name=roles.INBOX_AGENT, is_active=True).order_by("pk").first()
+    taken = set(Conversation.objects.values_list("contact_id", flat=True))
+    contacts = [
+        c
+        for c in Contact.objects.filter(subscriber__external_ref__startswith=REF_PREFIX).order_by("pk")[: count * 2]
+        if c.pk not in taken
+    ]
+    rows: list[tuple[Conversation, list[tuple[Entry, datetime]]]] = []
+    for contact in rng.sample(contacts, min(count, len(contacts))):
+        opened = anchor - timedelta(days=rng.uniform(2, HISTORY_DAYS - 1), minutes=rng.randint(0, 600))
+        question, answer = rng.choice(QUESTIONS)
+        # answered within office hours' reach: minutes, hours, or the next day
+        response = opened + timedelta(
+            seconds=_weighted(
+                rng, [(rng.expovariate(1 / 900), 5), (rng.uniform(1, 6) * 3600, 3), (rng.uniform(14, 30) * 3600, 2)]
+            )
+        )
+        department = rng.choice(departments) if departments and rng.random() < 0.3 else None
+        closed = response + timedelta(hours=rng.uniform(0.2, 72 if department else 8))
+        conversation = Conversation(
+            contact=contact, connection_id=contact.connection_id, status=Conversation.Status.CLOSED,
+            department=department, preview=answer[:200], last_activity_at=closed, changed_at=closed,
+            first_response_at=response, closed_at=closed,
+        )  # fmt: skip
+        entries = [
+            (Entry(conversation=conversation, kind=Entry.Kind.INBOUND, text=question), opened),
+            (Entry(conversation=conversation, kind=Entry.Kind.REPLY, text=answer, author=agent), response),
+        ]
+        rows.append((conversation, entries))
+    created = Conversation.objects.bulk_create([c for c, _e in rows])
+    opened_at = {id(c): e[0][1] for c, e in rows}
+    for conversation in created:  # opened_at and created_at are auto_now_add: set them afterwards
+        conversation.opened_at = opened_at[id(conversation)]
+    Conversation.objects.bulk_update(created, ["opened_at"])
+    saved = Entry.objects.bulk_create([entry for _c, es in rows for entry, _at in es])
+    for entry, at in zip(saved, [at for _c, es in rows for _entry, at in es], strict=True):
+        entry.created_at = at
+    Entry.objects.bulk_update(saved, ["created_at"], batch_size=500)
+    return len(created)

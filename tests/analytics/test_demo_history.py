@@ -13,7 +13,9 @@ from django.conf import settings
 from django.db.models import Count, F, Q
 from django.utils.module_loading import import_string
 
+from analytics.selectors_inbox import inbox_figures, period_bounds
 from broadcasts.models import Broadcast, Delivery, LinkClick, TrackedLink
+from inbox.models import Conversation, Entry
 from subscribers.models import ConsentEvent, Source, Subscriber, Subscription
 
 pytestmark = pytest.mark.usefixtures("tenant")
@@ -42,6 +44,8 @@ def counts() -> dict[str, Any]:
         "deliveries": Counter(Delivery.objects.values_list("status", flat=True)),
         "clicks": sorted(TrackedLink.objects.values_list("clicks", flat=True)),
         "sources": Counter(Subscription.objects.values_list("source", flat=True)),
+        "conversations": Conversation.objects.count(),
+        "entries": Entry.objects.count(),
     }
 
 
@@ -75,6 +79,11 @@ def test_seeding_twice_adds_nothing_and_the_history_is_plausible(tenant: Any) ->
     read = list(Delivery.objects.filter(status="read").values_list("delivered_at", "read_at"))
     delays = sorted((r - d).total_seconds() for d, r in read if r is not None and d is not None)
     assert delays[len(delays) // 2] < 15 * 60 and delays[-1] > 6 * 3600
+    # the inbox has 90 days of answered and closed conversations, some per department
+    assert first["conversations"] == 4 + 120
+    report = inbox_figures(start=period_bounds(90)[0], end=period_bounds(90)[1])
+    assert report.total.opened >= 120 and report.total.answered == 120 and report.total.closed == 120
+    assert report.total.first_response_median is not None and len(report.departments) == 3
 
 
 def test_the_history_is_consistent(tenant: Any) -> None:
@@ -100,6 +109,12 @@ def test_the_history_is_consistent(tenant: Any) -> None:
     for link in TrackedLink.objects.annotate(rows=Count("recipient_clicks")):
         assert link.rows == link.clicks
     assert not LinkClick.objects.filter(at__lt=F("delivery__read_at")).exists()
+    # conversations: answered after opening, closed after answering; their entries at those times
+    for conversation in Conversation.objects.filter(status="closed").prefetch_related("entries"):
+        assert conversation.first_response_at is not None and conversation.closed_at is not None
+        assert conversation.opened_at < conversation.first_response_at < conversation.closed_at
+        times = {e.kind: e.created_at for e in conversation.entries.all()}
+        assert times == {"inbound": conversation.opened_at, "reply": conversation.first_response_at}
     # the ledger matches the subscriptions of the history's people
     history = Subscription.objects.filter(subscriber__external_ref__startswith="demo-h-")
     for subscription in history.select_related("subscriber"):
