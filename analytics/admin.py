@@ -31,3 +31,5 @@ tenant_site.add_page(
         context_flag="can_view_start_sending",
     )
 )
+
+from analytics import admin_inbox  # noqa: E402, F401 - the inbox figures page registers itself

@@ -118,11 +118,14 @@ class Conversation(models.Model):
             models.Index(fields=["status", "waiting_since"], name="conversation_queue_idx"),
             models.Index(fields=["assignee", "status"], name="conversation_assignee_idx"),
             models.Index(fields=["-last_activity_at"], name="conversation_activity_idx"),
+            # the inbox figures (analytics.selectors_inbox) read the conversations opened in a period
+            models.Index(fields=["opened_at"], name="conversation_opened_idx"),
         ]
         permissions = [
             ("reply_conversation", _("Can answer conversations")),
             ("forward_conversation", _("Can forward conversations to departments")),
             ("view_contact_details", _("Can see phone numbers and names in the inbox")),
+            ("view_inbox_figures", _("Can see the inbox figures (response times per department)")),
         ]
 
     def __str__(self) -> str:

@@ -97,6 +97,7 @@ DEMO_SEED_HOOKS: list[str] = [
     "channels.demo.seed",
     "subscribers.demo.seed",
     "inbox.demo.seed",
+    "analytics.demo.seed",  # last: 90 days of history over the people and channels above
 ]
 # Where status webhooks go (each returns the provider message ids it recognised), and the
 # handlers every inbound message passes through in order until one handles it.
