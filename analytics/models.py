@@ -16,6 +16,8 @@ class TenantRollup(models.Model):
     """Per-tenant figures written by a task running inside each tenant, read by the operator
     overview. Cross-tenant numbers come from here, never from cross-schema joins."""
 
+    schema_scope = "public"  # core.routers: no table in tenant schemas (analytics is in both app lists)
+
     tenant = models.OneToOneField(Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="rollup")
     computed_at = models.DateTimeField(_("computed at"))
     metrics = models.JSONField(_("figures"), default=dict)
