@@ -125,6 +125,15 @@ SUBSCRIBER_ERASURE_HOOKS: list[str] = [
 # Called as hook(channel=..., change=AlarmStateChange, actor=...) after an alarm channel's state
 # changed (broadcasts proposes the standard start / update / all-clear draft).
 ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.alarms.broadcast_propose_for_alarm"]
+# Called as hook(broadcast_ids=[…]) or hook(delivery_ids=[…]) inside the transaction that changed
+# what a broadcast's figures count (status webhooks merged into its deliveries, a counted click);
+# it runs on the status path, so it must stay one cheap statement. And hook(broadcast_id=…) once
+# a broadcast finished sending or was cancelled.
+BROADCAST_CHANGE_HOOKS: list[str] = ["analytics.rollups.broadcasts.broadcast_stats_mark"]
+BROADCAST_FINISHED_HOOKS: list[str] = ["analytics.rollups.broadcasts.broadcast_stats_after_send"]
+# The roll-ups of analytics, each `fn(*, full: bool) -> dict` run inside a tenant: the schedule
+# "analytics-fold" folds what changed (full=False), `manage.py analytics_rebuild` starts over.
+ANALYTICS_ROLLUPS: list[str] = ["analytics.rollups.broadcasts.broadcast_stats_fold"]
 # Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
 # processes across all machines: more senders than workers only wait in the queue.
 BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)
