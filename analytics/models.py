@@ -67,6 +67,12 @@ class BroadcastStats(models.Model):
     cost_eur = models.DecimalField(_("cost (EUR)"), max_digits=12, decimal_places=2, default=0)
     # [{"status": "failed"|"skipped", "provider": "whatsapp", "kind": "blocked", "count": 3}, …]
     failures = models.JSONField(_("failures by reason and messenger"), default=list)
+    # rows by status {"sent": …, "read": …}, and those re-sent after a worker died
+    by_status = models.JSONField(_("recipients by status"), default=dict)
+    possible_duplicates = models.PositiveIntegerField(_("possible duplicates"), default=0)
+    # what went out (broadcasts.selectors.broadcast_sent_content reads it for a settled broadcast):
+    # [[provider, demo look, language, use template, count], …] of the rows sent, delivered or read
+    went_out = models.JSONField(_("what went out"), default=list)
     # {"whatsapp": {"recipients": …, "sent": …, "delivered": …, "read": …, "failed": …}, …}
     by_provider = models.JSONField(_("by messenger"), default=dict)
     # {"bucket_minutes": 15, "delivered": [cumulative per bucket …], "read": […], "clicked": […] or None}

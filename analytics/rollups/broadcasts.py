@@ -66,7 +66,7 @@ CHUNK = 200
 FOLD_LOCK_CLASS = 0x6D6E6C12
 
 FINAL = (Broadcast.Status.SENT, Broadcast.Status.CANCELLED)
-OPEN_ROWS = (Delivery.Status.QUEUED, Delivery.Status.CLAIMED, Delivery.Status.SENDING)
+WENT_OUT = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.READ)
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,6 +145,9 @@ class _Figures:
     cost: Decimal = Decimal("0")
     failures: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     by_provider: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_status: dict[str, int] = field(default_factory=dict)
+    possible_duplicates: int = 0
+    went_out: dict[tuple[str, str, str, bool], int] = field(default_factory=dict)
 
 
 def _compute_and_store(ids: list[int], now: datetime) -> None:
@@ -196,6 +199,9 @@ def _compute_and_store(ids: list[int], now: datetime) -> None:
                     "clicked": timeline.get("clicked") if per_recipient else None,
                 },
                 by_provider=fig.by_provider,
+                by_status=fig.by_status,
+                possible_duplicates=fig.possible_duplicates,
+                went_out=[[*key, n] for key, n in sorted(fig.went_out.items())],
             )
         )
     fields = [f.name for f in BroadcastStats._meta.concrete_fields if not f.primary_key]
@@ -211,9 +217,10 @@ def _delivery_figures(broadcasts: dict[int, Broadcast]) -> dict[int, _Figures]:
     """Counts from one grouped scan of the broadcasts' deliveries."""
     grouped = (
         Delivery.objects.filter(broadcast_id__in=list(broadcasts))
-        .values_list("broadcast_id", "connection_id", "status", "error_kind")
+        .values_list("broadcast_id", "connection_id", "status", "error_kind", "language", "use_template")
         .annotate(
             n=Count("pk"),
+            duplicates=Count("pk", filter=Q(possible_duplicate=True)),
             sent=Count("sent_at"),
             read_15=Count("pk", filter=Q(read_at__isnull=False, read_at__lte=F("sent_at") + READ_WITHIN)),
             last_sent=Max("sent_at"),
@@ -223,14 +230,33 @@ def _delivery_figures(broadcasts: dict[int, Broadcast]) -> dict[int, _Figures]:
     rows = list(grouped)
     connections = {
         c.pk: c
-        for c in Connection.objects.filter(pk__in={row[1] for row in rows}).only("pk", "provider", "price_per_message")
+        for c in Connection.objects.filter(pk__in={row[1] for row in rows}).only(
+            "pk", "provider", "price_per_message", "demo_presents_as"
+        )
     }
     sms_broadcasts = {row[0] for row in rows if connections[row[1]].provider == "sms"}
     sms = _sms_segments(sms_broadcasts)
     out: dict[int, _Figures] = {}
-    for broadcast_id, connection_id, status, error_kind, n, sent, read_15, last_sent in rows:
+    for (
+        broadcast_id,
+        connection_id,
+        status,
+        error_kind,
+        language,
+        use_template,
+        n,
+        dups,
+        sent,
+        read_15,
+        last_sent,
+    ) in rows:
         fig = out.setdefault(broadcast_id, _Figures())
         conn = connections[connection_id]
+        fig.by_status[status] = fig.by_status.get(status, 0) + n
+        fig.possible_duplicates += dups
+        if status in WENT_OUT:
+            key = (conn.provider, conn.demo_presents_as or "", language, bool(use_template))
+            fig.went_out[key] = fig.went_out.get(key, 0) + n
         per = fig.by_provider.setdefault(
             conn.provider, {"recipients": 0, "sent": 0, "delivered": 0, "read": 0, "failed": 0}
         )
@@ -432,4 +458,7 @@ def as_figures(stats: BroadcastStats) -> dict[str, Any]:
         "failures": stats.failures,
         "timeline": stats.timeline,
         "by_provider": stats.by_provider,
+        "by_status": stats.by_status,
+        "possible_duplicates": stats.possible_duplicates,
+        "went_out": stats.went_out,
     }

@@ -114,7 +114,7 @@ def _deliveries(rng: random.Random, world: World, broadcast: Broadcast) -> None:
                 broadcast=broadcast,
                 subscriber=person,
                 connection=connection,
-                language="de",
+                language=rng.choice(["de", "de", "en"]),
                 status=status,
                 next_attempt_at=start,
                 sent_at=sent_at,
@@ -122,6 +122,8 @@ def _deliveries(rng: random.Random, world: World, broadcast: Broadcast) -> None:
                 read_at=read_at,
                 error_kind=kind,
                 provider_message_id=f"gen-{broadcast.pk}-{person.pk}" if sent_at else "",
+                possible_duplicate=rng.random() < 0.05,
+                use_template=connection.provider == "whatsapp" and rng.random() < 0.5,
             )
         )
     Delivery.objects.bulk_create(rows)
@@ -213,8 +215,13 @@ def brute_force(broadcast: Broadcast, *, now: datetime, per_recipient: bool) -> 
     failures: dict[tuple[str, str, str], int] = defaultdict(int)
     by_provider: dict[str, dict[str, int]] = {}
     cost = Decimal("0")
+    by_status: dict[str, int] = defaultdict(int)
+    went_out: dict[tuple[str, str, str, bool], int] = defaultdict(int)
     for row in rows:
         provider = row.connection.provider
+        by_status[row.status] += 1
+        if row.status in ("sent", "delivered", "read"):
+            went_out[(provider, row.connection.demo_presents_as or "", row.language, row.use_template)] += 1
         per = by_provider.setdefault(provider, {"recipients": 0, "sent": 0, "delivered": 0, "read": 0, "failed": 0})
         per["recipients"] += 1
         per["sent"] += row.sent_at is not None
@@ -259,6 +266,9 @@ def brute_force(broadcast: Broadcast, *, now: datetime, per_recipient: bool) -> 
             else None,
         },
         "by_provider": by_provider,
+        "by_status": dict(by_status),
+        "possible_duplicates": sum(r.possible_duplicate for r in rows),
+        "went_out": [[*key, n] for key, n in sorted(went_out.items())],
     }
 
 

@@ -182,3 +182,25 @@ def test_a_status_batch_writes_one_mark_per_broadcast(tenant: Tenant) -> None:
     # one row per sink call (one per connection in the batch), naming only the broadcast touched
     marks = list(BroadcastStatsMark.objects.values_list("broadcast_id", flat=True))
     assert marks == [world.broadcasts[0].pk] * len({r.connection_id for r in rows})
+
+
+def test_a_finished_broadcasts_page_counts_come_from_the_roll_up_unchanged(tenant: Tenant) -> None:
+    """The broadcast page reads a settled broadcast's progress and "what went out" from its
+    roll-up instead of scanning its deliveries: both must equal the live count."""
+    from analytics.selectors_broadcasts import settled_progress
+    from broadcasts.selectors import broadcast_progress, broadcast_sent_content
+
+    world = make_world(random.Random(12), broadcasts=6, people=30)
+    broadcast_stats_fold()
+    compared = 0
+    for broadcast in world.broadcasts:
+        stats = BroadcastStats.objects.get(broadcast=broadcast)
+        progress = settled_progress(stats, broadcast)
+        if progress is None:
+            assert broadcast.status == Broadcast.Status.SENDING
+            continue
+        compared += 1
+        assert progress == broadcast_progress(broadcast)
+        groups = [(p, look, lang, tpl, n) for p, look, lang, tpl, n in stats.went_out]
+        assert broadcast_sent_content(broadcast, groups=groups) == broadcast_sent_content(broadcast)
+    assert compared
