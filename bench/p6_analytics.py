@@ -6,7 +6,8 @@ Reported (quality.md P6, issue 12 item 9):
 - `rollup_s`: one incremental fold after 10,000 new status changes (applied through the real
   status sink, 1,000 per batch, as webhook apply runs do);
 - `status_apply_ms_per_1000` with and without the change marks the sink writes for analytics
-  (the cost the roll-up adds to the hot status path);
+  (two runs on different rows, so noisy), and `mark_ms_per_1000`: the mark statement alone for a
+  batch of 1,000 changed rows, which is what the roll-up adds to the hot status path;
 - page server times (median of several loads, in-process, after a warm-up) and query counts:
   `broadcast_ms` (a 100,000-recipient broadcast's admin page with its figures) and
   `results_ms` (the comparison of recent broadcasts). `queries` is the largest count of any page.
@@ -144,6 +145,25 @@ def _apply_status_changes(broadcast_id: int, count: int) -> float:
     return time.perf_counter() - started
 
 
+def _mark_ms_per_1000(broadcast_id: int, repeats: int = 15) -> float:
+    """What the status path pays for analytics: the mark statement for a batch of 1,000 changed
+    deliveries (median, in a transaction that is rolled back, so nothing stays behind)."""
+    from django.db import transaction
+
+    from analytics.rollups.broadcasts import broadcast_stats_mark
+    from broadcasts.models import Delivery
+
+    ids = list(Delivery.objects.filter(broadcast_id=broadcast_id).order_by("id").values_list("pk", flat=True)[:1000])
+    times = []
+    for _ in range(repeats):
+        with transaction.atomic():
+            started = time.perf_counter()
+            broadcast_stats_mark(delivery_ids=ids)
+            times.append((time.perf_counter() - started) * 1000)
+            transaction.set_rollback(True)
+    return round(statistics.median(times), 2)
+
+
 def _page_timing(client: Any, path: str, repeats: int) -> tuple[float, int]:
     from django.db import connection as db
     from django.test.utils import CaptureQueriesContext
@@ -215,6 +235,7 @@ def run(*, smoke: bool = False) -> dict[str, Any]:
         without_marks = _apply_status_changes(broadcast_ids[-2], changes)
     with_marks = _apply_status_changes(latest, changes)
     marks = BroadcastStatsMark.objects.count()
+    mark_ms = _mark_ms_per_1000(latest)
     started = time.perf_counter()
     fold = broadcast_stats_fold()
     rollup_s = time.perf_counter() - started
@@ -232,6 +253,7 @@ def run(*, smoke: bool = False) -> dict[str, Any]:
         "rollup_marks": marks,
         "status_apply_ms_per_1000": round(1000 * with_marks / changes * 1000, 1),
         "status_apply_ms_per_1000_without_marks": round(1000 * without_marks / changes * 1000, 1),
+        "mark_ms_per_1000": mark_ms,
     }
     queries = 0
     with override_settings(ALLOWED_HOSTS=["*"]):
