@@ -5,6 +5,8 @@ replays, when run twice, and when rebuilt from scratch."""
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection as dj_connection
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -204,3 +207,40 @@ def test_a_finished_broadcasts_page_counts_come_from_the_roll_up_unchanged(tenan
         groups = [(p, look, lang, tpl, n) for p, look, lang, tpl, n in stats.went_out]
         assert broadcast_sent_content(broadcast, groups=groups) == broadcast_sent_content(broadcast)
     assert compared
+
+
+def test_a_change_committed_while_a_fold_runs_is_folded_next_time(committed_tenant: Callable[..., Tenant]) -> None:
+    """A status batch whose transaction is still open when the fold takes the marks: the fold
+    sees neither its rows nor its mark, and the next fold picks both up (nothing is lost)."""
+    tenant = committed_tenant()
+    with in_tenant(tenant):
+        world = make_world(random.Random(31), broadcasts=2, people=20)
+        Broadcast.objects.filter(pk__in=[b.pk for b in world.broadcasts]).update(status=Broadcast.Status.SENT)
+        broadcast_stats_fold()
+        target = Delivery.objects.filter(broadcast=world.broadcasts[0], status__in=["sent", "delivered"]).first()
+        assert target is not None
+        before = BroadcastStats.objects.get(broadcast=world.broadcasts[0]).read
+        event = StatusEvent(provider_message_id=target.provider_message_id, status="read", at=timezone.now())
+
+        opened, release = threading.Event(), threading.Event()
+
+        def apply_slowly() -> None:
+            with in_tenant(tenant), transaction.atomic():
+                delivery_apply_statuses(connection_id=target.connection_id, events=[event])
+                opened.set()
+                release.wait(30)
+            dj_connection.close()
+
+        worker = threading.Thread(target=apply_slowly)
+        worker.start()
+        try:
+            assert opened.wait(30)
+            broadcast_stats_fold()  # the mark is not committed yet: this fold cannot see it
+            assert BroadcastStats.objects.get(broadcast=world.broadcasts[0]).read == before
+        finally:
+            release.set()
+            worker.join(30)
+        assert BroadcastStatsMark.objects.filter(broadcast_id=world.broadcasts[0].pk).exists()
+        broadcast_stats_fold()
+        assert BroadcastStats.objects.get(broadcast=world.broadcasts[0]).read == before + 1
+        _assert_matches(world, per_recipient=False)
