@@ -3,6 +3,7 @@ out, subscribers) and the operator's platform overview."""
 
 from __future__ import annotations
 
+from analytics import nav, views_broadcasts  # noqa: F401 - nav registers the entries
 from analytics.views import (
     FIRST_STEPS_PERMISSION,
     START_SENDING_PERMISSION,
@@ -29,6 +30,16 @@ tenant_site.add_page(
         name="start_sending",
         permission=START_SENDING_PERMISSION,
         context_flag="can_view_start_sending",
+    )
+)
+
+tenant_site.add_page(
+    AdminPage(
+        route="analytics/broadcasts/",
+        view=views_broadcasts.broadcast_results,
+        name="analytics_broadcasts",
+        permission=views_broadcasts.PERMISSION,
+        context_flag="can_view_broadcast_results",
     )
 )
 

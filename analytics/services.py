@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from accounts.selectors import account_rollup
@@ -42,3 +44,10 @@ def tenant_rollup_compute() -> dict[str, Any]:
             tenant=tenant, defaults={"computed_at": timezone.now(), "metrics": metrics}
         )
     return metrics
+
+
+def analytics_rollups_run(*, full: bool) -> dict[str, Any]:
+    """Inside a tenant: every roll-up of settings.ANALYTICS_ROLLUPS (dotted paths of
+    `fn(*, full: bool) -> dict`), folding what changed, or from scratch with `full`.
+    Returns each one's report by its path."""
+    return {path: import_string(path)(full=full) for path in settings.ANALYTICS_ROLLUPS}

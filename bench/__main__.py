@@ -21,6 +21,7 @@ SCENARIOS = {
     "P3": "bench.p3_tenants",
     "P4": "bench.p4_webhooks",
     "P5": "bench.p5_schedule",
+    "P6": "bench.p6_analytics",
     "P8": "bench.p8_inbox",
     "P9": "bench.p9_admin_pages",
     "R1": "bench.r1_worker_kill",

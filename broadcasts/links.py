@@ -7,6 +7,7 @@ import re
 from django.db.models import F
 from django.utils.crypto import constant_time_compare
 
+from broadcasts.changes import broadcasts_changed
 from broadcasts.models import Delivery, LinkClick, TrackedLink
 from core.signing import tenant_signature
 from core.tenancy import connection
@@ -71,4 +72,5 @@ def link_click(*, token: str, method: str, user_agent: str) -> str | None:
         and Delivery.objects.filter(pk=delivery_id, broadcast_id=link.broadcast_id).exists()
     ):
         LinkClick.objects.create(link=link, delivery_id=delivery_id)
+    broadcasts_changed(broadcast_ids=[link.broadcast_id])
     return link.url

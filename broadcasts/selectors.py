@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -596,18 +596,26 @@ class SentMessage:
 WENT_OUT = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.READ)
 
 
-def broadcast_sent_content(broadcast: Broadcast, *, default_language: str = "de") -> list[SentMessage]:
+def broadcast_sent_content(
+    broadcast: Broadcast,
+    *,
+    default_language: str = "de",
+    groups: Iterable[tuple[str, str, str, bool, int]] | None = None,
+) -> list[SentMessage]:
     """What went out, per messenger and language, as the sender composed it
     (broadcasts.pipeline.composer): the text of the recipient's language (else the tenant's
     default language), the template with its parameters for WhatsApp recipients outside the
     24-hour window, media and buttons. Content cannot change once sending started, so the
-    stored broadcast is what was sent. Two queries plus the variants."""
-    groups = (
-        Delivery.objects.filter(broadcast=broadcast, status__in=WENT_OUT)
-        .values_list("connection__provider", "connection__demo_presents_as", "language", "use_template")
-        .annotate(n=Count("pk"))
-        .order_by("connection__provider", "language", "use_template")
-    )
+    stored broadcast is what was sent. Two queries plus the variants; one fewer when the caller
+    has the counts already (`groups`: provider, demo look, language, use template, recipients,
+    of the rows sent, delivered or read, e.g. from a roll-up of a finished broadcast)."""
+    if groups is None:
+        groups = (
+            Delivery.objects.filter(broadcast=broadcast, status__in=WENT_OUT)
+            .values_list("connection__provider", "connection__demo_presents_as", "language", "use_template")
+            .annotate(n=Count("pk"))
+            .order_by("connection__provider", "language", "use_template")
+        )
     variants = {v.language: v for v in broadcast.variants.all()}
     fallback = default_language if default_language in variants else next(iter(sorted(variants)), "")
     template_text = broadcast_template_text(broadcast)

@@ -51,8 +51,15 @@ def preview_texts() -> dict[str, str]:
     }
 
 
-def compose_context(request: HttpRequest, broadcast: Broadcast | None, user: User | None) -> dict[str, Any]:
-    """What the two-pane change form needs besides the form itself."""
+def compose_context(
+    request: HttpRequest,
+    broadcast: Broadcast | None,
+    user: User | None,
+    *,
+    sent_groups: list[tuple[str, str, str, bool, int]] | None = None,
+) -> dict[str, Any]:
+    """What the two-pane change form needs besides the form itself (`sent_groups`: what went
+    out, counted already; see selectors.broadcast_sent_content)."""
     editable = broadcast is None or broadcast.status in services.EDITABLE
     languages = dict(Language.choices)
     if editable:
@@ -81,7 +88,7 @@ def compose_context(request: HttpRequest, broadcast: Broadcast | None, user: Use
         }
     if broadcast is not None and not editable:
         default_language = getattr(getattr(request, "tenant", None), "default_language", "de") or "de"
-        sent = selectors.broadcast_sent_content(broadcast, default_language=default_language)
+        sent = selectors.broadcast_sent_content(broadcast, default_language=default_language, groups=sent_groups)
         context["show_went_out"] = True
         context["went_out"] = [
             {

@@ -17,6 +17,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from accounts.models import AuditEvent
+from analytics.models import BroadcastStats
+from analytics.selectors_broadcasts import broadcast_stats_of, figures_of, settled_progress, timeline_chart
 from broadcasts import selectors, services
 from broadcasts.admin.compose import compose_context, template_choices
 from broadcasts.admin.forms import BUTTONS, BroadcastForm, template_param_slots
@@ -26,6 +28,9 @@ from core.admin_sites import ReadOnlyAdminMixin, admin_object_or_404, tenant_sit
 from core.errors import ApplicationError
 from core.http import request_meta, request_user
 from subscribers.models import Language
+
+# Who sees a broadcast's figures (analytics/roles.py: not inbox agents).
+FIGURES_PERMISSION = "analytics.view_broadcaststats"
 
 
 def _preview_content(broadcast: Broadcast) -> dict[str, Any]:
@@ -212,14 +217,23 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         broadcast = cast(Broadcast, admin_object_or_404(self, request, object_id))
+        # a finished broadcast's counts come from its roll-up (analytics): no scan of its deliveries
+        stats = broadcast_stats_of(broadcast.pk) if broadcast.send_started_at is not None else None
+        settled = settled_progress(stats, broadcast) if stats is not None else None
         context = {
             **(extra_context or {}),
             "broadcast": broadcast,
             "plan": selectors.send_plan(broadcast) if broadcast.status not in services.FINAL else None,
-            "progress": selectors.broadcast_progress(broadcast),
+            "progress": settled or selectors.broadcast_progress(broadcast),
             **workflow_context(broadcast, request_user(request)),
             "preview_content": _preview_content(broadcast),
-            **compose_context(request, broadcast, request_user(request)),
+            **compose_context(
+                request,
+                broadcast,
+                request_user(request),
+                sent_groups=[tuple(group) for group in stats.went_out] if settled and stats else None,
+            ),
+            **_figures_context(request, broadcast, stats),
             "history": AuditEvent.objects.filter(
                 target_type="broadcasts.broadcast", target_id=str(broadcast.pk)
             ).order_by("-at")[:30],
@@ -234,6 +248,18 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
             form_url,
             {**(extra_context or {}), "workflow_actions": [], **compose_context(request, None, request_user(request))},
         )
+
+
+def _figures_context(request: HttpRequest, broadcast: Broadcast, stats: BroadcastStats | None) -> dict[str, Any]:
+    """The broadcast's figures (analytics), once it started sending, for those who may see them."""
+    if broadcast.send_started_at is None or not request.user.has_perm(FIGURES_PERMISSION):
+        return {"broadcast_figures_shown": False}
+    figures = figures_of(stats) if stats is not None else None
+    return {
+        "broadcast_figures_shown": True,
+        "broadcast_figures": figures,
+        "broadcast_timeline_chart": timeline_chart(figures) if figures else None,
+    }
 
 
 @admin.register(Delivery, site=tenant_site)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import audit_log
 from broadcasts import pipeline, schedule, selectors, tasks
+from broadcasts.changes import broadcast_finished
 from broadcasts.models import Broadcast, Delivery, SenderLease, TrackedLink
 from broadcasts.services.actions import broadcast_refusal, control_refusal
 from broadcasts.services.states import S, transition
@@ -260,6 +261,7 @@ def _maybe_finish(broadcast_id: int) -> bool:
             target=broadcast,
             details=selectors.broadcast_progress(broadcast).as_dict(),
         )
+        broadcast_finished(broadcast_id=broadcast_id)
     return bool(finished)
 
 
@@ -329,4 +331,6 @@ def broadcast_cancel(*, broadcast: Broadcast, actor: User | None, meta: RequestM
     schedule.due_work_clear("broadcast-start", broadcast.pk)
     schedule.due_work_clear("broadcast-tick", broadcast.pk)
     logger.info("broadcast %s cancelled, %s deliveries skipped", broadcast.pk, skipped)
+    if broadcast.send_started_at is not None:
+        broadcast_finished(broadcast_id=broadcast.pk)
     return broadcast

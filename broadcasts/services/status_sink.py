@@ -5,6 +5,7 @@ Its own module so the status path stays apart from the broadcast workflow.
 
 from __future__ import annotations
 
+from broadcasts.changes import broadcasts_changed
 from broadcasts.models import Delivery
 from messengers.adapters.base import StatusEvent
 from messengers.services import PROVIDER_UNREACHABLE, contacts_follow_messages
@@ -27,4 +28,6 @@ def delivery_apply_statuses(*, connection_id: int, events: list[StatusEvent]) ->
     contacts_follow_messages(
         outcomes=[(row.contact_id, row.status, row.error_kind) for row in result.changed], reason=UNREACHABLE_REASON
     )
+    # the broadcasts whose figures changed (nothing for replays, which change no row)
+    broadcasts_changed(delivery_ids=[row.pk for row in result.changed])
     return result.matched

@@ -39,7 +39,7 @@ SHARED_APPS = [
     "django_tenants",  # must come first: its `migrate` wraps migrate_schemas
     "core",  # no tables; templates, commands, shared helpers
     "tenants",  # Tenant, Domain, webhook routes: platform-wide data
-    "analytics",  # roll-ups; the per-tenant figures for operators live in public
+    "analytics",  # roll-ups: the operators' per-tenant figures in public, a tenant's own in its schema
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -69,6 +69,7 @@ TENANT_APPS = [
     "subscribers",  # people, subscriptions, consent ledger, keyword commands, import/export
     "broadcasts",  # compose, approval, scheduling, deliveries, tracked links, archive
     "inbox",  # conversations from citizens' replies, departments, canned replies
+    "analytics",  # each model says where its table lives (schema_scope, core.routers)
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -79,7 +80,7 @@ PUBLIC_SCHEMA_NAME = "public"
 # (onboarding in about a second instead of ~10 s). `manage.py tenant_template` keeps it current.
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
-DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+DATABASE_ROUTERS = ("core.routers.SchemaScopeRouter", "django_tenants.routers.TenantSyncRouter")
 # Issue `SET search_path` only when the tenant changes, not before every query (it doubled the
 # round trips); django-tenants forgets the cached path on rollback and reconnect.
 TENANT_LIMIT_SET_CALLS = True
@@ -129,6 +130,15 @@ SUBSCRIBER_ERASURE_HOOKS: list[str] = [
 # Called as hook(channel=..., change=AlarmStateChange, actor=...) after an alarm channel's state
 # changed (broadcasts proposes the standard start / update / all-clear draft).
 ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.alarms.broadcast_propose_for_alarm"]
+# Called as hook(broadcast_ids=[…]) or hook(delivery_ids=[…]) inside the transaction that changed
+# what a broadcast's figures count (status webhooks merged into its deliveries, a counted click);
+# it runs on the status path, so it must stay one cheap statement. And hook(broadcast_id=…) once
+# a broadcast finished sending or was cancelled.
+BROADCAST_CHANGE_HOOKS: list[str] = ["analytics.rollups.broadcasts.broadcast_stats_mark"]
+BROADCAST_FINISHED_HOOKS: list[str] = ["analytics.rollups.broadcasts.broadcast_stats_after_send"]
+# The roll-ups of analytics, each `fn(*, full: bool) -> dict` run inside a tenant: the schedule
+# "analytics-fold" folds what changed (full=False), `manage.py analytics_rebuild` starts over.
+ANALYTICS_ROLLUPS: list[str] = ["analytics.rollups.broadcasts.broadcast_stats_fold"]
 # Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
 # processes across all machines: more senders than workers only wait in the queue.
 BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)
