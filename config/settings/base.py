@@ -69,6 +69,7 @@ TENANT_APPS = [
     "subscribers",  # people, subscriptions, consent ledger, keyword commands, import/export
     "broadcasts",  # compose, approval, scheduling, deliveries, tracked links, archive
     "inbox",  # conversations from citizens' replies, departments, canned replies
+    "analytics",  # per-tenant roll-ups (broadcast figures, channel days); TenantRollup stays public-only
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -79,7 +80,10 @@ PUBLIC_SCHEMA_NAME = "public"
 # (onboarding in about a second instead of ~10 s). `manage.py tenant_template` keeps it current.
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
-DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+# Apps in both lists whose models each live in one kind of schema: {app: [public-only models]},
+# every other model of the app in tenant schemas only (core.routers; it answers first).
+DATABASE_ROUTERS = ("core.routers.SplitSchemaAppsRouter", "django_tenants.routers.TenantSyncRouter")
+SPLIT_SCHEMA_APPS: dict[str, list[str]] = {"analytics": ["tenantrollup"]}
 # Issue `SET search_path` only when the tenant changes, not before every query (it doubled the
 # round trips); django-tenants forgets the cached path on rollback and reconnect.
 TENANT_LIMIT_SET_CALLS = True
@@ -90,6 +94,11 @@ SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 # apps give every tenant). The operator roll-up's sources are listed in analytics.services.
 TENANT_ONBOARDING_HOOKS: list[str] = [
     "messengers.services.connection_create_sandbox_for_tenant",
+]
+# Roll-ups of analytics, each a dotted path to `fn(*, full: bool) -> dict` run inside a tenant
+# schema: full=False folds what changed since its last run, full=True rebuilds from scratch.
+ANALYTICS_ROLLUPS: list[str] = [
+    "analytics.rollups.channels.channel_days_fold",
 ]
 # Called inside each demo tenant's schema by `manage.py seed_demo` (make run).
 DEMO_SEED_HOOKS: list[str] = [
