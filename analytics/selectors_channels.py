@@ -92,7 +92,9 @@ def channel_periods(
         .only("channel_id", "day", "subscribers", "subscribers_by_messenger")
     }
     inside: dict[int, list[ChannelDay]] = {pk: [] for pk in ids}
-    for row in ChannelDay.objects.filter(channel_id__in=ids, day__gte=start, day__lte=end).order_by("channel_id", "day"):
+    for row in ChannelDay.objects.filter(channel_id__in=ids, day__gte=start, day__lte=end).order_by(
+        "channel_id", "day"
+    ):
         inside[row.channel_id].append(row)
     periods = []
     for channel in channel_list:

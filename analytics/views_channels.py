@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics import selectors_channels as selectors
+from analytics.charts import Chart, Series, bar_chart, line_chart
 from channels.models import Channel
 from core.admin_sites import tenant_site
 from messengers.models import PROVIDER_CHOICES
@@ -49,6 +50,51 @@ def _labelled(counts: dict[str, int], labels: dict[str, str], unknown: str) -> l
     return [(labels.get(key, key) if key else unknown, value) for key, value in counts.items()]
 
 
+def _detail_charts(period: selectors.ChannelPeriod, sources: list[tuple[str, int]],
+                   messengers: list[tuple[str, int]]) -> list[Chart]:  # fmt: skip
+    days = [d.day for d in period.days]
+    charts = [
+        line_chart(
+            title=_("Subscribers over time"),
+            x=days,
+            series=[Series(_("Subscribers"), [d.subscribers for d in period.days])],
+            y_label=_("Subscribers"),
+            key="chart-subscribers",
+        ),
+        bar_chart(
+            title=_("Joins and leaves per day"),
+            categories=days,
+            series=[
+                Series(_("Joined"), [d.joins for d in period.days]),
+                Series(_("Left"), [-d.leaves for d in period.days]),
+            ],
+            stacked=True,
+            key="chart-joins-leaves",
+        ),
+    ]
+    if sources:
+        charts.append(
+            bar_chart(
+                title=_("How people joined"),
+                categories=[label for label, _count in sources],
+                series=[Series(_("Joined"), [count for _label, count in sources])],
+                horizontal=True,
+                key="chart-sources",
+            )
+        )
+    if messengers:
+        charts.append(
+            bar_chart(
+                title=_("Subscribers by messenger"),
+                categories=[label for label, _count in messengers],
+                series=[Series(_("Subscribers"), [count for _label, count in messengers])],
+                horizontal=True,
+                key="chart-messengers",
+            )
+        )
+    return charts
+
+
 def channel_figures(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(CHANNEL_FIGURES_PERMISSION):
         raise PermissionDenied
@@ -64,6 +110,15 @@ def channel_figures(request: HttpRequest) -> HttpResponse:
         "end": end,
         "periods": periods,
         "best": selectors.best_channel_by_subscribers(periods),
+        "chart": bar_chart(
+            title=_("Subscribers at the end of the period"),
+            categories=[p.channel.name for p in periods],
+            series=[Series(_("Subscribers"), [p.subscribers_end for p in periods])],
+            horizontal=True,
+            key="chart-channels",
+        )
+        if periods
+        else None,
     }
     return TemplateResponse(request, "analytics/admin/channel_figures.html", context)
 
@@ -79,6 +134,8 @@ def channel_figures_one(request: HttpRequest, pk: int) -> HttpResponse:
     (period,) = selectors.channel_periods(start=start, end=end, channels=[channel], with_days=True)
     messenger_labels = {str(key): str(label) for key, label in PROVIDER_CHOICES}
     source_labels = {str(key): str(label) for key, label in Source.choices}
+    sources = _labelled(period.joins_by_source, source_labels, _("unknown"))
+    messengers = _labelled(period.messengers_end, messenger_labels, _("no messenger (import, admin)"))
     context = {
         **tenant_site.each_context(request),
         "title": _("Figures of %(channel)s") % {"channel": channel.name},
@@ -86,8 +143,9 @@ def channel_figures_one(request: HttpRequest, pk: int) -> HttpResponse:
         "form": form,
         "days": days,
         "period": period,
-        "sources": _labelled(period.joins_by_source, source_labels, _("unknown")),
-        "messengers": _labelled(period.messengers_end, messenger_labels, _("no messenger (import, admin)")),
+        "sources": sources,
+        "messengers": messengers,
+        "charts": _detail_charts(period, sources, messengers),
         "recent_days": list(reversed(period.days)),
     }
     return TemplateResponse(request, "analytics/admin/channel_figures_one.html", context)

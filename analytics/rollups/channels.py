@@ -224,15 +224,13 @@ def _apply(deltas: dict[tuple[int, date], _DayDelta]) -> int:
     if not first_day:
         return 0
     rows_by_channel: dict[int, dict[date, ChannelDay]] = defaultdict(dict)
-    for row in ChannelDay.objects.filter(channel_id__in=list(first_day)).order_by("channel_id", "day"):
-        rows_by_channel[row.channel_id][row.day] = row
+    for stored in ChannelDay.objects.filter(channel_id__in=list(first_day)).order_by("channel_id", "day"):
+        rows_by_channel[stored.channel_id][stored.day] = stored
     for (channel_id, day), delta in deltas.items():
         if channel_id not in first_day:
             continue  # the channel was deleted meanwhile
-        row = rows_by_channel[channel_id].get(day)
-        if row is None:
-            row = ChannelDay(channel_id=channel_id, day=day)
-            rows_by_channel[channel_id][day] = row
+        row = rows_by_channel[channel_id].get(day) or ChannelDay(channel_id=channel_id, day=day)
+        rows_by_channel[channel_id][day] = row
         row.joins += delta.joins
         row.leaves += delta.leaves
         row.joins_by_source = _add(row.joins_by_source, delta.by_source)

@@ -90,7 +90,7 @@ def test_one_channels_page_shows_sources_posters_messengers_and_every_day(
     assert period.joins_by_poster == {"HBF1": 2} and period.joins_by_source == {"qr": 2, "import": 1}
     assert len(period.days) == 30 and period.days[-1].subscribers == 5
     assert [d.leaves for d in period.days if d.leaves] == [2]
-    assert html.count("<tr><th scope=\"row\">") >= 30
+    assert html.count('<tr><th scope="row">') >= 30
     # a year: the channel's start 100 days ago is inside, so it starts from nobody
     (year,) = channel_periods(start=end - timedelta(days=364), end=end, channels=[figures["dust"]])
     assert (year.subscribers_start, year.joins, year.churn_percent) == (0, 7, None)
@@ -183,3 +183,15 @@ def test_best_channel_by_engagement_needs_enough_recipients(tenant: Tenant) -> N
     assert best is not None and best.channel == c and best.percent == 40.0
     assert best_channel_by_engagement(ranked[:2], min_recipients=5) == ranked[1]
     assert best_channel_by_engagement([ChannelEngagement(channel=a, recipients=500, engaged=0)]) is None
+
+
+def test_the_pages_speak_german(figures: dict[str, Any]) -> None:
+    from tests.core.german_text import english_lines, visible_text
+
+    client = _signed_in(Client(HTTP_HOST="tenant-a.localhost", HTTP_ACCEPT_LANGUAGE="de"), figures["editor"])
+    for url in (URL, f"{URL}{figures['dust'].pk}/", f"{URL}{figures['dust'].pk}/?days=365"):
+        response = client.get(url)
+        assert response.get("Content-Language") == "de"
+        html = response.content.decode()
+        assert english_lines(visible_text(html), allowed=frozenset({"HBF1"})) == [], url
+    assert "Abwanderungsrate" in html and "QR-Plakat" in html

@@ -52,7 +52,7 @@ def memberships(events: list[ConsentEvent]) -> list[Membership]:
     open_ones: dict[tuple[int, int], Membership] = {}
     for event in sorted(events, key=lambda e: e.pk):
         day = event.at.astimezone(BERLIN).date()
-        provider = event.connection.provider if event.connection_id else ""
+        provider = event.connection.provider if event.connection is not None else ""
         if event.subscriber_id is None:
             if event.channel_id is None:
                 continue
@@ -75,8 +75,8 @@ def memberships(events: list[ConsentEvent]) -> list[Membership]:
                 else [k for k in open_ones if k[0] == event.subscriber_id]
             )
             for key in keys:
-                member = open_ones.pop(key, None)
-                if member is not None:
+                if key in open_ones:
+                    member = open_ones.pop(key)
                     member.left = max(day, member.joined)  # an opt-in dated back: left when joined
     return result
 
@@ -342,3 +342,21 @@ def test_each_tenant_folds_its_own_ledger(tenant: Tenant, tenant_b: Tenant) -> N
         assert channel_days_fold()["events"] == 0
         assert not ChannelDay.objects.exists()
     assert ChannelDay.objects.get().joins == 1
+
+
+def test_each_table_lives_in_its_kind_of_schema(tenant: Tenant) -> None:
+    """analytics is in both app lists: TenantRollup only in public, the roll-ups only in tenants."""
+    from django.db import connection as db_connection
+
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name LIKE 'analytics_%%'"
+            " AND table_schema IN ('public', %s, 'tenant_template')",
+            [tenant.schema_name],
+        )
+        found = set(cursor.fetchall())
+    for schema in (tenant.schema_name, "tenant_template"):
+        assert {(schema, "analytics_channelday"), (schema, "analytics_channelrollupstate")} <= found
+        assert (schema, "analytics_tenantrollup") not in found
+    assert ("public", "analytics_tenantrollup") in found
+    assert ("public", "analytics_channelday") not in found
