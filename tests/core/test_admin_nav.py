@@ -34,6 +34,8 @@ __all__ = ["team"]  # the fixture, used by name
 BROADCASTS = "/admin/broadcasts/broadcast/"
 TO_APPROVE = f"{BROADCASTS}?to_approve=me"
 WORK = ["broadcasts", "channels", "subscribers"]
+# who runs the newsletter also sees the channel figures (inbox agents do not)
+WORK_FIGURES = ["broadcasts", "channels", "channel_figures", "subscribers"]
 ADMINISTRATION = ["settings", "users", "messengers", "audit_log"]
 
 
@@ -80,10 +82,10 @@ def start_sending(broadcast: Broadcast) -> None:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("editor", [*WORK, "inbox"]),
+        ("editor", [*WORK_FIGURES, "inbox"]),
         ("agent", [*WORK, "inbox"]),
-        ("approver", ["to_approve", *WORK]),
-        ("admin", ["to_approve", *WORK, "inbox", *ADMINISTRATION]),
+        ("approver", ["to_approve", *WORK_FIGURES]),
+        ("admin", ["to_approve", *WORK_FIGURES, "inbox", *ADMINISTRATION]),
     ],
 )
 def test_each_role_sees_exactly_its_entries(
@@ -211,7 +213,7 @@ def test_each_badge_costs_one_query(team: dict[str, Any], tenant: Tenant) -> Non
     with CaptureQueriesContext(db_connection) as queries:
         groups = tenant_site.nav_for(request)
         tenant_site.nav_for(request)  # a second each_context on the same page costs nothing
-    assert [item.key for group in groups for item in group.items] == ["to_approve", *WORK]
+    assert [item.key for group in groups for item in group.items] == ["to_approve", *WORK_FIGURES]
     assert len(queries.captured_queries) == 2  # "to approve" and "sending now"
 
 
@@ -233,7 +235,7 @@ def test_a_page_with_navigation_costs_the_same_with_more_broadcasts(team: dict[s
 # --------------------------------------------------------------------------------------------
 def test_operator_has_its_own_navigation_and_look(public: Any, client_public: Client) -> None:
     html = get(client_public, operator(), "/admin/")
-    assert nav_keys(html) == ["overview", "tenants", "onboarding", "operators", "audit_log"]
+    assert nav_keys(html) == ["overview", "tenant_figures", "tenants", "onboarding", "operators", "audit_log"]
     assert current_keys(html) == ["overview"]
     assert 'class="topbar topbar-operator"' in html and 'class="site-badge"' in html
     html = get(client_public, User.objects.get(username="op"), "/admin/tenants/tenant/onboard/", language="de")
