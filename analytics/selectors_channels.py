@@ -5,7 +5,8 @@ Churn rate of a period = leaves in the period ÷ subscribers at the period's sta
 the day before its first day), in percent; none when nobody was subscribed at the start.
 
 Every function costs a fixed number of queries, however many channels and days: the channels,
-the rows inside the period, and the last row before it per channel (the starting count).
+the last row per channel before the period and up to its end (the counts at its start and
+end), and the rows inside it (summed by the database for the list of all channels).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from django.db.models import Sum
 from django.utils import timezone
 
 from analytics.models import ChannelDay
@@ -77,31 +79,48 @@ def _most_first(counts: Counter[str]) -> dict[str, int]:
     return {key: value for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if value}
 
 
-def channel_periods(
-    *, start: date, end: date, channels: Sequence[Channel] | None = None, with_days: bool = False
-) -> list[ChannelPeriod]:
-    """Each channel's figures over [start, end] (all channels, in their admin order, when none are
-    given). `with_days` adds every day's joins, leaves and subscribers (for the charts)."""
-    channel_list = list(channels) if channels is not None else list(Channel.objects.order_by("position", "name"))
-    ids = [channel.pk for channel in channel_list]
-    before = {
-        row.channel_id: row
-        for row in ChannelDay.objects.filter(channel_id__in=ids, day__lt=start)
+def _last_rows(ids: list[int], **day_filter: date) -> dict[int, ChannelDay]:
+    """Per channel, its latest row matching the day filter (day__lt=…, day__lte=…)."""
+    rows = (
+        ChannelDay.objects.filter(channel_id__in=ids, **day_filter)
         .order_by("channel_id", "-day")
         .distinct("channel_id")
         .only("channel_id", "day", "subscribers", "subscribers_by_messenger")
-    }
+    )
+    return {row.channel_id: row for row in rows}
+
+
+def channel_periods(
+    *, start: date, end: date, channels: Sequence[Channel] | None = None, detail: bool = False
+) -> list[ChannelPeriod]:
+    """Each channel's figures over [start, end] (all channels, in their admin order, when none are
+    given), in four queries. `detail` adds sources, posters and every day's joins, leaves and
+    subscribers (for one channel's page and its charts); without it those stay empty and the
+    sums come from the database."""
+    channel_list = list(channels) if channels is not None else list(Channel.objects.order_by("position", "name"))
+    ids = [channel.pk for channel in channel_list]
+    before = _last_rows(ids, day__lt=start)
+    last = _last_rows(ids, day__lte=end)
     inside: dict[int, list[ChannelDay]] = {pk: [] for pk in ids}
-    for row in ChannelDay.objects.filter(channel_id__in=ids, day__gte=start, day__lte=end).order_by(
-        "channel_id", "day"
-    ):
-        inside[row.channel_id].append(row)
+    sums: dict[int, tuple[int, int]] = {}
+    if detail:
+        for row in ChannelDay.objects.filter(channel_id__in=ids, day__gte=start, day__lte=end).order_by("day"):
+            inside[row.channel_id].append(row)
+        sums = {pk: (sum(r.joins for r in rows), sum(r.leaves for r in rows)) for pk, rows in inside.items()}
+    else:
+        totals = (
+            ChannelDay.objects.filter(channel_id__in=ids, day__gte=start, day__lte=end)
+            .values("channel_id")
+            .annotate(joins=Sum("joins"), leaves=Sum("leaves"))
+            .values_list("channel_id", "joins", "leaves")
+        )
+        sums = {pk: (joins, leaves) for pk, joins, leaves in totals}
     periods = []
     for channel in channel_list:
         rows = inside[channel.pk]
-        baseline = before.get(channel.pk)
+        baseline, final = before.get(channel.pk), last.get(channel.pk)
         subscribers_start = baseline.subscribers if baseline else 0
-        last = rows[-1] if rows else baseline
+        joins, leaves = sums.get(channel.pk, (0, 0))
         sources: Counter[str] = Counter()
         posters: Counter[str] = Counter()
         for row in rows:
@@ -113,13 +132,13 @@ def channel_periods(
                 start=start,
                 end=end,
                 subscribers_start=subscribers_start,
-                subscribers_end=last.subscribers if last else 0,
-                joins=sum(row.joins for row in rows),
-                leaves=sum(row.leaves for row in rows),
+                subscribers_end=final.subscribers if final else 0,
+                joins=joins,
+                leaves=leaves,
                 joins_by_source=_most_first(sources),
                 joins_by_poster=_most_first(posters),
-                messengers_end=_most_first(Counter(last.subscribers_by_messenger if last else {})),
-                days=_every_day(rows, start, end, subscribers_start) if with_days else [],
+                messengers_end=_most_first(Counter(final.subscribers_by_messenger if final else {})),
+                days=_every_day(rows, start, end, subscribers_start) if detail else [],
             )
         )
     return periods
@@ -138,6 +157,23 @@ def _every_day(rows: list[ChannelDay], start: date, end: date, subscribers: int)
         )
         day += timedelta(days=1)
     return result
+
+
+def by_week(days: Sequence[DayFigures]) -> list[DayFigures]:
+    """Days in runs of seven from the first: each run's joins and leaves summed, dated by its
+    first day, with the subscribers at its last day's end."""
+    weeks = []
+    for start in range(0, len(days), 7):
+        run = days[start : start + 7]
+        weeks.append(
+            DayFigures(
+                day=run[0].day,
+                joins=sum(d.joins for d in run),
+                leaves=sum(d.leaves for d in run),
+                subscribers=run[-1].subscribers,
+            )
+        )
+    return weeks
 
 
 def best_channel_by_subscribers(periods: Iterable[ChannelPeriod]) -> ChannelPeriod | None:

@@ -22,6 +22,7 @@ from messengers.models import PROVIDER_CHOICES
 from subscribers.models import Source
 
 CHANNEL_FIGURES_PERMISSION = "analytics.view_channelday"
+WEEKLY_BARS_AFTER_DAYS = 92
 
 
 class PeriodForm(forms.Form):
@@ -52,21 +53,23 @@ def _labelled(counts: dict[str, int], labels: dict[str, str], unknown: str) -> l
 
 def _detail_charts(period: selectors.ChannelPeriod, sources: list[tuple[str, int]],
                    messengers: list[tuple[str, int]]) -> list[Chart]:  # fmt: skip
-    days = [d.day for d in period.days]
+    # a day is a point of the line; bars are per day up to three months, per week beyond
+    weekly = len(period.days) > WEEKLY_BARS_AFTER_DAYS
+    bars = selectors.by_week(period.days) if weekly else period.days
     charts = [
         line_chart(
             title=_("Subscribers over time"),
-            x=days,
+            x=[d.day for d in period.days],
             series=[Series(_("Subscribers"), [d.subscribers for d in period.days])],
             y_label=_("Subscribers"),
             key="chart-subscribers",
         ),
         bar_chart(
-            title=_("Joins and leaves per day"),
-            categories=days,
+            title=_("Joins and leaves per week (from the day shown)") if weekly else _("Joins and leaves per day"),
+            categories=[d.day for d in bars],
             series=[
-                Series(_("Joined"), [d.joins for d in period.days]),
-                Series(_("Left"), [-d.leaves for d in period.days]),
+                Series(_("Joined"), [d.joins for d in bars]),
+                Series(_("Left"), [-d.leaves for d in bars]),
             ],
             stacked=True,
             key="chart-joins-leaves",
@@ -131,7 +134,7 @@ def channel_figures_one(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("no such channel")
     form, days = _period_days(request)
     start, end = selectors.period_for(days, today=selectors.tenant_today())
-    (period,) = selectors.channel_periods(start=start, end=end, channels=[channel], with_days=True)
+    (period,) = selectors.channel_periods(start=start, end=end, channels=[channel], detail=True)
     messenger_labels = {str(key): str(label) for key, label in PROVIDER_CHOICES}
     source_labels = {str(key): str(label) for key, label in Source.choices}
     sources = _labelled(period.joins_by_source, source_labels, _("unknown"))
@@ -146,6 +149,5 @@ def channel_figures_one(request: HttpRequest, pk: int) -> HttpResponse:
         "sources": sources,
         "messengers": messengers,
         "charts": _detail_charts(period, sources, messengers),
-        "recent_days": list(reversed(period.days)),
     }
     return TemplateResponse(request, "analytics/admin/channel_figures_one.html", context)

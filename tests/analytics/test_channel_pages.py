@@ -85,7 +85,7 @@ def test_one_channels_page_shows_sources_posters_messengers_and_every_day(
     assert "QR poster" in html and "HBF1" in html and "Import" in html
     # the messengers of the five subscribed at the end: 2 sandbox, 2 Telegram, 1 without
     start, end = period_for(30, today=tenant_today())
-    (period,) = channel_periods(start=start, end=end, channels=[figures["dust"]], with_days=True)
+    (period,) = channel_periods(start=start, end=end, channels=[figures["dust"]], detail=True)
     assert period.messengers_end == {"sandbox": 2, "telegram": 2, "": 1}
     assert period.joins_by_poster == {"HBF1": 2} and period.joins_by_source == {"qr": 2, "import": 1}
     assert len(period.days) == 30 and period.days[-1].subscribers == 5
@@ -195,3 +195,17 @@ def test_the_pages_speak_german(figures: dict[str, Any]) -> None:
         html = response.content.decode()
         assert english_lines(visible_text(html), allowed=frozenset({"HBF1"})) == [], url
     assert "Abwanderungsrate" in html and "QR-Plakat" in html
+
+
+@pytest.mark.parametrize("days", [7, 30, 90, 365])
+def test_the_list_and_the_detail_count_the_same(figures: dict[str, Any], days: int) -> None:
+    start, end = period_for(days, today=tenant_today())
+    channels = [figures["dust"], figures["traffic"]]
+    summary = channel_periods(start=start, end=end, channels=channels)
+    detail = channel_periods(start=start, end=end, channels=channels, detail=True)
+    for short, full in zip(summary, detail, strict=True):
+        assert (short.subscribers_start, short.joins, short.leaves, short.subscribers_end) == (
+            full.subscribers_start, full.joins, full.leaves, full.subscribers_end
+        )  # fmt: skip
+        assert full.subscribers_end == full.subscribers_start + full.joins - full.leaves
+        assert full.days[-1].subscribers == full.subscribers_end
