@@ -16,6 +16,8 @@ class TenantRollup(models.Model):
     """Per-tenant figures written by a task running inside each tenant, read by the operator
     overview. Cross-tenant numbers come from here, never from cross-schema joins."""
 
+    schema_scope = "public"  # core.routers: no table in tenant schemas (analytics is in both app lists)
+
     tenant = models.OneToOneField(Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="rollup")
     computed_at = models.DateTimeField(_("computed at"))
     metrics = models.JSONField(_("figures"), default=dict)
@@ -37,6 +39,8 @@ class ChannelDay(models.Model):
     without one carries the previous row's figures.
 
     Written by analytics.rollups.channels only; the definitions are in its docstring."""
+
+    schema_scope = "tenant"  # core.routers: no table in public (channels live in tenant schemas)
 
     channel = models.ForeignKey(
         "channels.Channel", verbose_name=_("channel"), on_delete=models.CASCADE, related_name="+"
@@ -70,6 +74,8 @@ class ChannelRollupState(models.Model):
     `last_event_id` is the highest ConsentEvent id folded; `gaps` are ids below it that were
     missing when it ran ([[first, last], …]: transactions still open then, or rolled back),
     looked at again on each run until they turn up or expire."""
+
+    schema_scope = "tenant"  # core.routers
 
     last_event_id = models.BigIntegerField(_("last consent event"), default=0)
     gaps = models.JSONField(_("gaps"), default=list)

@@ -39,7 +39,7 @@ SHARED_APPS = [
     "django_tenants",  # must come first: its `migrate` wraps migrate_schemas
     "core",  # no tables; templates, commands, shared helpers
     "tenants",  # Tenant, Domain, webhook routes: platform-wide data
-    "analytics",  # roll-ups; the per-tenant figures for operators live in public
+    "analytics",  # roll-ups: the operators' per-tenant figures in public, a tenant's own in its schema
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -69,7 +69,7 @@ TENANT_APPS = [
     "subscribers",  # people, subscriptions, consent ledger, keyword commands, import/export
     "broadcasts",  # compose, approval, scheduling, deliveries, tracked links, archive
     "inbox",  # conversations from citizens' replies, departments, canned replies
-    "analytics",  # per-tenant roll-ups (broadcast figures, channel days); TenantRollup stays public-only
+    "analytics",  # each model says where its table lives (schema_scope, core.routers)
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -80,10 +80,7 @@ PUBLIC_SCHEMA_NAME = "public"
 # (onboarding in about a second instead of ~10 s). `manage.py tenant_template` keeps it current.
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
-# Apps in both lists whose models each live in one kind of schema: {app: [public-only models]},
-# every other model of the app in tenant schemas only (core.routers; it answers first).
-DATABASE_ROUTERS = ("core.routers.SplitSchemaAppsRouter", "django_tenants.routers.TenantSyncRouter")
-SPLIT_SCHEMA_APPS: dict[str, list[str]] = {"analytics": ["tenantrollup"]}
+DATABASE_ROUTERS = ("core.routers.SchemaScopeRouter", "django_tenants.routers.TenantSyncRouter")
 # Issue `SET search_path` only when the tenant changes, not before every query (it doubled the
 # round trips); django-tenants forgets the cached path on rollback and reconnect.
 TENANT_LIMIT_SET_CALLS = True
@@ -94,11 +91,6 @@ SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 # apps give every tenant). The operator roll-up's sources are listed in analytics.services.
 TENANT_ONBOARDING_HOOKS: list[str] = [
     "messengers.services.connection_create_sandbox_for_tenant",
-]
-# Roll-ups of analytics, each a dotted path to `fn(*, full: bool) -> dict` run inside a tenant
-# schema: full=False folds what changed since its last run, full=True rebuilds from scratch.
-ANALYTICS_ROLLUPS: list[str] = [
-    "analytics.rollups.channels.channel_days_fold",
 ]
 # Called inside each demo tenant's schema by `manage.py seed_demo` (make run).
 DEMO_SEED_HOOKS: list[str] = [
@@ -133,6 +125,11 @@ SUBSCRIBER_ERASURE_HOOKS: list[str] = [
 # Called as hook(channel=..., change=AlarmStateChange, actor=...) after an alarm channel's state
 # changed (broadcasts proposes the standard start / update / all-clear draft).
 ALARM_STATE_HOOKS: list[str] = ["broadcasts.services.alarms.broadcast_propose_for_alarm"]
+# Roll-ups of analytics, each a dotted path to `fn(*, full: bool) -> dict` run inside a tenant
+# schema: full=False folds what changed since its last run, full=True rebuilds from scratch.
+ANALYTICS_ROLLUPS: list[str] = [
+    "analytics.rollups.channels.channel_days_fold",
+]
 # Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
 # processes across all machines: more senders than workers only wait in the queue.
 BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)
