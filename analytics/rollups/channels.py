@@ -36,7 +36,8 @@ from the earliest touched day on. So an entry dated in the past (an import's con
 e-mail opt-in) lands on its own day and moves every later day's count, and an entry written
 before an earlier one of the same person changes how that one counts. Runs of one tenant are
 serialised by an advisory lock; running twice folds nothing the second time (idempotent), and
-`full=True` deletes every ChannelDay and folds the whole ledger (rebuild).
+`full=True` deletes every ChannelDay and folds the whole ledger (rebuild). Days are the tenant's
+time zone's at the time of folding: after changing a tenant's time zone, rebuild.
 """
 
 from __future__ import annotations
@@ -158,8 +159,8 @@ def _gaps_after(previous: list[list[Any]], watermark: int, seen: set[int], top: 
         if now - datetime.fromisoformat(seen_at) < GAP_EXPIRY:
             add_missing(lo, hi, seen_at)
     if top > watermark:
-        # on the first run nothing below the first id can still be open that matters more than
-        # the thousands of ids other tenants' tests or a restored sequence skipped
+        # a first run or a rebuild starts at the lowest id it sees: the ids below it were
+        # skipped by the sequence (rolled back, or never used), and would only be looked up again
         add_missing(watermark + 1 if watermark else min(seen), top, now.isoformat())
     return result
 
