@@ -24,8 +24,11 @@ person's entries have no subscriber any more; each such entry then counts on its
 opt-in of a channel joins, an opt-out of a channel leaves, an opt-out of everything nothing).
 Folding the entries of a person before the erasure therefore counts a little more exactly than
 rebuilding after it: a rebuild cannot tell which channels an erased person's earlier "opt-out of
-everything" ended (those stay counted as subscribed), nor whether an opt-out ended a pending
-request. Everything else comes out the same either way (tests/analytics/test_channel_rollup.py).
+everything" ended (those stay counted as subscribed), whether an opt-out ended a pending
+request, whether an opt-in repeated one (the services write none while subscribed), which
+messenger an ended subscription had been joined through (the opt-out's own counts), or that a
+leave was dated before its join. Everything else comes out the same either way
+(tests/analytics/test_channel_rollup.py).
 
 Incremental: each run reads the ledger entries with an id above the last one it folded (an index
 scan), plus the ids it found missing below it last time (`ChannelRollupState.gaps`: transactions

@@ -144,8 +144,10 @@ class World:
     people: list[Subscriber]
     start: datetime
     rng: random.Random
-    active: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
-    ever_left_everything: set[int] = field(default_factory=set)
+    # person → channel → the connection they joined through and when (as the replay by id sees it)
+    active: dict[int, dict[int, tuple[Connection | None, datetime]]] = field(default_factory=lambda: defaultdict(dict))
+    # people whose history a rebuild after their erasure reads differently (module docstring)
+    not_erasable: set[int] = field(default_factory=set)
 
     def at(self, day: int) -> datetime:
         return self.start + timedelta(days=day, minutes=self.rng.randrange(24 * 60))
@@ -160,25 +162,48 @@ class World:
             roll = rng.random()
             if roll < 0.55:  # opt-in (now and then one while subscribed: a repeated START)
                 source = rng.choice(SOURCES)
+                connection = rng.choice(self.connections)
                 made.append(ConsentEvent(
                     subscriber=person, channel=channel, kind="opt_in", source=source, at=at,
-                    source_detail=rng.choice(POSTERS) if source == Source.QR else "",
-                    connection=rng.choice(self.connections),
+                    source_detail=rng.choice(POSTERS) if source == Source.QR else "", connection=connection,
                 ))  # fmt: skip
-                self.active[person.pk].add(channel.pk)
+                if channel.pk in self.active[person.pk]:
+                    self.not_erasable.add(person.pk)  # a repeated opt-in
+                self.active[person.pk].setdefault(channel.pk, (connection, at))
             elif roll < 0.75:  # opt-out of one channel (sometimes one never joined: a pending request)
-                made.append(ConsentEvent(subscriber=person, channel=channel, kind="opt_out", source="keyword", at=at))
-                self.active[person.pk].discard(channel.pk)
+                joined = self.active[person.pk].pop(channel.pk, None)
+                made.append(ConsentEvent(
+                    subscriber=person, channel=channel, kind="opt_out", source="keyword", at=at,
+                    connection=joined[0] if joined else None,  # STOP on the messenger they joined through
+                ))  # fmt: skip
+                if joined is None or at.astimezone(BERLIN).date() < joined[1].astimezone(BERLIN).date():
+                    self.not_erasable.add(person.pk)  # no subscription ended, or a leave dated before its join
             elif roll < 0.85:  # STOP: out of everything
                 made.append(ConsentEvent(subscriber=person, channel=None, kind="opt_out", source="keyword", at=at))
                 self.active[person.pk].clear()
-                self.ever_left_everything.add(person.pk)
+                self.not_erasable.add(person.pk)
             elif roll < 0.95:  # confirmation of a double opt-in: no join of its own
                 made.append(ConsentEvent(subscriber=person, channel=channel, kind="confirmation", source="web_form",
                                          at=at))  # fmt: skip
             else:  # an entry of a channel since deleted
                 made.append(ConsentEvent(subscriber=person, channel=None, kind="opt_in", source="keyword", at=at))
         return ConsentEvent.objects.bulk_create(made)
+
+    def erase(self, count: int, day: int) -> int:
+        """Erase up to `count` people as subscribers.services.gdpr does: their entries lose the
+        subscriber, and each channel they were subscribed to gets an opt-out without one."""
+        erasable = [p for p in self.people if p.pk not in self.not_erasable]
+        chosen = self.rng.sample(erasable, min(count, len(erasable)))
+        for person in chosen:
+            ConsentEvent.objects.filter(subscriber=person).update(subscriber=None, evidence="")
+            at = self.at(day)
+            ConsentEvent.objects.bulk_create([
+                ConsentEvent(subscriber=None, channel_id=channel_id, kind="opt_out", source="admin",
+                             source_detail="erasure", at=at, connection=connection)
+                for channel_id, (connection, _joined) in self.active.pop(person.pk, {}).items()
+            ] + [ConsentEvent(subscriber=None, kind="erasure", source="admin", at=at)])  # fmt: skip
+            self.people.remove(person)
+        return len(chosen)
 
 
 @pytest.fixture
@@ -196,11 +221,18 @@ def test_every_number_matches_brute_force_folded_in_pieces_with_late_entries(wor
     world.events(150, range(0, 20))
     channel_days_fold()
     assert_matches_brute_force()
-    # later entries, many dated before days already folded (imports, e-mail confirmations)
-    for _ in range(4):
+    # later entries, many dated before days already folded (imports, e-mail confirmations), and
+    # erasures of people some of whose entries were folded and some not yet
+    erased = 0
+    for piece in range(4):
         world.events(60, range(0, 40))
+        erased += world.erase(2, 40 + piece)
         channel_days_fold()
         assert_matches_brute_force()
+    assert erased >= 2 and ConsentEvent.objects.filter(subscriber=None, kind="opt_out").exists()
+    incremental = stored()
+    channel_days_fold(full=True)
+    assert stored() == incremental
     assert ChannelDay.objects.filter(day__lt=world.start.date() + timedelta(days=20)).exists()
 
 
