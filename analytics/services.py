@@ -16,6 +16,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 from accounts.selectors import account_rollup
 from analytics.models import TenantRollup
+from analytics.selectors_operator import tenant_activity_rollup
 from broadcasts.selectors import broadcast_rollup
 from core.tenancy import connection
 from messengers.selectors import messenger_rollup
@@ -28,12 +29,14 @@ ROLLUP_SOURCES: list[Callable[[], dict[str, Any]]] = [
     subscriber_rollup,
     broadcast_rollup,
     messenger_rollup,
+    tenant_activity_rollup,
 ]
 
 
 def tenant_rollup_compute() -> dict[str, Any]:
     """Runs inside a tenant schema (a task queued in every active tenant) and writes this
-    tenant's figures to the shared roll-up table for the operator overview."""
+    tenant's figures to the shared roll-up table for the operator overview. If a source fails,
+    nothing is written: the tenant keeps its last figures with the time they are from."""
     schema_name = connection.schema_name
     metrics: dict[str, Any] = {}
     for source in ROLLUP_SOURCES:

@@ -138,7 +138,10 @@ BROADCAST_CHANGE_HOOKS: list[str] = ["analytics.rollups.broadcasts.broadcast_sta
 BROADCAST_FINISHED_HOOKS: list[str] = ["analytics.rollups.broadcasts.broadcast_stats_after_send"]
 # The roll-ups of analytics, each `fn(*, full: bool) -> dict` run inside a tenant: the schedule
 # "analytics-fold" folds what changed (full=False), `manage.py analytics_rebuild` starts over.
-ANALYTICS_ROLLUPS: list[str] = ["analytics.rollups.broadcasts.broadcast_stats_fold"]
+ANALYTICS_ROLLUPS: list[str] = [
+    "analytics.rollups.broadcasts.broadcast_stats_fold",
+    "analytics.rollups.channels.channel_days_fold",
+]
 # Sender tasks per sending broadcast (queued or running). Set it to at least the number of worker
 # processes across all machines: more senders than workers only wait in the queue.
 BROADCAST_SENDERS = env.int("BROADCAST_SENDERS", default=4)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inbox', '0001_inbox'),
+        ('inbox', '0002_forward_message_id'),
     ]
 
     operations = [

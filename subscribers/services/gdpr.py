@@ -118,10 +118,29 @@ def subscriber_erase(
     if locked is not None:
         _forget_in_admin_log(locked)
         Subscription.objects.filter(subscriber=locked, status=Subscription.Status.PENDING).delete()
-        ended = Subscription.objects.filter(subscriber=locked, status=Subscription.Status.ACTIVE).update(
+        ending = list(
+            Subscription.objects.filter(subscriber=locked, status=Subscription.Status.ACTIVE).select_related("channel")
+        )
+        # the connection each ending subscription was consented through (its latest opt-in)
+        joined_through = dict(
+            ConsentEvent.objects.filter(
+                subscriber=locked, kind=ConsentEvent.Kind.OPT_IN, channel_id__in=[s.channel_id for s in ending]
+            ).order_by("id").values_list("channel_id", "connection_id")
+        )  # fmt: skip
+        connections = Connection.objects.in_bulk([pk for pk in joined_through.values() if pk is not None])
+        ended = Subscription.objects.filter(pk__in=[s.pk for s in ending]).update(
             status=Subscription.Status.UNSUBSCRIBED, unsubscribed_at=now, updated_at=now
         )
         ConsentEvent.objects.filter(subscriber=locked).update(subscriber=None, evidence="")
+        # Without identifiers the ledger still says which channels lost a subscriber, and on
+        # which messenger (the channel roll-up counts these as leaves: analytics.rollups.channels).
+        for subscription in ending:
+            connection_id = joined_through.get(subscription.channel_id)
+            consent_record(
+                kind=ConsentEvent.Kind.OPT_OUT, subscriber=None, channel=subscription.channel, source=source,
+                source_detail="erasure", at=now,
+                connection=connections.get(connection_id) if connection_id is not None else None,
+            )  # fmt: skip
         EmailConfirmation.objects.filter(subscriber=locked).delete()
         locked.name, locked.tags, locked.external_ref, locked.district = "", [], "", None
         locked.status, locked.erased_at, locked.link_secret = Subscriber.Status.ERASED, now, new_link_secret()

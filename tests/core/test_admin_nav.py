@@ -34,8 +34,8 @@ __all__ = ["team"]  # the fixture, used by name
 BROADCASTS = "/admin/broadcasts/broadcast/"
 TO_APPROVE = f"{BROADCASTS}?to_approve=me"
 WORK = ["broadcasts", "channels", "subscribers"]
-# and the broadcasts' figures, for everyone but inbox agents (analytics/roles.py)
-WORK_WITH_RESULTS = ["broadcasts", "broadcast_results", "channels", "subscribers"]
+# and the broadcasts' and channels' figures, for everyone but inbox agents (analytics/roles.py)
+WORK_WITH_RESULTS = ["broadcasts", "broadcast_results", "channels", "channel_figures", "subscribers"]
 ADMINISTRATION = ["settings", "users", "messengers", "audit_log"]
 
 
@@ -235,7 +235,7 @@ def test_a_page_with_navigation_costs_the_same_with_more_broadcasts(team: dict[s
 # --------------------------------------------------------------------------------------------
 def test_operator_has_its_own_navigation_and_look(public: Any, client_public: Client) -> None:
     html = get(client_public, operator(), "/admin/")
-    assert nav_keys(html) == ["overview", "tenants", "onboarding", "operators", "audit_log"]
+    assert nav_keys(html) == ["overview", "tenant_figures", "tenants", "onboarding", "operators", "audit_log"]
     assert current_keys(html) == ["overview"]
     assert 'class="topbar topbar-operator"' in html and 'class="site-badge"' in html
     html = get(client_public, User.objects.get(username="op"), "/admin/tenants/tenant/onboard/", language="de")
