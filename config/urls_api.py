@@ -4,6 +4,7 @@ its Swagger UI and ReDoc pages (served from our own static files)."""
 
 from django.urls import path
 
+from broadcasts import api as broadcasts_api
 from channels import api as channels_api
 from core import apidocs
 
@@ -15,5 +16,18 @@ urlpatterns = [
         channels_api.AlarmStateChangeApi.as_view(),
         name="api-channel-alarm-state",
     ),
+    path("broadcasts/", broadcasts_api.BroadcastListApi.as_view(), name="api-broadcasts"),
+    path("broadcasts/create/", broadcasts_api.BroadcastCreateApi.as_view(), name="api-broadcast-create"),
+    path("broadcasts/<int:broadcast_id>/", broadcasts_api.BroadcastDetailApi.as_view(), name="api-broadcast"),
+    path("broadcasts/<int:broadcast_id>/update/", broadcasts_api.BroadcastUpdateApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/submit/", broadcasts_api.BroadcastSubmitApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/approve/", broadcasts_api.BroadcastApproveApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/reject/", broadcasts_api.BroadcastRejectApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/schedule/", broadcasts_api.BroadcastScheduleApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/pause/", broadcasts_api.BroadcastPauseApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/resume/", broadcasts_api.BroadcastResumeApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/cancel/", broadcasts_api.BroadcastCancelApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/send-plan/", broadcasts_api.BroadcastSendPlanApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/progress/", broadcasts_api.BroadcastProgressApi.as_view()),
     *apidocs.urlpatterns,
 ]

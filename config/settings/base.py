@@ -190,7 +190,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"AlarmStateEnum": "channels.models.Channel.AlarmState"},
+    "ENUM_NAME_OVERRIDES": {
+        "AlarmStateEnum": "channels.models.Channel.AlarmState",
+        "PriorityEnum": "channels.models.Priority",
+    },
     "AUTHENTICATION_WHITELIST": ["accounts.apiauth.ApiKeyAuthentication"],
 }
 
