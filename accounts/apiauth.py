@@ -1,6 +1,6 @@
 """The REST API's authentication, scopes, per-key rate limits and idempotent creates: the parts
 that need accounts' tables (API keys, idempotency records). Every app's `api.py` uses them
-through the settings (REST_FRAMEWORK) and `idempotent_create`; core.api has the rest.
+through the settings (REST_FRAMEWORK) and `idempotent_create`; core.rest has the rest.
 
 Clients send `Authorization: Bearer mnl_…` (or `Api-Key mnl_…`). A key acts as the user who
 created it, so the roles of that user and the four-eyes rule apply as in the admin; its scopes
@@ -129,8 +129,8 @@ def idempotent_create(request: Request, create: Callable[[], Response]) -> Respo
     the same body replays the first answer (header `Idempotent-Replayed: true`); with another
     body it is a 409. Without the header the create simply runs."""
     # imported here: DRF imports this module (its settings name our classes) while loading its
-    # views, and core.api imports DRF's views
-    from core.api import request_fingerprint
+    # views, and core.rest imports DRF's views
+    from core.rest import request_fingerprint
 
     key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
     if not key:

@@ -19,7 +19,7 @@ from broadcasts import selectors
 from broadcasts.models import Broadcast
 from broadcasts.services import composing, sending, workflow
 from channels.models import Channel, Priority
-from core.api import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, created, error_responses
+from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, created, error_responses
 
 
 def _broadcasts() -> QuerySet[Broadcast]:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from accounts.apiauth import acting_meta, idempotent_create, request_key
 from channels import selectors, services
 from channels.models import AlarmStateChange, Channel
-from core.api import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, created, error_responses
+from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, created, error_responses
 
 
 class ChannelOutput(serializers.ModelSerializer):

@@ -7,6 +7,8 @@ from django.urls import path
 from broadcasts import api as broadcasts_api
 from channels import api as channels_api
 from core import apidocs
+from inbox import api as inbox_api
+from subscribers import api as subscribers_api
 
 urlpatterns = [
     path("channels/", channels_api.ChannelListApi.as_view(), name="api-channels"),
@@ -29,5 +31,15 @@ urlpatterns = [
     path("broadcasts/<int:broadcast_id>/cancel/", broadcasts_api.BroadcastCancelApi.as_view()),
     path("broadcasts/<int:broadcast_id>/send-plan/", broadcasts_api.BroadcastSendPlanApi.as_view()),
     path("broadcasts/<int:broadcast_id>/progress/", broadcasts_api.BroadcastProgressApi.as_view()),
+    path("subscribers/create/", subscribers_api.SubscriberCreateApi.as_view(), name="api-subscriber-create"),
+    path("subscribers/lookup/", subscribers_api.SubscriberLookupApi.as_view(), name="api-subscriber-lookup"),
+    path("subscribers/<int:subscriber_id>/erase/", subscribers_api.SubscriberEraseApi.as_view()),
+    path("subscribers/imports/", subscribers_api.SubscriberImportCreateApi.as_view(), name="api-imports"),
+    path("subscribers/imports/<int:import_id>/", subscribers_api.SubscriberImportDetailApi.as_view()),
+    path("inbox/conversations/", inbox_api.ConversationListApi.as_view(), name="api-conversations"),
+    path("inbox/conversations/<int:conversation_id>/", inbox_api.ConversationDetailApi.as_view()),
+    path("inbox/conversations/<int:conversation_id>/reply/", inbox_api.ConversationReplyApi.as_view()),
+    path("inbox/conversations/<int:conversation_id>/assign/", inbox_api.ConversationAssignApi.as_view()),
+    path("inbox/conversations/<int:conversation_id>/close/", inbox_api.ConversationCloseApi.as_view()),
     *apidocs.urlpatterns,
 ]

@@ -158,7 +158,7 @@ IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=3600)
 
 # --------------------------------------------------------------------------------------------
 # REST API (issue 13; docs/api.md). Keys and idempotency in accounts.apiauth, the error format
-# and pagination in core.api, one API class per operation in each app's api.py.
+# and pagination in core.rest, one API class per operation in each app's api.py.
 # --------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -171,7 +171,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "core.api.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.rest.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -193,6 +193,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AlarmStateEnum": "channels.models.Channel.AlarmState",
         "PriorityEnum": "channels.models.Priority",
+        "BroadcastStatusEnum": "broadcasts.models.Broadcast.Status",
+        "ConversationStatusEnum": "inbox.models.Conversation.Status",
+        "SubscriberStatusEnum": "subscribers.models.Subscriber.Status",
+        "ImportStatusEnum": "subscribers.models.SubscriberImport.Status",
     },
     "AUTHENTICATION_WHITELIST": ["accounts.apiauth.ApiKeyAuthentication"],
 }
