@@ -2,11 +2,12 @@
 one URL per operation, each an API class of the app that owns it, plus the OpenAPI schema and
 its Swagger UI and ReDoc pages (served from our own static files)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from broadcasts import api as broadcasts_api
 from channels import api as channels_api
 from core import apidocs
+from core.rest import api_not_found
 from inbox import api as inbox_api
 from subscribers import api as subscribers_api
 
@@ -42,4 +43,5 @@ urlpatterns = [
     path("inbox/conversations/<int:conversation_id>/assign/", inbox_api.ConversationAssignApi.as_view()),
     path("inbox/conversations/<int:conversation_id>/close/", inbox_api.ConversationCloseApi.as_view()),
     *apidocs.urlpatterns,
+    re_path(r"", api_not_found),  # last: any other path answers in the API's error format
 ]

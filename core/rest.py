@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext, gettext_noop
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers, status
@@ -113,6 +114,13 @@ class Cursor(CursorPagination):
     page_size_query_param = "page_size"
     ordering = "-id"
 
+    def decode_cursor(self, request: Request) -> Any:
+        """A cursor that is not one of ours is a bad request (400), not a missing page (404)."""
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound as exc:
+            raise exceptions.ValidationError({self.cursor_query_param: [exc.detail]}) from None
+
 
 def request_fingerprint(request: Request) -> str:
     """SHA-256 of what makes two creates the same request: method, path and body. JSON bodies
@@ -191,3 +199,11 @@ class ListApi(ListAPIView):
     scope: str = ""
     permission: str = ""
     pagination_class = Cursor
+
+
+@csrf_exempt  # a POST to a path that does not exist is a 404, whoever sends it
+def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
+    """Any other path under /api/v1/: the API's 404 in its own format, not the site's HTML page."""
+    from django.http import JsonResponse
+
+    return JsonResponse(error_body("not_found", gettext(NOT_FOUND)), status=404)

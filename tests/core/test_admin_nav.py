@@ -83,7 +83,7 @@ def start_sending(broadcast: Broadcast) -> None:
         ("editor", [*WORK, "inbox"]),
         ("agent", [*WORK, "inbox"]),
         ("approver", ["to_approve", *WORK]),
-        ("admin", ["to_approve", *WORK, "inbox", *ADMINISTRATION]),
+        ("admin", ["to_approve", *WORK, "inbox", *ADMINISTRATION, "api_keys"]),
     ],
 )
 def test_each_role_sees_exactly_its_entries(
