@@ -9,6 +9,7 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -55,7 +56,7 @@ class BroadcastInput(serializers.Serializer):
         languages = {code for code, _label in Broadcast._meta.get_field("languages").base_field.choices or []}
         unknown = sorted(set(value) - languages)
         if unknown:
-            raise serializers.ValidationError(f"Unknown language: {unknown[0]}")
+            raise serializers.ValidationError(_("Unknown language: %(language)s") % {"language": unknown[0]})
         return value
 
 

@@ -43,7 +43,7 @@ class AlarmStateChangeOutput(serializers.ModelSerializer):
 class ChannelFilter(django_filters.FilterSet):
     class Meta:
         model = Channel
-        fields = ["is_alarm", "is_active", "is_public"]
+        fields = ["slug", "is_alarm", "is_active", "is_public"]
 
 
 class ChannelListApi(ListApi):

@@ -101,6 +101,7 @@ DEMO_SEED_HOOKS: list[str] = [
     "channels.demo.seed",
     "subscribers.demo.seed",
     "inbox.demo.seed",
+    "accounts.demo.seed",  # demo API keys (docs/api.md), after the users exist
 ]
 # Where status webhooks go (each returns the provider message ids it recognised), and the
 # handlers every inbound message passes through in order until one handles it.
@@ -160,6 +161,8 @@ IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=3600)
 # REST API (issue 13; docs/api.md). Keys and idempotency in accounts.apiauth, the error format
 # and pagination in core.rest, one API class per operation in each app's api.py.
 # --------------------------------------------------------------------------------------------
+# seed_demo writes the demo API keys' secrets here (accounts.demo; docs/api.md)
+DEMO_API_KEY_DIR = Path(env("DEMO_API_KEY_DIR", default=str(VAR_DIR / "demo-api-keys")))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.apiauth.ApiKeyAuthentication",
