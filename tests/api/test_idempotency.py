@@ -103,3 +103,21 @@ def test_five_concurrent_creates_with_one_key_make_one_object(committed_tenant: 
     connection.set_tenant(tenant)
     assert AlarmStateChange.objects.filter(channel=channel).count() == 1
     connection.set_schema_to_public()
+
+
+@pytest.mark.django_db
+def test_records_older_than_a_day_are_purged(tenant: Tenant) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import IdempotencyRecord
+    from accounts.services import idempotency_purge
+    from core.schedules import schedules_collect
+
+    old = IdempotencyRecord.objects.create(owner="key:1", key="a", request_hash="x", status_code=201, response={})
+    IdempotencyRecord.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
+    IdempotencyRecord.objects.create(owner="key:1", key="b", request_hash="x", status_code=201, response={})
+    assert idempotency_purge() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["b"]
+    assert "api-idempotency-purge" in {s.name for s in schedules_collect()}
