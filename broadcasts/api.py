@@ -10,7 +10,7 @@ import django_filters
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,7 +20,7 @@ from broadcasts import selectors
 from broadcasts.models import Broadcast
 from broadcasts.services import composing, sending, workflow
 from channels.models import Channel, Priority
-from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, created, error_responses
+from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, api_schema, created, error_responses
 
 
 def _broadcasts() -> QuerySet[Broadcast]:
@@ -93,7 +93,7 @@ class BroadcastListApi(ListApi):
     def get_queryset(self) -> QuerySet[Broadcast]:
         return _broadcasts()
 
-    @extend_schema(operation_id="broadcasts_list", responses={200: BroadcastOutput(many=True), **error_responses()})
+    @api_schema(operation_id="broadcasts_list", responses={200: BroadcastOutput(many=True), **error_responses()})
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -102,7 +102,7 @@ class BroadcastCreateApi(BaseApi):
     scope = "broadcasts:write"
     permission = "broadcasts.add_broadcast"
 
-    @extend_schema(
+    @api_schema(
         operation_id="broadcasts_create",
         request=BroadcastInput,
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -127,7 +127,7 @@ class BroadcastDetailApi(BaseApi):
     scope = "broadcasts:read"
     permission = "broadcasts.view_broadcast"
 
-    @extend_schema(operation_id="broadcasts_retrieve", responses={200: BroadcastOutput, **error_responses(404)})
+    @api_schema(operation_id="broadcasts_retrieve", responses={200: BroadcastOutput, **error_responses(404)})
     def get(self, request: Request, broadcast_id: int) -> Response:
         return Response(BroadcastOutput(get_object_or_404(_broadcasts(), pk=broadcast_id)).data)
 
@@ -138,10 +138,17 @@ class BroadcastUpdateApi(BaseApi):
     scope = "broadcasts:write"
     permission = "broadcasts.change_broadcast"
 
-    @extend_schema(
+    @api_schema(
         operation_id="broadcasts_update",
         request=BroadcastUpdateInput,
         responses={200: BroadcastOutput, **error_responses(404)},
+        examples=[
+            OpenApiExample(
+                "New text",
+                value={"texts": {"de": "U3: Störung behoben, Züge fahren wieder."}},
+                request_only=True,
+            )
+        ],
     )
     def patch(self, request: Request, broadcast_id: int) -> Response:
         broadcast = get_object_or_404(Broadcast.objects.all(), pk=broadcast_id)
@@ -169,12 +176,14 @@ class _StepApi(BaseApi):
         return Response(BroadcastOutput(_broadcasts().get(pk=broadcast.pk)).data)
 
 
-def _step_schema(operation_id: str, request: Any = None, description: str = "") -> Any:
-    return extend_schema(
+def _step_schema(operation_id: str, request: Any = None, description: str = "", example: Any = None) -> Any:
+    examples = [OpenApiExample(operation_id, value=example, request_only=True)] if example is not None else []
+    return api_schema(
         operation_id=operation_id,
         request=request,
         description=description,
         responses={200: BroadcastOutput, **error_responses(404)},
+        examples=examples,
     )
 
 
@@ -203,7 +212,7 @@ class BroadcastApproveApi(_StepApi):
     scope = "broadcasts:approve"
     permission = "broadcasts.approve_broadcast"
 
-    @_step_schema("broadcasts_approve", ApproveInput)
+    @_step_schema("broadcasts_approve", ApproveInput, example={"revision": 2})
     def post(self, request: Request, broadcast_id: int) -> Response:
         return super().post(request, broadcast_id)
 
@@ -225,7 +234,7 @@ class BroadcastRejectApi(_StepApi):
     scope = "broadcasts:approve"
     permission = "broadcasts.approve_broadcast"
 
-    @_step_schema("broadcasts_reject", RejectInput)
+    @_step_schema("broadcasts_reject", RejectInput, example={"comment": "Bitte die Umleitung nennen."})
     def post(self, request: Request, broadcast_id: int) -> Response:
         return super().post(request, broadcast_id)
 
@@ -246,7 +255,7 @@ class BroadcastScheduleApi(_StepApi):
     scope = "broadcasts:write"
     permission = "broadcasts.change_broadcast"
 
-    @_step_schema("broadcasts_schedule", ScheduleInput)
+    @_step_schema("broadcasts_schedule", ScheduleInput, example={"scheduled_at": "2026-12-02T07:00:00+01:00"})
     def post(self, request: Request, broadcast_id: int) -> Response:
         return super().post(request, broadcast_id)
 
@@ -301,7 +310,7 @@ class BroadcastSendPlanApi(BaseApi):
     scope = "broadcasts:read"
     permission = "broadcasts.view_broadcast"
 
-    @extend_schema(
+    @api_schema(
         operation_id="broadcasts_send_plan",
         responses={
             200: inline_serializer(
@@ -357,7 +366,7 @@ class BroadcastProgressApi(BaseApi):
     scope = "broadcasts:read"
     permission = "broadcasts.view_broadcast"
 
-    @extend_schema(
+    @api_schema(
         operation_id="broadcasts_progress",
         responses={
             200: inline_serializer(

@@ -7,7 +7,7 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from accounts.apiauth import acting_meta, idempotent_create, request_key
 from channels import selectors, services
 from channels.models import AlarmStateChange, Channel
-from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, created, error_responses
+from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, api_schema, created, error_responses
 
 
 class ChannelOutput(serializers.ModelSerializer):
@@ -55,7 +55,7 @@ class ChannelListApi(ListApi):
     def get_queryset(self) -> QuerySet[Channel]:
         return selectors.channel_list_admin()
 
-    @extend_schema(operation_id="channels_list", responses={200: ChannelOutput(many=True), **error_responses()})
+    @api_schema(operation_id="channels_list", responses={200: ChannelOutput(many=True), **error_responses()})
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -64,7 +64,7 @@ class ChannelDetailApi(BaseApi):
     scope = "channels:read"
     permission = "channels.view_channel"
 
-    @extend_schema(operation_id="channels_retrieve", responses={200: ChannelOutput, **error_responses(404)})
+    @api_schema(operation_id="channels_retrieve", responses={200: ChannelOutput, **error_responses(404)})
     def get(self, request: Request, channel_id: int) -> Response:
         channel = get_object_or_404(selectors.channel_list_admin(), pk=channel_id)
         return Response(ChannelOutput(channel).data)
@@ -81,7 +81,7 @@ class AlarmStateChangeApi(BaseApi):
     InputSerializer = AlarmStateChangeInput
     OutputSerializer = AlarmStateChangeOutput
 
-    @extend_schema(
+    @api_schema(
         operation_id="channels_alarm_state_change",
         request=InputSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],

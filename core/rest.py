@@ -22,7 +22,7 @@ from django.http import Http404
 from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -207,3 +207,43 @@ def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
     from django.http import JsonResponse
 
     return JsonResponse(error_body("not_found", gettext(NOT_FOUND)), status=404)
+
+
+ERROR_EXAMPLES = [
+    OpenApiExample(
+        "Invalid input",
+        value=error_body("invalid", INVALID, {"state": ['"bogus" is not a valid choice.']}),
+        response_only=True,
+        status_codes=["400"],
+    ),
+    OpenApiExample(
+        "A rule said no",
+        value=error_body("rejected", "This broadcast is Sent; that step is not possible now."),
+        response_only=True,
+        status_codes=["400"],
+    ),
+    OpenApiExample(
+        "No or a revoked key",
+        value=error_body("authentication_failed", "This API key is unknown, revoked or expired."),
+        response_only=True,
+        status_codes=["401"],
+    ),
+    OpenApiExample(
+        "Scope missing",
+        value=error_body("permission_denied", "This API key lacks the scope “broadcasts:approve”."),
+        response_only=True,
+        status_codes=["403"],
+    ),
+    OpenApiExample(
+        "Too many requests",
+        value=error_body("throttled", "Request was throttled. Expected available in 12 seconds."),
+        response_only=True,
+        status_codes=["429"],
+    ),
+]
+
+
+def api_schema(**kwargs: Any) -> Any:
+    """drf-spectacular's extend_schema with the error format's examples added to every operation."""
+    examples = [*kwargs.pop("examples", []), *ERROR_EXAMPLES]
+    return extend_schema(examples=examples, **kwargs)

@@ -8,13 +8,13 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.apiauth import idempotent_create
-from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, created, error_responses
+from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, ListApi, api_schema, created, error_responses
 from inbox import selectors, services
 from inbox.models import Conversation, Entry
 from messengers.models import PROVIDER_CHOICES
@@ -85,7 +85,7 @@ class ConversationListApi(ListApi):
     def get_queryset(self) -> QuerySet[Conversation]:
         return selectors.conversation_list(selectors.ListFilters(status="all"))
 
-    @extend_schema(
+    @api_schema(
         operation_id="inbox_conversations_list", responses={200: ConversationOutput(many=True), **error_responses()}
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -115,7 +115,7 @@ class ConversationDetailApi(BaseApi):
     scope = "inbox:read"
     permission = "inbox.view_conversation"
 
-    @extend_schema(operation_id="inbox_conversations_retrieve", responses={200: ThreadOutput, **error_responses(404)})
+    @api_schema(operation_id="inbox_conversations_retrieve", responses={200: ThreadOutput, **error_responses(404)})
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = _conversation(conversation_id)
         return Response(ThreadOutput(conversation, context={"request": request}).data)
@@ -131,10 +131,11 @@ class ConversationReplyApi(BaseApi):
     scope = "inbox:write"
     permission = "inbox.reply_conversation"
 
-    @extend_schema(
+    @api_schema(
         operation_id="inbox_conversations_reply",
         request=ReplyInput,
         parameters=[IDEMPOTENCY_PARAMETER],
+        examples=[OpenApiExample("Answer", value={"text": "Ja, die U3 fährt ab 14 Uhr wieder."}, request_only=True)],
         responses={201: EntryOutput, **error_responses(404, 409)},
     )
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -160,9 +161,10 @@ class ConversationAssignApi(BaseApi):
     scope = "inbox:write"
     permission = "inbox.change_conversation"
 
-    @extend_schema(
+    @api_schema(
         operation_id="inbox_conversations_assign",
         request=AssignInput,
+        examples=[OpenApiExample("Assign", value={"assignee": "kundendialog"}, request_only=True)],
         responses={200: ConversationOutput, **error_responses(404)},
     )
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -179,7 +181,7 @@ class ConversationCloseApi(BaseApi):
     scope = "inbox:write"
     permission = "inbox.change_conversation"
 
-    @extend_schema(
+    @api_schema(
         operation_id="inbox_conversations_close",
         request=None,
         responses={200: ConversationOutput, **error_responses(404)},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from accounts.apiauth import acting_meta, idempotent_create
 from channels.models import Channel
-from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, created, error_responses
+from core.rest import IDEMPOTENCY_PARAMETER, BaseApi, api_schema, created, error_responses
 from messengers.models import PROVIDER_CHOICES, Contact
 from subscribers import services
 from subscribers.addresses import region_for_timezone
@@ -68,7 +68,7 @@ class SubscriberCreateApi(BaseApi):
     scope = "subscribers:write"
     permission = "subscribers.add_subscriber"
 
-    @extend_schema(
+    @api_schema(
         operation_id="subscribers_create",
         request=SubscriberCreateInput,
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -109,7 +109,7 @@ class SubscriberLookupApi(BaseApi):
     scope = "subscribers:read"
     permission = "subscribers.view_subscriber"
 
-    @extend_schema(
+    @api_schema(
         operation_id="subscribers_lookup",
         parameters=[
             OpenApiParameter("address", str, required=True, description="+49 170 1234567, a@b.de …"),
@@ -138,7 +138,7 @@ class SubscriberEraseApi(BaseApi):
     scope = "subscribers:write"
     permission = "subscribers.gdpr_subscriber"
 
-    @extend_schema(
+    @api_schema(
         operation_id="subscribers_erase",
         request=None,
         responses={
@@ -182,7 +182,7 @@ class SubscriberImportCreateApi(BaseApi):
     permission = "subscribers.import_subscribers"
     parser_classes = [MultiPartParser]
 
-    @extend_schema(
+    @api_schema(
         operation_id="subscribers_import_create",
         request={"multipart/form-data": ImportInput},
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -207,6 +207,6 @@ class SubscriberImportDetailApi(BaseApi):
     scope = "subscribers:write"
     permission = "subscribers.import_subscribers"
 
-    @extend_schema(operation_id="subscribers_import_retrieve", responses={200: ImportOutput, **error_responses(404)})
+    @api_schema(operation_id="subscribers_import_retrieve", responses={200: ImportOutput, **error_responses(404)})
     def get(self, request: Request, import_id: int) -> Response:
         return Response(ImportOutput(get_object_or_404(SubscriberImport.objects.defer("data"), pk=import_id)).data)

@@ -45,3 +45,18 @@ def test_docs_pages_use_own_static_files_and_no_inline_script(tenant: Tenant, pa
 def test_schema_endpoint_needs_no_key(tenant: Tenant) -> None:
     response = Client(HTTP_HOST=DOMAIN_A).get("/api/v1/schema/")
     assert response.status_code == 200 and b"/api/v1/broadcasts/create/" in response.content
+
+
+def test_every_operation_is_documented_with_examples_and_errors() -> None:
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"400", "401", "403", "429"} <= set(responses), (method, path)
+            examples = [r for r in responses.values() if "examples" in r.get("content", {}).get("application/json", {})]
+            assert examples, (method, path)
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                assert "examples" in body, (method, path)
