@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.mfa.models import Authenticator
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from accounts import nav as _nav  # noqa: F401 (registers the navigation entries)
 from accounts import roles, services
 from accounts.forms import StaffUserForm
-from accounts.models import AuditEvent, User
+from accounts.models import API_SCOPES, ApiKey, AuditEvent, User
 from accounts.selectors import audit_target_kind
 from core.admin_sites import ReadOnlyAdminMixin, operator_site, tenant_site
 from core.errors import ApplicationError
@@ -168,3 +170,87 @@ class OperatorUserAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"), choices=list(API_SCOPES.items()), widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scopes", "expires_at", "rate_limit"]
+
+
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Admins create keys for the REST API (docs/api.md). The key is shown once, on the page after
+    saving; afterwards only its prefix. Keys are revoked, never edited or deleted (the audit
+    log keeps pointing at them)."""
+
+    form = ApiKeyForm
+    list_display = ["name", "prefix", "user", "scope_list", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke"]
+    readonly_fields = ["prefix", "user", "created_at", "last_used_at", "revoked_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        return super().get_queryset(request).select_related("user")
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[Any]:
+        if obj is None:
+            return ["name", "scopes", "expires_at", "rate_limit"]
+        return ["name", "prefix", "scopes", "user", "created_at", "expires_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[Any]:
+        if obj is None:
+            return []
+        return self.get_fields(request, obj)
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        actor = request_user(request)
+        assert actor is not None and not change
+        data = form.cleaned_data
+        key, secret = services.api_key_create(
+            name=data["name"], scopes=list(data["scopes"]), actor=actor, expires_at=data["expires_at"],
+            rate_limit=data["rate_limit"], meta=request_meta(request),
+        )  # fmt: skip
+        obj.pk = key.pk
+        request._api_key_secret = secret  # type: ignore[attr-defined]  # shown once by response_add
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        return None
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
+        key = ApiKey.objects.get(pk=obj.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("API key created"),
+            "key": key,
+            "secret": getattr(request, "_api_key_secret", ""),
+            "opts": self.opts,
+        }
+        response = TemplateResponse(request, "accounts/admin/api_key_created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description=_("Revoke the selected API keys"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = sum(
+            services.api_key_revoke(key=key, actor=request_user(request), meta=request_meta(request))
+            for key in queryset
+        )
+        messages.success(request, _("Revoked %(count)d API key(s).") % {"count": count})
+
+
+tenant_site.register(ApiKey, ApiKeyAdmin)

@@ -10,3 +10,10 @@ LABELS = {
     "user.roles_changed": _("User's roles changed"),
     "user.password_link_sent": _("Password link sent"),
 }
+LABELS.update(
+    {
+        "api_key.created": _("API key created"),
+        "api_key.revoked": _("API key revoked"),
+        "api_key.approve_used": _("API key used to approve or reject"),
+    }
+)

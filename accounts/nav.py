@@ -53,3 +53,14 @@ operator_site.add_nav(
         group=NAV_WORK,
     )
 )
+tenant_site.add_nav(
+    NavEntry(
+        key="api_keys",
+        label=pgettext_lazy("admin navigation", "API keys"),
+        url="accounts_apikey_changelist",
+        permissions=("accounts.view_apikey", "accounts.add_apikey"),
+        icon="key",
+        order=150,
+        group=NAV_ADMINISTRATION,
+    )
+)

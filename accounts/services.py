@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from allauth.account.forms import default_token_generator
@@ -11,14 +16,14 @@ from allauth.account.utils import user_pk_to_url_str
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Model, Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
 from accounts import roles
-from accounts.models import AuditEvent, User
+from accounts.models import API_SCOPES, ApiKey, AuditEvent, IdempotencyRecord, User
 from core.errors import ApplicationError
 from core.http import RequestMeta
 from core.tenancy import connection
@@ -212,3 +217,133 @@ def user_dismiss_first_steps(*, user: User) -> None:
     if user.first_steps_dismissed_at is None:
         user.first_steps_dismissed_at = timezone.now()
         user.save(update_fields=["first_steps_dismissed_at"])
+
+
+# --------------------------------------------------------------------------------------------
+# API keys (the REST API, issue 13). The secret is shown once: `api_key_create` returns it and
+# stores only its SHA-256; the prefix stays visible so people can tell keys apart.
+# --------------------------------------------------------------------------------------------
+API_KEY_UNKNOWN_SCOPE = gettext_noop("Unknown scope: {scope}.")
+API_KEY_NO_SCOPE = gettext_noop("Choose at least one scope.")
+API_KEY_MARK = "mnl"
+
+
+def api_key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    name: str,
+    scopes: list[str],
+    actor: User,
+    expires_at: datetime | None = None,
+    rate_limit: int = 120,
+    meta: RequestMeta | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key acting as `actor` (an admin); returns it with the secret, which nobody sees again."""
+    unknown = [scope for scope in scopes if scope not in API_SCOPES]
+    if unknown:
+        raise ApplicationError(API_KEY_UNKNOWN_SCOPE, params={"scope": unknown[0]})
+    if not scopes:
+        raise ApplicationError(API_KEY_NO_SCOPE)
+    prefix = f"{API_KEY_MARK}_{secrets.token_hex(4)}"
+    secret = f"{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        name=name.strip()[:100], prefix=prefix, secret_hash=api_key_hash(secret), user=actor,
+        scopes=sorted(set(scopes)), expires_at=expires_at, rate_limit=rate_limit,
+    )  # fmt: skip
+    key.full_clean()
+    key.save()
+    audit_log(
+        action="api_key.created", actor=actor, target=key, meta=meta,
+        details={"prefix": prefix, "scopes": key.scopes, "expires_at": expires_at},
+    )  # fmt: skip
+    return key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, key: ApiKey, actor: User | None, meta: RequestMeta | None = None) -> bool:
+    """Revoke a key at once (its next request gets 401); False if it was revoked already."""
+    changed = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if changed:
+        key.refresh_from_db(fields=["revoked_at"])
+        audit_log(action="api_key.revoked", actor=actor, target=key, meta=meta, details={"prefix": key.prefix})
+    return bool(changed)
+
+
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def api_key_authenticate(secret: str) -> ApiKey | None:
+    """The usable key for `secret` (not revoked, not expired), its last use noted to the minute
+    (one write per key and minute, not per request); None for anything else."""
+    mark, _sep, rest = secret.partition("_")
+    prefix = f"{mark}_{rest.partition('_')[0]}"
+    if mark != API_KEY_MARK or len(prefix) > 16 or len(secret) > 200:
+        return None
+    key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, api_key_hash(secret)):
+        return None
+    now = timezone.now()
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        return None
+    if not key.user.is_active:
+        return None
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+# --------------------------------------------------------------------------------------------
+# Idempotent creates (R7). The caller runs `idempotency_run` inside its request; the unique
+# (owner, key) row is inserted first, inside the same transaction as the create, so a concurrent
+# request with the same key waits on the index until the first commits, then replays its answer.
+# --------------------------------------------------------------------------------------------
+IDEMPOTENCY_KEY_REUSED = gettext_noop(
+    "This Idempotency-Key was already used with a different request; use a new key for a new request."
+)
+IDEMPOTENCY_KEY_TOO_LONG = gettext_noop("The Idempotency-Key header may have at most 255 characters.")
+IDEMPOTENCY_RETENTION = timedelta(days=1)
+
+
+class IdempotencyConflictError(ApplicationError):
+    """Same key, other request: the client must not get the first answer (HTTP 409)."""
+
+    status_code = 409
+    code = "idempotency_conflict"
+
+
+def idempotency_run(
+    *, owner: str, key: str, request_hash: str, create: Callable[[], tuple[int, Any]]
+) -> tuple[int, Any, bool]:
+    """Run `create` (returns status and JSON-safe body) at most once per (owner, key).
+
+    Returns (status, body, replayed). If `create` raises, nothing is kept and a retry runs it
+    again; only successful answers are replayed."""
+    if len(key) > 255:
+        raise ApplicationError(IDEMPOTENCY_KEY_TOO_LONG)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    owner=owner, key=key, request_hash=request_hash, status_code=0, response={}
+                )
+        except IntegrityError:
+            existing = IdempotencyRecord.objects.get(owner=owner, key=key)
+            if existing.request_hash != request_hash:
+                raise IdempotencyConflictError(IDEMPOTENCY_KEY_REUSED) from None
+            return existing.status_code, existing.response, True
+        status, body = create()
+        record.status_code, record.response = status, body
+        record.save(update_fields=["status_code", "response"])
+        return status, body, False
+
+
+def idempotency_purge(*, now: datetime | None = None) -> int:
+    """Forget idempotency records older than a day (clients retry within minutes)."""
+    cutoff = (now or timezone.now()) - IDEMPOTENCY_RETENTION
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,6 +1,6 @@
 """IMPORT: 100,000 subscribers from one CSV file (goal: <= 30 s), the same file again (must
-change nothing), and the subscriber changelist with those 100,000 people (goal: <= 300 ms
-server time, P6).
+change nothing), and the subscriber changelist and the REST API's reads with those 100,000 people
+(goal: <= 300 ms server time, P6).
 
 Machines here are shared and noisy, so the run also measures a floor: a raw COPY of as many
 people, contacts and subscriptions into a fresh tenant (`ratio_to_raw_copy`).
@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bench import harness
 
@@ -95,20 +96,26 @@ def _import(data: bytes, timeout: float) -> tuple[float, Any]:
 
 
 def _changelist_timings(tenant: Any, channels: list[Any], *, size: int, repeats: int) -> dict[str, Any]:
-    """Server time of the admin list (in-process client: the whole Django stack, no network)."""
+    """Server time of the admin list and the API's reads (in-process client: the whole Django stack,
+    no network); the API as an editor's key with every scope."""
     from django.db import connection as django_connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     from accounts import roles
-    from accounts.services import user_create
+    from accounts.models import API_SCOPES
+    from accounts.services import api_key_create, user_create
     from core.tenancy import connection
+    from messengers.models import Contact
     from tenants.models import Domain
 
     connection.set_tenant(tenant)
     editor = user_create(username="bench-editor", email="editor@bench.example", role_names=[roles.EDITOR])
     client = Client(HTTP_HOST=Domain.objects.get(tenant=tenant).domain)
     client.force_login(editor)
+    _key, secret = api_key_create(name="bench", scopes=list(API_SCOPES), actor=editor, rate_limit=1_000_000)
+    api = Client(HTTP_HOST=Domain.objects.get(tenant=tenant).domain, HTTP_AUTHORIZATION=f"Bearer {secret}")
+    address = Contact.objects.filter(subscriber__isnull=False).order_by("-pk").values_list("address", flat=True)[0]
     urls = {
         "list": "/admin/subscribers/subscriber/",
         "middle_page": f"/admin/subscribers/subscriber/?p={max(1, size // 200)}",
@@ -117,15 +124,20 @@ def _changelist_timings(tenant: Any, channels: list[Any], *, size: int, repeats:
         "search_number": "/admin/subscribers/subscriber/?q=0171+1050000",
         "search_name": "/admin/subscribers/subscriber/?q=Yılmaz",
         "channels": "/admin/channels/channel/",
+        "api_channels": "/api/v1/channels/",
+        "api_subscriber_lookup": f"/api/v1/subscribers/lookup/?address={quote(address)}",
+        "api_broadcasts": "/api/v1/broadcasts/",
+        "api_conversations": "/api/v1/inbox/conversations/?status=all",
     }
     timings: dict[str, Any] = {}
     for label, url in urls.items():
-        client.get(url)  # warm up (templates, plans)
+        caller = api if label.startswith("api_") else client
+        caller.get(url)  # warm up (templates, plans)
         samples, queries = [], 0
         for _ in range(repeats):
             with CaptureQueriesContext(django_connection) as captured:
                 t0 = time.perf_counter()
-                response = client.get(url)
+                response = caller.get(url)
                 samples.append((time.perf_counter() - t0) * 1000)
             queries = len(captured.captured_queries)
             assert response.status_code == 200, (url, response.status_code)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", tenant_site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("api/v1/", include("config.urls_api")),
     path("healthz", core_views.healthz, name="healthz"),
     path("media/<path:path>", core_views.media, name="media"),
     path("", include("channels.urls")),

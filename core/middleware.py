@@ -7,7 +7,7 @@ import zoneinfo
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import resolve
 from django.utils import timezone, translation
@@ -48,6 +48,9 @@ class RejectNulBytesMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path_info or "%00" in query or "\x00" in query:
+            if request.path_info.startswith("/api/"):  # the REST API's one error format (core.rest)
+                error = {"error": {"code": "invalid", "message": "NUL bytes are not allowed in URLs."}}
+                return JsonResponse(error, status=400)
             return HttpResponse("NUL bytes are not allowed in URLs.\n", status=400, content_type="text/plain")
         return self.get_response(request)
 

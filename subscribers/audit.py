@@ -10,6 +10,7 @@ LABELS = {
     "subscriber.updated": _("Subscriber changed"),
     "subscriber.data_exported": _("Subscriber's data exported"),
     "subscriber.erased": _("Subscriber erased"),
+    "subscriber.created_via_api": _("Subscriber added through the API"),
     "subscribers.import_started": _("Import started"),
     "subscribers.import_resumed": _("Import resumed"),
     "subscribers.import_stalled": _("Import stalled"),

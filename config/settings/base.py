@@ -52,6 +52,10 @@ SHARED_APPS = [
     "allauth.mfa",
     "accounts",  # operators' users and audit log
     "django_q",  # one queue and one schedule table for the whole platform
+    "rest_framework",  # the REST API under /api/v1/ of each tenant (no tables)
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files of our own
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -98,6 +102,7 @@ DEMO_SEED_HOOKS: list[str] = [
     "channels.demo.seed",
     "subscribers.demo.seed",
     "inbox.demo.seed",
+    "accounts.demo.seed",  # demo API keys (docs/api.md), after the users exist
     "analytics.demo.seed",  # last: 90 days of history over the people and channels above
 ]
 # Where status webhooks go (each returns the provider message ids it recognised), and the
@@ -184,6 +189,53 @@ IMPORT_MAX_XLSX_BYTES = env.int("IMPORT_MAX_XLSX_BYTES", default=256 * 1024 * 10
 # housekeeping schedule and its file deleted. Far above Q_TIMEOUT: a live import writes progress
 # every few seconds, and a queued one may wait behind other work.
 IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=3600)
+
+# --------------------------------------------------------------------------------------------
+# REST API (issue 13; docs/api.md). Keys and idempotency in accounts.apiauth, the error format
+# and pagination in core.rest, one API class per operation in each app's api.py.
+# --------------------------------------------------------------------------------------------
+# seed_demo writes the demo API keys' secrets here (accounts.demo; docs/api.md)
+DEMO_API_KEY_DIR = Path(env("DEMO_API_KEY_DIR", default=str(VAR_DIR / "demo-api-keys")))
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.apiauth.ApiKeyAuthentication",
+        "accounts.apiauth.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.apiauth.ScopeAndRole"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.apiauth.KeyRateThrottle", "accounts.apiauth.SessionRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.rest.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Messenger-Newsletter API",
+    "DESCRIPTION": (
+        "The REST API of one tenant, on the tenant's own domain. Authenticate with "
+        "`Authorization: Bearer <API key>` (keys are created by an admin in the tenant's admin). "
+        "Every create accepts an `Idempotency-Key` header. Errors: "
+        '`{"error": {"code": …, "message": …, "fields": {…}}}`, messages in German or English '
+        "(Accept-Language). See docs/api.md."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AlarmStateEnum": "channels.models.Channel.AlarmState",
+        "PriorityEnum": "channels.models.Priority",
+        "BroadcastStatusEnum": "broadcasts.models.Broadcast.Status",
+        "ConversationStatusEnum": "inbox.models.Conversation.Status",
+        "SubscriberStatusEnum": "subscribers.models.Subscriber.Status",
+        "ImportStatusEnum": "subscribers.models.SubscriberImport.Status",
+    },
+    "AUTHENTICATION_WHITELIST": ["accounts.apiauth.ApiKeyAuthentication"],
+}
 
 MIDDLEWARE = [
     "core.middleware.RequestMetricsMiddleware",

@@ -1,7 +1,9 @@
 """Test settings: fast hashing, local-memory cache and mail, tasks inline unless Q_SYNC=0."""
 
 import os
+import tempfile
 import uuid
+from pathlib import Path
 
 from config.env import env
 from config.settings.base import *  # noqa: F403
@@ -36,6 +38,9 @@ else:
 # Queued work runs inline (inside captured on_commit callbacks) unless a test starts a real
 # worker process, which sets Q_SYNC=0 for that process.
 Q_CLUSTER = {**Q_CLUSTER, "sync": env.bool("Q_SYNC", default=True), "poll": 0.05, "guard_cycle": 0.2}
+
+# seed_demo in tests must not replace the demo keys `make run` printed
+DEMO_API_KEY_DIR = Path(tempfile.mkdtemp(prefix="demo-api-keys-"))
 
 BASE_DOMAIN = "localhost"
 PUBLIC_URL = "http://localhost:8000"

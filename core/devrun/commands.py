@@ -83,6 +83,8 @@ def _banner(setup_seconds: float) -> str:
         f"  Every demo login uses the password {password}.",
         "  Demo mode: two-factor enrolment is optional for these demo users only (banner).",
         "",
+        f"  REST API         {host.scheme}://hochbahn.{base}{port}/api/v1/docs/   (docs/api.md)",
+        "                   demo API keys: var/demo-api-keys/hochbahn.txt, var/demo-api-keys/stuttgart.txt",
         f"  Health {host.scheme}://{base}{port}/healthz   Metrics {host.scheme}://{base}{port}/metrics",
         "=" * 78,
         "",

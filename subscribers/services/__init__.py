@@ -38,6 +38,7 @@ from subscribers.services.imports import (
 )
 from subscribers.services.subscriptions import (
     StartResult,
+    subscriber_create_with_consent,
     subscriber_for_contact,
     subscriber_preferences_update,
     subscriber_set_district,
@@ -76,6 +77,7 @@ __all__ = [
     "subscriber_set_district",
     "subscriber_set_language",
     "subscriber_unsubscribe_all",
+    "subscriber_create_with_consent",
     "subscriber_update",
     "subscribers_export",
     "subscription_start",

@@ -14,13 +14,15 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from accounts.services import audit_log
 from channels.models import Channel
+from core.errors import ApplicationError
 from core.http import RequestMeta
 from messengers.models import Connection, Contact
-from messengers.services import contact_set_status
+from messengers.services import contact_get_or_create, contact_set_status
 from subscribers.models import ConsentEvent, District, Language, Source, Subscriber, Subscription
 from subscribers.services.consent import consent_record, consent_text_current
 
@@ -236,3 +238,64 @@ def subscriber_update(
             details={"fields": changed},
         )  # fmt: skip
     return subscriber
+
+
+SUBSCRIBE_ADDRESS_INVALID = gettext_noop("“{address}” is not a valid address for {provider}.")
+SUBSCRIBE_NO_CONNECTION = gettext_noop("This tenant has no active {provider} connection.")
+SUBSCRIBE_NO_CHANNEL = gettext_noop("Choose at least one channel.")
+
+
+@dataclass
+class CreateResult:
+    subscriber: Subscriber
+    created: bool
+    started: list[Channel]
+
+
+@transaction.atomic
+def subscriber_create_with_consent(
+    *,
+    provider: str,
+    address: str,
+    channels: Iterable[Channel],
+    consent_at: datetime,
+    consent_evidence: str,
+    name: str = "",
+    language: str = "",
+    actor: User | None = None,
+    meta: RequestMeta | None = None,
+) -> CreateResult:
+    """Subscribe a person another system collected (the API; a CRM's list from a stand) with the
+    proof of consent it holds: a ledger entry per channel (source "api", the given time and
+    evidence). A known address adds the channels to that person; nobody is duplicated."""
+    from subscribers.addresses import region_for_timezone
+    from subscribers.selectors import current_tenant
+    from subscribers.services.imports.validation import normalise_address
+
+    wanted = list(channels)
+    if not wanted:
+        raise ApplicationError(SUBSCRIBE_NO_CHANNEL)
+    region = region_for_timezone(getattr(current_tenant(), "timezone", "") or "Europe/Berlin")
+    normalised = normalise_address(provider, address, region)
+    if normalised is None:
+        raise ApplicationError(SUBSCRIBE_ADDRESS_INVALID, params={"address": address[:80], "provider": provider})
+    connection = Connection.objects.filter(provider=provider, status=Connection.Status.ACTIVE).order_by("pk").first()
+    if connection is None:
+        raise ApplicationError(SUBSCRIBE_NO_CONNECTION, params={"provider": provider})
+    contact = contact_get_or_create(connection=connection, address=normalised, display_name=name)
+    existing = contact.subscriber_id is not None
+    subscriber = subscriber_for_contact(contact=contact, language=language, create=True)
+    assert subscriber is not None
+    if name and not subscriber.name:
+        Subscriber.objects.filter(pk=subscriber.pk).update(name=name[:200])
+        subscriber.name = name[:200]
+    result = subscription_start(
+        subscriber=subscriber, channels=wanted, source=Source.API, source_detail=f"api:{actor.get_username() if actor else ''}",
+        evidence=consent_evidence, connection=connection, at=consent_at,
+    )  # fmt: skip
+    audit_log(
+        action="subscriber.created_via_api", actor=actor, target=subscriber, meta=meta,
+        target_label=f"subscriber #{subscriber.pk}",
+        details={"channels": [c.pk for c in result.started], "provider": provider},
+    )  # fmt: skip
+    return CreateResult(subscriber=subscriber, created=not existing, started=result.started)

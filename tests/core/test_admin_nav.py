@@ -85,7 +85,7 @@ def start_sending(broadcast: Broadcast) -> None:
         ("editor", [*WORK_WITH_RESULTS, "inbox"]),
         ("agent", [*WORK, "inbox"]),
         ("approver", ["to_approve", *WORK_WITH_RESULTS]),
-        ("admin", ["to_approve", *WORK_WITH_RESULTS, "inbox", *ADMINISTRATION]),
+        ("admin", ["to_approve", *WORK_WITH_RESULTS, "inbox", *ADMINISTRATION, "api_keys"]),
     ],
 )
 def test_each_role_sees_exactly_its_entries(

@@ -161,6 +161,12 @@ def _address(column: str, value: str, region: str) -> str | None:
     return email.lower() if len(email) <= 254 else None
 
 
+def normalise_address(provider: str, value: str, region: str) -> str | None:
+    """An address as the import stores it for `provider` (E.164 phones, lower-case e-mail,
+    numeric Telegram ids), or None if it is not valid (the API's subscriber create uses it)."""
+    return _address(provider, value, region)
+
+
 def _consent_at(value: Any, lookups: Lookups) -> datetime | None:
     parsed: datetime | None = None
     if isinstance(value, datetime):
