@@ -56,14 +56,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
         return selectors.webhook_endpoint_list()
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ["url", "description", "events"]
         return ["url", "description", "events", *self.readonly_fields]
 
     @admin.display(description=_("events"))
     def event_list(self, obj: WebhookEndpoint) -> str:
-        return ", ".join(obj.events)
+        return ", ".join(str(EVENT_LABELS.get(event, event)) for event in obj.events)
 
     @admin.display(description=_("state"))
     def state(self, obj: WebhookEndpoint) -> str:
@@ -100,12 +100,6 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         pass  # no relations; the service saved everything
-
-    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        pass  # the service wrote the audit log
-
-    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        pass
 
     def response_add(self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None) -> Any:
         return self._secret_page(request, obj, getattr(request, "_webhook_secret", ""))
@@ -189,7 +183,17 @@ class WebhookAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["endpoint", "ok", "event_type"]
     list_select_related = ["endpoint"]
     show_full_result_count = False
-    fields = [*list_display[:-1], "response_excerpt"]
+    fields = [
+        "at",
+        "endpoint",
+        "event_type",
+        "attempt",
+        "status_code",
+        "duration_ms",
+        "ok",
+        "error",
+        "response_excerpt",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookAttempt]:
         return selectors.webhook_attempt_list()

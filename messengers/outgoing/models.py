@@ -103,7 +103,7 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} {self.event_id}"
+        return f"{self.get_event_type_display()} {self.event_id}"
 
 
 class WebhookAttempt(models.Model):
@@ -133,4 +133,4 @@ class WebhookAttempt(models.Model):
         indexes = [models.Index(fields=["endpoint", "-at"], name="webhook_attempt_endpoint_idx")]
 
     def __str__(self) -> str:
-        return f"{self.event_type} #{self.attempt} → {self.status_code or self.error}"
+        return f"{self.get_event_type_display()} #{self.attempt} → {self.status_code or self.error}"
