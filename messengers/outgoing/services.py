@@ -192,6 +192,19 @@ def webhook_endpoint_set_active(
 
 
 @transaction.atomic
+def webhook_endpoints_reencrypt() -> int:
+    """Re-encrypt every endpoint's secrets with the newest key in FERNET_KEYS (`manage.py
+    rotate_secrets`). Returns how many endpoints it rewrote."""
+    endpoints = list(WebhookEndpoint.objects.select_for_update())
+    for endpoint in endpoints:
+        endpoint.secret_encrypted = crypto.rotate(endpoint.secret_encrypted)
+        if endpoint.previous_secret_encrypted:
+            endpoint.previous_secret_encrypted = crypto.rotate(endpoint.previous_secret_encrypted)
+        endpoint.save(update_fields=["secret_encrypted", "previous_secret_encrypted"])
+    return len(endpoints)
+
+
+@transaction.atomic
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: User | None, meta: RequestMeta | None = None) -> None:
     _require_admin(actor)
     audit_log(action="webhook_endpoint.deleted", actor=actor, target=endpoint, meta=meta, details={"url": endpoint.url})
@@ -313,6 +326,8 @@ def _record(row: WebhookDelivery, answer: transport.Answer, now: datetime) -> st
     endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=row.endpoint_id).first()
     if endpoint is None:
         return "endpoint deleted"
+    if not WebhookDelivery.objects.select_for_update().filter(pk=row.pk).exists():
+        return "event erased"  # a GDPR erasure took it while we posted
     WebhookAttempt.objects.create(
         endpoint=endpoint, delivery=row, at=now, event_type=row.event_type, attempt=row.attempts,
         status_code=answer.status, duration_ms=answer.duration_ms, ok=answer.ok, error=answer.error[:200],

@@ -183,3 +183,23 @@ def test_the_pages_read_german(names: Any) -> None:
         if lines:
             found[name] = lines
     assert not found, found
+
+
+def test_rotate_secrets_moves_webhook_secrets_to_the_new_key(names: Any) -> None:
+    import io
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    old_key, new_key = crypto.generate_key(), crypto.generate_key()
+    with override_settings(FERNET_KEYS=[old_key]):
+        endpoint, secret = services.webhook_endpoint_create(
+            url="https://crm.example.org/hook", events=["alarm.state_changed"], actor=make_user(roles.ADMIN)
+        )
+    out = io.StringIO()
+    with override_settings(FERNET_KEYS=[new_key, old_key]):
+        call_command("rotate_secrets", stdout=out)
+    assert "1 outgoing webhook secret(s) re-encrypted" in out.getvalue()
+    endpoint.refresh_from_db()
+    with override_settings(FERNET_KEYS=[new_key]):  # the old key can go
+        assert crypto.decrypt_str(endpoint.secret_encrypted) == secret

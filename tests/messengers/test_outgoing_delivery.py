@@ -302,3 +302,66 @@ def test_the_outbox_is_purged_after_the_retention(receiver: RecordingServer, adm
     assert services.webhook_log_purge(now=timezone.now() + timedelta(days=29)) == 0
     assert services.webhook_log_purge(now=timezone.now() + timedelta(days=31)) == 2  # the event and its log
     assert not WebhookAttempt.objects.exists()
+
+
+def _self_signed(name: str, directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = timezone.now()
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_https_connects_to_the_checked_address_with_the_name_in_sni_and_verifies_the_certificate(
+    names: dict[str, list[str]], admin_user: Any, settings: Any, tmp_path: Path
+) -> None:
+    """A TLS receiver on loopback with a self-signed certificate for hooks.test: the handshake
+    names hooks.test (SNI) although we connect to 127.0.0.1, and the untrusted certificate fails
+    the delivery (verification is on)."""
+    import socket
+    import ssl
+    import threading
+
+    cert, key = _self_signed("hooks.test", tmp_path)
+    server_names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _sock, server_name, _ctx: server_names.append(server_name)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def accept_one() -> None:
+        conn, _ = listener.accept()
+        try:
+            context.wrap_socket(conn, server_side=True).close()
+        except (ssl.SSLError, OSError):
+            pass  # the client refuses our certificate: expected
+
+    thread = threading.Thread(target=accept_one, daemon=True)
+    thread.start()
+    settings.OUTGOING_WEBHOOK_TEST_RECEIVER = f"127.0.0.1:{port}"
+    names["hooks.test"] = ["127.0.0.1"]
+    services.webhook_endpoint_create(url=f"https://hooks.test:{port}/hook", events=[EVENT], actor=admin_user)
+    services.outgoing_event_emit(event_type=EVENT, data=DATA)
+    assert services.webhook_delivery_attempt(delivery_id=WebhookDelivery.objects.get().pk) == "retry"
+    thread.join(5)
+    listener.close()
+    assert server_names == ["hooks.test"]
+    log = WebhookAttempt.objects.get()
+    assert log.status_code is None and log.error.startswith("TLS:") and "CERTIFICATE_VERIFY_FAILED" in log.error

@@ -83,6 +83,7 @@ def test_inbound_replies_and_keyword_commands_become_events(names: Any, sandbox:
 
     messenger_services.sandbox_receive(connection=sandbox, address=anna.address, text="ALLE DATEN LÖSCHEN")
     apply_all()
+    assert events("message.received") == [], "an erasure takes the webhook's copy of what the person wrote"
     kinds = [e["data"]["kind"] for e in events("subscription.changed")]
     assert kinds[0] == "opt_in" and kinds[-1] == "erasure"
     assert events("subscription.changed")[-1]["data"]["subscriber_id"] == anna.subscriber_id
