@@ -365,3 +365,30 @@ def test_https_connects_to_the_checked_address_with_the_name_in_sni_and_verifies
     assert server_names == ["hooks.test"]
     log = WebhookAttempt.objects.get()
     assert log.status_code is None and log.error.startswith("TLS:") and "CERTIFICATE_VERIFY_FAILED" in log.error
+
+
+def test_the_answer_is_read_with_a_size_cap(receiver: RecordingServer) -> None:
+    from messengers.outgoing import transport
+
+    receiver.body = b"y" * 1_000_000
+    target = transport.target_check(f"http://receiver.test:{receiver.port}/")
+    answer = transport.post(target, b"{}", {"Content-Type": "application/json"})
+    assert answer.status == 200 and len(answer.body) == transport.READ_LIMIT
+
+
+def test_a_receiver_that_never_answers_times_out(names: dict[str, list[str]], settings: Any) -> None:
+    import socket
+    import time
+
+    from messengers.outgoing import transport
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
+    port = silent.getsockname()[1]
+    settings.OUTGOING_WEBHOOK_TEST_RECEIVER = f"127.0.0.1:{port}"
+    names["silent.test"] = ["127.0.0.1"]
+    started = time.monotonic()
+    answer = transport.post(transport.target_check(f"http://silent.test:{port}/"), b"{}", {}, timeout=0.5)
+    silent.close()
+    assert answer.status is None and answer.error == "timeout"
+    assert time.monotonic() - started < 3
+    assert transport.TIMEOUT_SECONDS == 10.0  # what the deliveries use (docs/api.md)
