@@ -119,6 +119,12 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
         services.webhook_endpoint_delete(endpoint=obj, actor=request_user(request), meta=request_meta(request))
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # The log may hold many thousand rows: the confirmation names the webhooks, not each row
+        # that goes with them (Django's default would load every one).
+        names = [str(obj) for obj in objs]
+        return names, {self.model._meta.verbose_name_plural: len(names)}, set(), []
+
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
             self.delete_model(request, endpoint)

@@ -203,3 +203,15 @@ def test_rotate_secrets_moves_webhook_secrets_to_the_new_key(names: Any) -> None
     endpoint.refresh_from_db()
     with override_settings(FERNET_KEYS=[new_key]):  # the old key can go
         assert crypto.decrypt_str(endpoint.secret_encrypted) == secret
+
+
+def test_an_admin_deletes_a_webhook_with_its_log(names: Any) -> None:
+    admin = make_user(roles.ADMIN)
+    endpoint = endpoint_with_log(admin, 50)
+    client, _ = login(roles.ADMIN)
+    _queries, page = query_count(client, f"{LIST}{endpoint.pk}/delete/")
+    assert "crm.example.org" in page and "→ 500" not in page  # the webhook is named, not its 50 log rows
+    response = client.post(f"{LIST}{endpoint.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not WebhookEndpoint.objects.exists() and not WebhookAttempt.objects.exists()
+    assert AuditEvent.objects.filter(action="webhook_endpoint.deleted").count() == 1
