@@ -26,6 +26,7 @@ from channels.selectors import channel_keyword_owner
 from core.errors import ApplicationError
 from core.http import RequestMeta
 from messengers.models import Connection
+from messengers.outgoing.services import outgoing_event_emit
 
 KEYWORD_NOT_ONE_WORD = gettext_noop(
     "A keyword is one word of letters and digits: “{keyword}” is not (try “{suggestion}”)."
@@ -251,6 +252,14 @@ def channel_set_alarm_state(
     audit_log(
         action="channel.alarm_state_changed", actor=actor, actor_label=label, target=locked, meta=meta,
         details={"from": change.from_state, "to": change.to_state, "note": change.note},
+    )  # fmt: skip
+    outgoing_event_emit(
+        event_type="alarm.state_changed",
+        data={
+            "channel": {"id": locked.pk, "slug": locked.slug, "name": locked.name},
+            "from": change.from_state, "to": change.to_state, "note": change.note, "changed_by": label,
+            "changed_at": change.at,
+        },
     )  # fmt: skip
     for path in settings.ALARM_STATE_HOOKS:
         import_string(path)(channel=locked, change=change, actor=actor)

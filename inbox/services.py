@@ -34,6 +34,7 @@ from inbox.hours import HoursError, parse_holidays, parse_hours
 from inbox.models import OPEN_STATES, CannedReply, Conversation, Department, Entry, Forward, InboxSettings
 from messengers.adapters.base import TemplateRef
 from messengers.models import InboundMessage
+from messengers.outgoing.services import outgoing_event_emit
 from messengers.selectors import connection_receiving_mail
 from messengers.services import message_queue
 from subscribers.selectors import current_tenant
@@ -118,6 +119,19 @@ def _receive(message: InboundMessage) -> Conversation | None:
         change_xid=CURRENT_XID,
     )
     conversation.refresh_from_db()
+    outgoing_event_emit(
+        event_type="message.received",
+        data=lambda: {
+            "conversation_id": conversation.pk,
+            "message": {
+                "id": message.pk, "kind": message.kind, "text": message.text, "sent_at": message.sent_at,
+                "reply_to_broadcast_id": conversation.answers_broadcast_id,
+            },
+            "connection": {"id": message.connection_id, "provider": message.connection.provider},
+            "contact_id": message.contact_id,
+            "subscriber_id": message.contact.subscriber_id,
+        },
+    )  # fmt: skip
     _auto_reply_if_closed(conversation)
     return conversation
 

@@ -31,6 +31,7 @@ from messengers.models import (
     WebhookEvent,
     WhatsAppTemplate,
 )
+from messengers.outgoing import admin as _outgoing_admin  # noqa: F401 (registers outgoing webhooks)
 
 PHONES_PER_PAGE = 25
 

@@ -27,14 +27,11 @@ are followed only where an adapter asks for it (Twilio), each hop checked agains
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from urllib.parse import urlsplit
-
 from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from core.errors import ApplicationError
+from core.netguard import UrlParts, url_parts
 
 API_BASE_REFUSED = gettext_noop(
     "The API address {value} is not allowed. Leave the field empty to use the messenger's own API; "
@@ -44,40 +41,21 @@ SMTP_HOST_REFUSED = gettext_noop(
     "The SMTP server {value} is not on this platform's list of allowed mail servers. "
     "Ask the platform operator to allow it or to set up the e-mail connection for you."
 )
-HOST_NAME = re.compile(r"^[a-z0-9.-]+$")
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True)
-class _Base:
-    scheme: str
-    host: str
-    port: int
-    path: str  # without a trailing slash
-
-    def covers(self, other: _Base) -> bool:
-        return (
-            (self.scheme, self.host, self.port) == (other.scheme, other.host, other.port)
-            and (other.path == self.path or other.path.startswith(self.path + "/"))
-        )  # fmt: skip
+def _covers(entry: UrlParts, other: UrlParts) -> bool:
+    return (
+        (entry.scheme, entry.host, entry.port) == (other.scheme, other.host, other.port)
+        and (other.path == entry.path or other.path.startswith(entry.path + "/"))
+    )  # fmt: skip
 
 
-def _parse(value: str, *, query: bool = False) -> _Base | None:
-    """The parts of a plain http(s) URL, or None for anything unusual (refused). A query string
-    is refused unless `query` (media URLs carry signatures in theirs)."""
-    if not value or not value.isascii() or any(c.isspace() or c == "\\" or ord(c) < 32 for c in value):
+def _parse(value: str, *, query: bool = False) -> UrlParts | None:
+    """The parts of a plain http(s) URL (core.netguard's parser), or None. A query string is
+    refused unless `query` (media URLs carry signatures in theirs)."""
+    if "?" in value and not query:
         return None
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in DEFAULT_PORTS or "@" in parts.netloc or (parts.query and not query) or parts.fragment:
-        return None
-    host = parts.hostname or ""
-    if not HOST_NAME.match(host):
-        return None
-    return _Base(parts.scheme, host, port or DEFAULT_PORTS[parts.scheme], parts.path.rstrip("/"))
+    return url_parts(value)
 
 
 def api_base_allowed(value: str) -> bool:
@@ -88,7 +66,7 @@ def api_base_allowed(value: str) -> bool:
     if base is None:
         return False
     entries = (_parse(entry.strip()) for entry in settings.MESSENGER_API_BASE_ALLOWLIST)
-    return any(entry is not None and entry.covers(base) for entry in entries)
+    return any(entry is not None and _covers(entry, base) for entry in entries)
 
 
 def media_url_allowed(url: str, api_base: str) -> bool:

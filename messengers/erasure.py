@@ -1,7 +1,8 @@
 """GDPR erasure of what the messengers app keeps about a person: contacts (address, profile
 name), their inbound messages, sandbox chat bubbles, stored webhook events about them (kept as
 hashed tombstones, so a provider's re-delivery is dropped), the recipient, text and provider
-message id of outbound messages, and the contact's name in Django's admin log.
+message id of outbound messages, the contact's name in Django's admin log, and outgoing webhook
+events carrying what the person wrote.
 
 `contacts_erase` is registered in settings.SUBSCRIBER_ERASURE_HOOKS; the contract is documented
 in subscribers.services.gdpr. `status_events_erase` drops stored delivery statuses of messages
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from messengers.adapters.base import Provider
 from messengers.models import Contact, InboundMessage, OutboundMessage, SandboxMessage, WebhookEvent
+from messengers.outgoing.models import WebhookDelivery
 from messengers.services import webhook_events_forget
 
 
@@ -62,6 +64,11 @@ def contacts_erase(*, subscriber_id: int | None, contact_ids: list[int], since: 
     content_type = ContentType.objects.get_for_model(Contact)
     for pk in contact_ids:
         LogEntry.objects.filter(content_type=content_type, object_id=str(pk)).update(object_repr=f"#{pk}")
+    # outgoing webhooks' copies of what the person wrote, sent or still waiting (and their log)
+    if contact_ids:
+        WebhookDelivery.objects.filter(
+            event_type="message.received", payload__data__contact_id__in=list(contact_ids)
+        ).delete()
     return sorted(provider_ids)
 
 

@@ -418,3 +418,8 @@ class RateBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.tat.isoformat()}"
+
+
+# Outgoing webhooks live in their own module of this app (messengers.outgoing); imported here so
+# Django finds them.
+from messengers.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

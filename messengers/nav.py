@@ -20,3 +20,16 @@ tenant_site.add_nav(
         group=NAV_ADMINISTRATION,
     )
 )
+
+# Outgoing webhooks to the tenant's own systems: administrators only (docs/api.md).
+tenant_site.add_nav(
+    NavEntry(
+        key="outgoing-webhooks",
+        label=pgettext_lazy("admin navigation", "Outgoing webhooks"),
+        url="messengers_webhookendpoint_changelist",
+        permissions=("messengers.change_webhookendpoint",),
+        icon="plug",
+        order=135,
+        group=NAV_ADMINISTRATION,
+    )
+)

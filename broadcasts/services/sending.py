@@ -28,7 +28,7 @@ from broadcasts import pipeline, schedule, selectors, tasks
 from broadcasts.changes import broadcast_finished
 from broadcasts.models import Broadcast, Delivery, SenderLease, TrackedLink
 from broadcasts.services.actions import broadcast_refusal, control_refusal
-from broadcasts.services.states import S, transition
+from broadcasts.services.states import S, status_changed_emit, transition
 from core.http import RequestMeta
 from core.tasks import enqueue_tenant_task
 from messengers.models import Connection
@@ -88,14 +88,19 @@ def broadcast_start(*, broadcast_id: int) -> str:
         not_before = max(now, broadcast.scheduled_at) if broadcast.scheduled_at else now
         at = schedule.due_time(broadcast, tenant, not_before)
         if at > now + timedelta(seconds=1):
-            Broadcast.objects.filter(pk=broadcast_id).update(status=S.SCHEDULED)
+            with transaction.atomic():
+                if Broadcast.objects.filter(pk=broadcast_id, status=S.APPROVED).update(status=S.SCHEDULED):
+                    status_changed_emit(broadcast, S.APPROVED, S.SCHEDULED)
             schedule.due_work_set("broadcast-start", broadcast_id, at)
             return "not due yet" if at == not_before else "held by quiet hours"
-        claimed = Broadcast.objects.filter(pk=broadcast_id, status__in=[S.APPROVED, S.SCHEDULED]).update(
-            status=S.SENDING, send_started_at=timezone.now()
-        )
+        with transaction.atomic():
+            claimed = Broadcast.objects.filter(pk=broadcast_id, status__in=[S.APPROVED, S.SCHEDULED]).update(
+                status=S.SENDING, send_started_at=timezone.now()
+            )
+            if claimed:
+                audit_log(action="broadcast.sending", actor_label="system", target=broadcast)
+                status_changed_emit(broadcast, broadcast.status, S.SENDING)
         if claimed:
-            audit_log(action="broadcast.sending", actor_label="system", target=broadcast)
             _register_links(broadcast)
     broadcast.refresh_from_db()
     if broadcast.status != S.SENDING:
@@ -249,18 +254,21 @@ def _maybe_finish(broadcast_id: int) -> bool:
     ).exists()
     if open_rows:
         return False
-    finished = Broadcast.objects.filter(pk=broadcast_id, status=S.SENDING, fanout_done=True).update(
-        status=S.SENT, send_finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        finished = Broadcast.objects.filter(pk=broadcast_id, status=S.SENDING, fanout_done=True).update(
+            status=S.SENT, send_finished_at=timezone.now()
+        )
+        if finished:
+            broadcast = Broadcast.objects.get(pk=broadcast_id)
+            audit_log(
+                action="broadcast.sent",
+                actor_label="system",
+                target=broadcast,
+                details=selectors.broadcast_progress(broadcast).as_dict(),
+            )
+            status_changed_emit(broadcast, S.SENDING, S.SENT)
     if finished:
         schedule.due_work_clear("broadcast-tick", broadcast_id)
-        broadcast = Broadcast.objects.get(pk=broadcast_id)
-        audit_log(
-            action="broadcast.sent",
-            actor_label="system",
-            target=broadcast,
-            details=selectors.broadcast_progress(broadcast).as_dict(),
-        )
         broadcast_finished(broadcast_id=broadcast_id)
     return bool(finished)
 
@@ -285,6 +293,7 @@ def broadcast_pause(
     )
     broadcast.refresh_from_db()
     if changed:
+        status_changed_emit(broadcast, S.SENDING, S.PAUSED)
         audit_log(
             action="broadcast.paused",
             actor=actor,
@@ -302,6 +311,7 @@ def broadcast_resume(*, broadcast: Broadcast, actor: User | None, meta: RequestM
     changed = Broadcast.objects.filter(pk=broadcast.pk, status=S.PAUSED).update(status=S.SENDING, paused_reason="")
     broadcast.refresh_from_db()
     if changed:
+        status_changed_emit(broadcast, S.PAUSED, S.SENDING)
         audit_log(action="broadcast.resumed", actor=actor, target=broadcast, meta=meta)
         Delivery.objects.filter(broadcast=broadcast, status=Delivery.Status.QUEUED).update(
             next_attempt_at=timezone.now()

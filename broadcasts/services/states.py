@@ -12,6 +12,7 @@ from accounts.models import User
 from accounts.services import audit_log
 from broadcasts.models import Broadcast
 from core.http import RequestMeta
+from messengers.outgoing.services import outgoing_event_emit
 
 S = Broadcast.Status
 EDITABLE = {S.DRAFT, S.SUBMITTED, S.APPROVED, S.REJECTED, S.SCHEDULED}
@@ -48,10 +49,21 @@ def transition(
     before = broadcast.status
     broadcast.status = status
     broadcast.save(update_fields=["status", "updated_at"])
+    status_changed_emit(broadcast, before, status)
     audit_log(
         action=action,
         actor=actor,
         target=broadcast,
         meta=meta,
         details={"from": before, "to": status, **(details or {})},
+    )
+
+
+def status_changed_emit(broadcast: Broadcast, before: str, after: str) -> None:
+    """Tell the tenant's outgoing webhooks (in the transaction that changed the status)."""
+    if before == after:
+        return
+    outgoing_event_emit(
+        event_type="broadcast.status_changed",
+        data={"broadcast": {"id": broadcast.pk, "title": broadcast.title}, "from": before, "to": after},
     )

@@ -173,6 +173,19 @@ MESSENGER_MEDIA_HOST_ALLOWLIST = env.list(
 # The inbox shows inbound media by fetching it from the provider on demand (nothing is stored);
 # larger files are refused while they stream in.
 INBOX_MEDIA_MAX_BYTES = env.int("INBOX_MEDIA_MAX_BYTES", default=16 * 1024 * 1024)
+# How names are resolved where a tenant's URL must be on a public address (core.netguard;
+# outgoing webhooks). A dotted path to f(host, port) -> [address, ...]; tests point it at a table.
+NETGUARD_RESOLVER = "core.netguard.system_resolve"
+# Outgoing webhooks (messengers.outgoing; docs/api.md "Outgoing webhooks"). An endpoint that has
+# failed for OUTGOING_WEBHOOK_DISABLE_AFTER_HOURS, or OUTGOING_WEBHOOK_DISABLE_AFTER_FAILURES times
+# in a row, is switched off and its tenant's admins get an e-mail. Delivered and abandoned events
+# and their log are deleted after OUTGOING_WEBHOOK_LOG_DAYS.
+OUTGOING_WEBHOOK_DISABLE_AFTER_HOURS = env.int("OUTGOING_WEBHOOK_DISABLE_AFTER_HOURS", default=24)
+OUTGOING_WEBHOOK_DISABLE_AFTER_FAILURES = env.int("OUTGOING_WEBHOOK_DISABLE_AFTER_FAILURES", default=100)
+OUTGOING_WEBHOOK_LOG_DAYS = env.int("OUTGOING_WEBHOOK_LOG_DAYS", default=30)
+# Tests only: "127.0.0.1:<port>" of the test suite's own receiver, which may then be called over
+# plain http on loopback. Never read from the environment; production settings refuse it.
+OUTGOING_WEBHOOK_TEST_RECEIVER = ""
 # Applied webhook events (raw provider bodies) are deleted after this many days; Meta retries
 # for up to seven, so the dedupe keys must outlive that.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=14)

@@ -21,6 +21,10 @@ if len(METRICS_TOKEN) < 16:
         "and give it to the Prometheus scraper as `Authorization: Bearer <token>`."
     )
 
+# The test suite's loopback receiver for outgoing webhooks must never be reachable in production.
+if OUTGOING_WEBHOOK_TEST_RECEIVER:  # noqa: F405
+    raise ImproperlyConfigured("OUTGOING_WEBHOOK_TEST_RECEIVER is for tests only; remove it.")
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 # Load balancers probe health over plain HTTP inside the network.

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from channels.models import Channel
 from messengers.models import Connection
+from messengers.outgoing.services import outgoing_event_emit
 from subscribers import selectors, texts
 from subscribers.models import ConsentEvent, ConsentText, Subscriber
 
@@ -47,7 +48,7 @@ def consent_record(
     at: datetime | None = None,
 ) -> ConsentEvent:
     explicit = kind in EXPLICIT_KINDS and selectors.is_party_tenant()
-    return ConsentEvent.objects.create(
+    event = ConsentEvent.objects.create(
         subscriber=subscriber,
         channel=channel,
         kind=kind,
@@ -58,4 +59,25 @@ def consent_record(
         evidence=evidence[:300],
         connection=connection,
         explicit=explicit,
+    )
+    if kind != ConsentEvent.Kind.ERASURE:  # erasure: subscriber_erase tells whom (the ledger forgets it)
+        subscription_changed_emit(
+            kind=kind, subscriber_id=subscriber.pk if subscriber else None, channel=channel, source=source, at=event.at
+        )
+    return event
+
+
+def subscription_changed_emit(
+    *, kind: str, subscriber_id: int | None, channel: Channel | None, source: str, at: datetime
+) -> None:
+    """Tell the tenant's outgoing webhooks about an entry of the ledger (in its transaction)."""
+    outgoing_event_emit(
+        event_type="subscription.changed",
+        data=lambda: {
+            "kind": kind,
+            "subscriber_id": subscriber_id,
+            "channel": {"id": channel.pk, "slug": channel.slug} if channel is not None else None,
+            "source": source,
+            "at": at,
+        },
     )

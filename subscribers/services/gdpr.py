@@ -58,7 +58,7 @@ from messengers.erasure import outbound_messages_scrub, status_events_erase
 from messengers.models import Connection, Contact
 from subscribers import selectors
 from subscribers.models import ConsentEvent, EmailConfirmation, Subscriber, Subscription, new_link_secret
-from subscribers.services.consent import consent_record
+from subscribers.services.consent import consent_record, subscription_changed_emit
 
 # OutboundMessage.purpose of the confirmation we send after an erasure: its recipient address
 # and provider message id are blanked once it has left (outbound_scrub).
@@ -147,7 +147,13 @@ def subscriber_erase(
         locked.save()
         if subscriber is not None:
             subscriber.status, subscriber.erased_at = locked.status, locked.erased_at
-    consent_record(kind=ConsentEvent.Kind.ERASURE, subscriber=None, channel=None, source=source, connection=connection)
+    event = consent_record(
+        kind=ConsentEvent.Kind.ERASURE, subscriber=None, channel=None, source=source, connection=connection
+    )
+    if locked is not None:
+        subscription_changed_emit(
+            kind=ConsentEvent.Kind.ERASURE, subscriber_id=locked.pk, channel=None, source=source, at=event.at
+        )
     audit_log(
         action="subscriber.erased", actor=actor, meta=meta,
         target_label=f"subscriber #{locked.pk}" if locked is not None else "contact without subscriptions",

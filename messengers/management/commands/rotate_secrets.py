@@ -1,4 +1,4 @@
-"""Re-encrypt every stored provider credential with the newest key in FERNET_KEYS."""
+"""Re-encrypt every stored provider credential and webhook secret with the newest key in FERNET_KEYS."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
+from messengers.outgoing.services import webhook_endpoints_reencrypt
 from messengers.services import connection_rotate_credentials
 from tenants.models import Tenant
 
@@ -19,6 +20,9 @@ class Command(BaseCommand):
         for schema in Tenant.objects.exclude(schema_name="public").values_list("schema_name", flat=True):
             with schema_context(schema):
                 count = connection_rotate_credentials()
-            total += count
+                hooks = webhook_endpoints_reencrypt()
+            total += count + hooks
             self.stdout.write(f"{schema}: {count} connection(s) re-encrypted")
+            if hooks:
+                self.stdout.write(f"{schema}: {hooks} outgoing webhook secret(s) re-encrypted")
         self.stdout.write(self.style.SUCCESS(f"done: {total} secret(s) now use the newest key"))
