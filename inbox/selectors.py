@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -180,20 +181,43 @@ def inbound_entry(pk: int) -> Entry | None:
     )
 
 
-def inbox_cursor() -> int:
-    """Where the next poll starts: the oldest transaction still running now (PostgreSQL's snapshot
-    xmin). Every change not yet visible to this poll is made by that or a later transaction, so
-    asking for change_xid >= cursor next time misses nothing; a change may be named twice."""
+# PostgreSQL's text form of a snapshot: "xmin:xmax:xip,xip,…"
+SNAPSHOT_TEXT = re.compile(r"\A\d{1,20}:\d{1,20}:(\d{1,20}(,\d{1,20})*)?\Z")
+SNAPSHOT_MAX_CHARS = 20_000
+
+
+def inbox_cursor() -> str:
+    """Where the next poll starts: this moment's snapshot (which transactions had committed).
+    The next poll names exactly the changes that snapshot could not see: those committed since,
+    and those of transactions still running then. Other databases' long transactions on the same
+    server hold back the snapshot's xmin but do not make a change be named again."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        cursor.execute("SELECT pg_current_snapshot()::text")
         row = cursor.fetchone()
-    return int(row[0])
+    return str(row[0])
 
 
-def conversations_changed_since(cursor: int) -> list[int]:
-    """Ids of conversations changed by transactions from `cursor` on (the page's cheap poll);
-    take the next cursor with inbox_cursor() BEFORE calling this."""
-    return list(Conversation.objects.filter(change_xid__gte=cursor).values_list("pk", flat=True)[:500])
+def poll_cursor_parse(value: str) -> str | None:
+    """A cursor the page sent back, if it is one (else None: the page only learns where to start)."""
+    if len(value) > SNAPSHOT_MAX_CHARS or not SNAPSHOT_TEXT.match(value):
+        return None
+    xmin_text, xmax_text, xip_text = value.split(":")
+    xmin, xmax = int(xmin_text), int(xmax_text)
+    running = [int(xid) for xid in xip_text.split(",") if xid]
+    # what PostgreSQL's pg_snapshot input accepts (anything else would be a database error)
+    if not 0 < xmin <= xmax < 2**63 or running != sorted(running) or any(not xmin <= x < xmax for x in running):
+        return None
+    return value
+
+
+def conversations_changed_since(cursor: str) -> list[int]:
+    """Ids of conversations changed by transactions that the snapshot `cursor` could not see (the
+    page's cheap poll: the index on change_xid narrows it to transactions from the snapshot's xmin
+    on); take the next cursor with inbox_cursor() BEFORE calling this."""
+    xmin = int(cursor.split(":", 1)[0])
+    seen = RawSQL("pg_visible_in_snapshot(change_xid::text::xid8, %s::pg_snapshot)", (cursor,), BooleanField())
+    changed = Conversation.objects.filter(change_xid__gte=xmin).alias(seen=seen).filter(seen=False)
+    return list(changed.values_list("pk", flat=True)[:500])
 
 
 def unanswered_count() -> int:

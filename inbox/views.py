@@ -159,10 +159,9 @@ def inbox_changes(request: HttpRequest) -> JsonResponse:
     page sends back the cursor it got; without a (valid) one it only learns where to start."""
     _require_view(request)
     cursor = selectors.inbox_cursor()
-    raw = request.GET.get("since", "")[:20]
-    since = int(raw) if raw.isdigit() else None
+    since = selectors.poll_cursor_parse(request.GET.get("since", ""))
     changed = selectors.conversations_changed_since(since) if since is not None else []
-    return JsonResponse({"cursor": str(cursor), "changed": changed, "unanswered": selectors.unanswered_count()})
+    return JsonResponse({"cursor": cursor, "changed": changed, "unanswered": selectors.unanswered_count()})
 
 
 def _back(request: HttpRequest, pk: int) -> HttpResponseRedirect:

@@ -80,7 +80,7 @@ def media_url_allowed(url: str, api_base: str) -> bool:
     if own is not None and (own.scheme, own.host, own.port) == (target.scheme, target.host, target.port):
         return True
     entries = (_parse(entry.strip()) for entry in settings.MESSENGER_MEDIA_HOST_ALLOWLIST)
-    return any(entry is not None and entry.covers(target) for entry in entries)
+    return any(entry is not None and _covers(entry, target) for entry in entries)
 
 
 def smtp_host_allowed(value: str) -> bool:

@@ -4,8 +4,10 @@ connection, on committed data in a tenant of its own) end up in one conversation
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import psycopg
+import pytest
 from django.db import connection as django_connection
 from django.db import transaction
 from django.utils import timezone
@@ -57,10 +59,34 @@ def test_two_workers_filing_messages_of_one_person_at_once_make_one_conversation
         assert sorted(conversation.entries.values_list("text", flat=True)) == [f"t{i}" for i in range(6)]
 
 
-def test_the_inbox_poll_misses_no_change_that_commits_late(committed_tenant: Callable[..., Tenant]) -> None:
+@pytest.fixture
+def long_transaction_elsewhere() -> Iterator[None]:
+    """Another session keeps a transaction (with an id) open the whole test, as a report or a
+    backup in another database on the same server would: the server-wide snapshot xmin stays
+    behind it."""
+    settings_dict = django_connection.settings_dict
+    other = psycopg.connect(
+        dbname=settings_dict["NAME"], host=settings_dict["HOST"] or None, port=settings_dict["PORT"] or None,
+        user=settings_dict["USER"] or None, password=settings_dict["PASSWORD"] or None,
+    )  # fmt: skip
+    try:
+        other.execute("SELECT pg_current_xact_id()")  # starts the transaction and gives it an id
+        yield
+    finally:
+        other.rollback()
+        other.close()
+
+
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["quiet server", "long transaction elsewhere"])
+def test_the_inbox_poll_misses_no_change_that_commits_late(
+    committed_tenant: Callable[..., Tenant], elsewhere: bool, request: pytest.FixtureRequest
+) -> None:
     """A worker's transaction changes a conversation before a poll and commits after it: the next
     poll (from the cursor the first one returned) still names it; once named and committed,
-    it is not named again."""
+    it is not named again, also while an unrelated transaction stays open (the cursor is a whole
+    snapshot, not only its xmin)."""
+    if elsewhere:
+        request.getfixturevalue("long_transaction_elsewhere")
     from django.test import Client
 
     from accounts import roles
