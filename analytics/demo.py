@@ -44,7 +44,7 @@ from broadcasts.models import Broadcast, BroadcastVariant, Delivery, LinkClick, 
 from channels.models import Channel
 from messengers.models import Connection, Contact
 from messengers.selectors import sandbox_connections
-from subscribers.demo import FIRST, LAST
+from subscribers.demo_names import FIRST, LAST
 from subscribers.models import ConsentEvent, Language, Poster, Source, Subscriber, Subscription
 from subscribers.services import consent_text_current, poster_create
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from channels.models import Channel
 from messengers.models import Contact
 from messengers.selectors import connection_sandbox
+from subscribers.demo_names import FIRST, LAST
 from subscribers.models import (
     ConsentEvent,
     District,
@@ -38,10 +39,6 @@ DISTRICTS = {
         ("Bad Cannstatt", ["CANNSTATT"]),
     ]
 }
-FIRST = ["Anna", "Ben", "Clara", "Deniz", "Emil", "Fatma", "Greta", "Hannes", "Ilse", "Jonas", "Katja", "Luca",
-         "Mia", "Noah", "Olga", "Paul", "Rosa", "Sven", "Tuğba", "Uwe", "Vera", "Wim", "Yasmin", "Zoe"]  # fmt: skip
-LAST = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Schulz", "Hoffmann",
-        "Koch", "Richter", "Klein", "Wolf", "Schröder", "Neumann", "Yılmaz", "Kaya", "Nowak", "Rossi"]  # fmt: skip
 TAGS = ["Radverkehr", "ÖPNV", "Gesundheit", "Baustellen", "Veranstaltungen", "Familie"]
 REF_PREFIX = "demo-"
 # +49 1555 0xxxxx: a block the simulator's own random numbers (+49155 + 8 digits) rarely hit;

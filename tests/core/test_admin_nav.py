@@ -36,7 +36,7 @@ TO_APPROVE = f"{BROADCASTS}?to_approve=me"
 WORK = ["broadcasts", "channels", "subscribers"]
 # and the broadcasts' and channels' figures, for everyone but inbox agents (analytics/roles.py)
 WORK_WITH_RESULTS = ["broadcasts", "broadcast_results", "channels", "channel_figures", "subscribers"]
-ADMINISTRATION = ["settings", "users", "messengers", "audit_log"]
+ADMINISTRATION = ["settings", "users", "messengers", "outgoing-webhooks", "audit_log", "api_keys"]
 
 
 def nav_keys(html: str) -> list[str]:
@@ -85,7 +85,7 @@ def start_sending(broadcast: Broadcast) -> None:
         ("editor", [*WORK_WITH_RESULTS, "inbox"]),
         ("agent", [*WORK, "inbox"]),
         ("approver", ["to_approve", *WORK_WITH_RESULTS]),
-        ("admin", ["to_approve", *WORK_WITH_RESULTS, "inbox", *ADMINISTRATION, "api_keys"]),
+        ("admin", ["to_approve", *WORK_WITH_RESULTS, "inbox", "inbox_figures", *ADMINISTRATION]),
     ],
 )
 def test_each_role_sees_exactly_its_entries(
