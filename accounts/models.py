@@ -76,6 +76,7 @@ API_SCOPES = {
     "broadcasts:approve": _("Approve and reject broadcasts"),
     "inbox:read": _("Read the inbox"),
     "inbox:write": _("Reply to, assign and close conversations"),
+    "analytics:read": _("Read figures"),
 }
 
 

@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from analytics import nav, views_broadcasts  # noqa: F401 - nav registers the entries
+from analytics.export import export_response
+from analytics.export_tables import tenant_figures_table
 from analytics.models import TenantRollup
 from analytics.selectors_operator import tenant_figures
 from analytics.views import (
@@ -94,10 +96,14 @@ class TenantFiguresAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
+        rows = tenant_figures()
+        # the export is audit-logged in the public schema's log, where operators act
+        if (exported := export_response(request, [tenant_figures_table(rows)])) is not None:
+            return exported
         context = {
             **operator_site.each_context(request),
             "title": _("Tenant figures"),
-            "rows": tenant_figures(),
+            "rows": rows,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "analytics/admin/tenant_figures.html", context)

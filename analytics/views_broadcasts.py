@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from analytics.export import export_response, table_from_chart
+from analytics.export_tables import comparison_table, headline_table
 from analytics.selectors_broadcasts import broadcast_comparison, comparison_chart, headline
 from core.admin_sites import tenant_site
 
@@ -36,6 +38,10 @@ def broadcast_results(request: HttpRequest) -> HttpResponse:
     end = timezone.now()
     figures = headline(end - timedelta(days=days), end)
     rows = broadcast_comparison(limit=LIMIT)
+    chart = comparison_chart(rows[:12])
+    tables = [headline_table(figures), comparison_table(rows), table_from_chart(chart)]
+    if (exported := export_response(request, tables)) is not None:
+        return exported
     context = {
         **tenant_site.each_context(request),
         "title": _("Broadcast results"),
@@ -44,7 +50,7 @@ def broadcast_results(request: HttpRequest) -> HttpResponse:
         "headline": figures,
         "changes": {name: figures.change(name) for name in ("reach_pct", "read_15min_pct", "click_rate_pct")},
         "rows": rows,
-        "chart": comparison_chart(rows[:12]),
+        "chart": chart,
         "limit": LIMIT,
     }
     return TemplateResponse(request, "analytics/admin/broadcast_results.html", context)

@@ -16,6 +16,8 @@ from django.utils.translation import gettext_lazy
 
 from analytics import selectors_channels as selectors
 from analytics.charts import Chart, Series, bar_chart, line_chart
+from analytics.export import export_response
+from analytics.export_tables import channel_detail_tables, channel_periods_table
 from channels.models import Channel
 from core.admin_sites import tenant_site
 from messengers.models import PROVIDER_CHOICES
@@ -104,6 +106,8 @@ def channel_figures(request: HttpRequest) -> HttpResponse:
     form, days = _period_days(request)
     start, end = selectors.period_for(days, today=selectors.tenant_today())
     periods = selectors.channel_periods(start=start, end=end)
+    if (exported := export_response(request, [channel_periods_table(periods)])) is not None:
+        return exported
     context = {
         **tenant_site.each_context(request),
         "title": _("Channel figures"),
@@ -139,6 +143,9 @@ def channel_figures_one(request: HttpRequest, pk: int) -> HttpResponse:
     source_labels = {str(key): str(label) for key, label in Source.choices}
     sources = _labelled(period.joins_by_source, source_labels, _("unknown"))
     messengers = _labelled(period.messengers_end, messenger_labels, _("no messenger (import, admin)"))
+    charts = _detail_charts(period, sources, messengers)
+    if (exported := export_response(request, channel_detail_tables(period, sources, messengers))) is not None:
+        return exported
     context = {
         **tenant_site.each_context(request),
         "title": _("Figures of %(channel)s") % {"channel": channel.name},
@@ -148,6 +155,6 @@ def channel_figures_one(request: HttpRequest, pk: int) -> HttpResponse:
         "period": period,
         "sources": sources,
         "messengers": messengers,
-        "charts": _detail_charts(period, sources, messengers),
+        "charts": charts,
     }
     return TemplateResponse(request, "analytics/admin/channel_figures_one.html", context)

@@ -4,6 +4,7 @@ its Swagger UI and ReDoc pages (served from our own static files)."""
 
 from django.urls import path, re_path
 
+from analytics import api as analytics_api
 from broadcasts import api as broadcasts_api
 from channels import api as channels_api
 from core import apidocs
@@ -32,6 +33,7 @@ urlpatterns = [
     path("broadcasts/<int:broadcast_id>/cancel/", broadcasts_api.BroadcastCancelApi.as_view()),
     path("broadcasts/<int:broadcast_id>/send-plan/", broadcasts_api.BroadcastSendPlanApi.as_view()),
     path("broadcasts/<int:broadcast_id>/progress/", broadcasts_api.BroadcastProgressApi.as_view()),
+    path("broadcasts/<int:broadcast_id>/stats/", analytics_api.BroadcastStatsApi.as_view()),
     path("subscribers/create/", subscribers_api.SubscriberCreateApi.as_view(), name="api-subscriber-create"),
     path("subscribers/lookup/", subscribers_api.SubscriberLookupApi.as_view(), name="api-subscriber-lookup"),
     path("subscribers/<int:subscriber_id>/erase/", subscribers_api.SubscriberEraseApi.as_view()),
@@ -42,6 +44,7 @@ urlpatterns = [
     path("inbox/conversations/<int:conversation_id>/reply/", inbox_api.ConversationReplyApi.as_view()),
     path("inbox/conversations/<int:conversation_id>/assign/", inbox_api.ConversationAssignApi.as_view()),
     path("inbox/conversations/<int:conversation_id>/close/", inbox_api.ConversationCloseApi.as_view()),
+    path("analytics/headline/", analytics_api.AnalyticsHeadlineApi.as_view(), name="api-analytics-headline"),
     *apidocs.urlpatterns,
     re_path(r"", api_not_found),  # last: any other path answers in the API's error format
 ]

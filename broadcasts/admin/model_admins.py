@@ -8,8 +8,9 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.defaultfilters import linebreaksbr
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -17,6 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from accounts.models import AuditEvent
+from analytics.export import export_response, table_from_chart
+from analytics.export_tables import broadcast_tables
 from analytics.models import BroadcastStats
 from analytics.selectors_broadcasts import broadcast_stats_of, figures_of, settled_progress, timeline_chart
 from broadcasts import selectors, services
@@ -219,6 +222,8 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
         broadcast = cast(Broadcast, admin_object_or_404(self, request, object_id))
         # a finished broadcast's counts come from its roll-up (analytics): no scan of its deliveries
         stats = broadcast_stats_of(broadcast.pk) if broadcast.send_started_at is not None else None
+        if request.method == "GET" and "format" in request.GET:
+            return _figures_export(request, broadcast, stats)
         settled = settled_progress(stats, broadcast) if stats is not None else None
         context = {
             **(extra_context or {}),
@@ -248,6 +253,21 @@ class BroadcastAdmin(WorkflowViewsMixin, admin.ModelAdmin):
             form_url,
             {**(extra_context or {}), "workflow_actions": [], **compose_context(request, None, request_user(request))},
         )
+
+
+def _figures_export(request: HttpRequest, broadcast: Broadcast, stats: BroadcastStats | None) -> HttpResponse:
+    """A table of the broadcast's results section as CSV or XLSX (analytics.export), for those
+    who see the section."""
+    if not request.user.has_perm(FIGURES_PERMISSION):
+        raise PermissionDenied
+    if broadcast.send_started_at is None or stats is None:
+        raise Http404("no figures yet")
+    figures = figures_of(stats)
+    tables = [*broadcast_tables(figures, broadcast.title), table_from_chart(timeline_chart(figures))]
+    response = export_response(request, tables)
+    if response is None:
+        raise Http404
+    return response
 
 
 def _figures_context(request: HttpRequest, broadcast: Broadcast, stats: BroadcastStats | None) -> dict[str, Any]:

@@ -37,6 +37,8 @@ ENDPOINTS = [
     ("post", "/api/v1/broadcasts/{b}/cancel/", "broadcasts:write"),
     ("get", "/api/v1/broadcasts/{b}/send-plan/", "broadcasts:read"),
     ("get", "/api/v1/broadcasts/{b}/progress/", "broadcasts:read"),
+    ("get", "/api/v1/broadcasts/{b}/stats/", "analytics:read"),
+    ("get", "/api/v1/analytics/headline/", "analytics:read"),
     ("get", "/api/v1/inbox/conversations/", "inbox:read"),
     ("get", "/api/v1/inbox/conversations/{v}/", "inbox:read"),
     ("post", "/api/v1/inbox/conversations/{v}/reply/", "inbox:write"),
