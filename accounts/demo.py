@@ -17,7 +17,11 @@ from accounts.services import api_key_create, api_key_revoke
 # tenant → (key name, the demo user it acts as, scopes)
 DEMO_KEYS = {
     # acts as the editor `leitstelle`, so the press office (approver) can approve what it writes
-    "hochbahn": ("Leitstelle (Demo)", "leitstelle", ["channels:read", "broadcasts:read", "broadcasts:write"]),
+    "hochbahn": (
+        "Leitstelle (Demo)",
+        "leitstelle",
+        ["channels:read", "broadcasts:read", "broadcasts:write", "analytics:read"],
+    ),
     "stuttgart": ("Luftmessnetz (Demo)", "redaktion", ["channels:read", "channels:write"]),
 }
 
