@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from bench import harness
 
@@ -194,6 +195,17 @@ PAGES: list[tuple[str, Callable[[int], str]]] = [
 ]
 
 
+# (report key, path given the latest broadcast's id and one subscriber's address): the API's reads
+API_READS: list[tuple[str, Callable[[int, str], str]]] = [
+    ("api_channels_ms", lambda broadcast_id, address: "/api/v1/channels/"),
+    ("api_subscriber_lookup_ms", lambda broadcast_id, address: f"/api/v1/subscribers/lookup/?address={quote(address)}"),
+    ("api_broadcasts_ms", lambda broadcast_id, address: "/api/v1/broadcasts/"),
+    ("api_broadcast_stats_ms", lambda broadcast_id, address: f"/api/v1/broadcasts/{broadcast_id}/stats/"),
+    ("api_headline_ms", lambda broadcast_id, address: "/api/v1/analytics/headline/?days=30"),
+    ("api_conversations_ms", lambda broadcast_id, address: "/api/v1/inbox/conversations/?status=all"),
+]
+
+
 def run(*, smoke: bool = False) -> dict[str, Any]:
     from django.core.management import call_command
     from django.test import Client, override_settings
@@ -264,8 +276,32 @@ def run(*, smoke: bool = False) -> dict[str, Any]:
             result[key.replace("_ms", "_queries")] = count
             queries = max(queries, count)
     result["queries"] = queries
-    result["goal"] = "each page <= 300 ms server time with constant queries; incremental roll-up after 10,000 changes"
-    result["ok"] = bool(fold["computed"] >= 1 and marks >= 1)
+    # the REST API's reads on the same 100,000 people and 1,000,000 deliveries (issue 13: lists
+    # <= 300 ms), with a key of the editor holding every scope
+    from accounts.models import API_SCOPES
+    from accounts.services import api_key_create
+    from messengers.models import Contact
+
+    connection.set_tenant(tenant)
+    _key, secret = api_key_create(name="p6", scopes=list(API_SCOPES), actor=editor, rate_limit=1_000_000)
+    address = Contact.objects.order_by("pk").values_list("address", flat=True)[subscribers // 2]
+    api = Client(HTTP_HOST=host, HTTP_AUTHORIZATION=f"Bearer {secret}")
+    api_queries = 0
+    with override_settings(ALLOWED_HOSTS=["*"]):
+        for key, read in API_READS:
+            connection.set_tenant(tenant)
+            ms, count = _page_timing(api, read(latest, address), 3 if smoke else 7)
+            result[key] = ms
+            result[key.replace("_ms", "_queries")] = count
+            api_queries = max(api_queries, count)
+    result["api_queries"] = api_queries
+    timed = [key for key, _path in [*PAGES, *API_READS]]
+    result["goal"] = (
+        "each page and API read <= 300 ms server time with constant queries; incremental roll-up after 10,000 changes"
+    )
+    result["complete"] = bool(fold["computed"] >= 1 and marks >= 1)
+    result["goal_met"] = result["complete"] and all(result[key] <= 300 for key in timed)
+    result["ok"] = result["goal_met"]
     harness.log(f"P6 {result}")
     harness.write_report("P6" + ("_smoke" if smoke else ""), result)
     return result
