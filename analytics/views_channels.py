@@ -7,15 +7,19 @@ figures are about the newsletter, not the conversations they answer."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics import selectors_channels as selectors
 from analytics.charts import Chart, Series, bar_chart, line_chart
+from analytics.selectors_dashboard import channel_engagements
 from channels.models import Channel
 from core.admin_sites import tenant_site
 from messengers.models import PROVIDER_CHOICES
@@ -104,6 +108,10 @@ def channel_figures(request: HttpRequest) -> HttpResponse:
     form, days = _period_days(request)
     start, end = selectors.period_for(days, today=selectors.tenant_today())
     periods = selectors.channel_periods(start=start, end=end)
+    now = timezone.now()
+    engagements = channel_engagements(
+        start=now - timedelta(days=days), end=now, channels=[period.channel for period in periods]
+    )
     context = {
         **tenant_site.each_context(request),
         "title": _("Channel figures"),
@@ -113,6 +121,9 @@ def channel_figures(request: HttpRequest) -> HttpResponse:
         "end": end,
         "periods": periods,
         "best": selectors.best_channel_by_subscribers(periods),
+        "best_engagement": selectors.best_channel_by_engagement(engagements),
+        "rows": list(zip(periods, engagements, strict=True)),
+        "min_recipients": selectors.MIN_ENGAGEMENT_RECIPIENTS,
         "chart": bar_chart(
             title=_("Subscribers at the end of the period"),
             categories=[p.channel.name for p in periods],
