@@ -7,10 +7,13 @@ figures are about the newsletter, not the conversations they answer."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -18,6 +21,7 @@ from analytics import selectors_channels as selectors
 from analytics.charts import Chart, Series, bar_chart, line_chart
 from analytics.export import export_response
 from analytics.export_tables import channel_detail_tables, channel_periods_table
+from analytics.selectors_dashboard import channel_engagements
 from channels.models import Channel
 from core.admin_sites import tenant_site
 from messengers.models import PROVIDER_CHOICES
@@ -108,6 +112,10 @@ def channel_figures(request: HttpRequest) -> HttpResponse:
     periods = selectors.channel_periods(start=start, end=end)
     if (exported := export_response(request, [channel_periods_table(periods)])) is not None:
         return exported
+    now = timezone.now()
+    engagements = channel_engagements(
+        start=now - timedelta(days=days), end=now, channels=[period.channel for period in periods]
+    )
     context = {
         **tenant_site.each_context(request),
         "title": _("Channel figures"),
@@ -117,6 +125,9 @@ def channel_figures(request: HttpRequest) -> HttpResponse:
         "end": end,
         "periods": periods,
         "best": selectors.best_channel_by_subscribers(periods),
+        "best_engagement": selectors.best_channel_by_engagement(engagements),
+        "rows": list(zip(periods, engagements, strict=True)),
+        "min_recipients": selectors.MIN_ENGAGEMENT_RECIPIENTS,
         "chart": bar_chart(
             title=_("Subscribers at the end of the period"),
             categories=[p.channel.name for p in periods],
