@@ -1,4 +1,5 @@
-"""Issue 12, item 2 in Chromium: an editor opens a sent broadcast's page and the comparison of
+"""Issue 12, items 2 and 4 in Chromium: an editor lands on the dashboard (the four headline
+numbers equal what the database says), opens a sent broadcast's page and the comparison of
 recent broadcasts, in German; the figures equal the database, the timeline and comparison charts
 are drawn (SVG with role=img and their data tables), and axe finds nothing serious."""
 
@@ -14,10 +15,12 @@ from django.utils import timezone
 
 from accounts import roles
 from analytics.rollups.broadcasts import broadcast_stats_fold
+from analytics.rollups.channels import channel_days_fold
 from broadcasts import services
-from broadcasts.models import Broadcast, Delivery
+from broadcasts.models import Broadcast, Delivery, LinkClick
+from channels.models import Channel
 from messengers.selectors import connection_sandbox
-from subscribers.models import Subscriber
+from subscribers.models import ConsentEvent, Subscriber
 from tenants.models import Tenant
 from tests.browser.a11y import assert_accessible
 from tests.channels.factories import make_channel
@@ -25,6 +28,31 @@ from tests.conftest import LiveServer, in_tenant
 from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %".replace(".", ",") if whole else "–"
+
+
+def _headline_from_the_database(channel: Channel) -> dict[str, str]:
+    """The four numbers counted from the raw rows (not the roll-ups) for the last 30 days."""
+    since = timezone.now() - timedelta(days=30)
+    rows = Delivery.objects.filter(broadcast__send_started_at__gte=since)
+    delivered = rows.filter(status__in=["delivered", "read"]).count()
+    read_15 = sum(
+        1
+        for sent, read in rows.exclude(read_at=None).values_list("sent_at", "read_at")
+        if read - sent <= timedelta(minutes=15)
+    )
+    clickers = LinkClick.objects.filter(delivery__in=rows).values("delivery__subscriber").distinct().count()
+    joined = set(ConsentEvent.objects.filter(channel=channel, kind="opt_in").values_list("subscriber", flat=True))
+    left = set(ConsentEvent.objects.filter(channel=channel, kind="opt_out").values_list("subscriber", flat=True))
+    return {
+        "dash-reach": _percent(delivered, rows.count()),
+        "dash-read-15": _percent(read_15, delivered),
+        "dash-click-rate": _percent(clickers, delivered),
+        "dash-best-channel": str(len(joined - left)),
+    }
 
 
 def test_an_editor_reads_a_broadcasts_figures_and_charts(
@@ -61,7 +89,13 @@ def test_an_editor_reads_a_broadcasts_figures_and_charts(
                 for i, person in enumerate(people)
             ]
         )
+        for person in people:  # they joined the channel five days ago
+            ConsentEvent.objects.create(
+                subscriber=person, channel=channel, kind="opt_in", source="keyword", at=start - timedelta(days=5)
+            )
         broadcast_stats_fold()
+        channel_days_fold(full=True)
+        expected = _headline_from_the_database(channel)
         domain = tenant.domains.get(is_primary=True).domain
     server = live_server_multitenant
 
@@ -71,6 +105,12 @@ def test_an_editor_reads_a_broadcasts_figures_and_charts(
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/admin/"))
+    dashboard = page.locator("#dashboard")  # the start page: the last 30 days
+    assert dashboard.is_visible()
+    for key, value in expected.items():
+        assert page.inner_text(f"#{key}") == value, key
+    assert dashboard.locator("svg[role=img]").count() == 2  # subscribers over time, recent broadcasts
+    assert_accessible(page, "the start page with the dashboard")
 
     page.goto(server.url(domain, f"/admin/broadcasts/broadcast/{broadcast.pk}/change/"))
     section = page.locator("#bc-figures")
