@@ -460,6 +460,15 @@ def _layout_line(chart: Chart) -> dict[str, Any]:
             elif segment:
                 paths.append(" ".join(f"{_c(px)},{_c(py)}" for px, py in segment))
         lines.append({"css": _series_class(i), "label": s.label, "paths": paths, "dots": dots})
+    frame = _frame(chart, height=height, box=(left, right, top, bottom), y_ticks=y_ticks, x_ticks=x_ticks)
+    return {**frame, "lines": lines}
+
+
+def _frame(
+    chart: Chart, *, height: float, box: tuple[float, float, float, float], y_ticks: list[Any], x_ticks: list[Any]
+) -> dict[str, Any]:
+    """What a vertical chart's template needs besides its marks: size, plot box, ticks, axis labels."""
+    left, right, top, bottom = box
     return {
         "width": WIDTH,
         "height": height,
@@ -474,7 +483,6 @@ def _layout_line(chart: Chart) -> dict[str, Any]:
         "x_label_x": _c((left + right) / 2),
         "x_label": chart.x_label,
         "y_label": chart.y_label,
-        "lines": lines,
     }
 
 
@@ -562,22 +570,8 @@ def _layout_vbar(chart: Chart) -> dict[str, Any]:
         for i, v in enumerate(chart.x)
         if i % every == 0
     ]
-    return {
-        "width": WIDTH,
-        "height": height,
-        "plot": {"left": _c(left), "right": _c(right), "top": _c(top), "bottom": _c(bottom)},
-        "y_ticks": y_ticks,
-        "x_ticks": x_ticks,
-        "x_tick_y": _c(bottom + FONT + 6),
-        "y_tick_x": _c(left - 6),
-        "y_label_x": _c(FONT),
-        "y_label_y": _c((top + bottom) / 2),
-        "x_label_y": _c(height - 4),
-        "x_label_x": _c((left + right) / 2),
-        "x_label": chart.x_label,
-        "y_label": chart.y_label,
-        "rects": rects,
-    }
+    frame = _frame(chart, height=height, box=(left, right, top, bottom), y_ticks=y_ticks, x_ticks=x_ticks)
+    return {**frame, "rects": rects}
 
 
 def _layout_hbar(chart: Chart) -> dict[str, Any]:
