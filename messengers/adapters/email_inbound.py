@@ -493,7 +493,10 @@ def parse_message(raw: bytes, *, limits: Limits | None = None, now: datetime | N
         message_id = f"<{hashlib.sha256(raw).hexdigest()[:40]}@no-message-id.invalid>"
     in_reply_to = message_ids(_raw_header(message, "In-Reply-To"))[:MAX_REFERENCES]
     references = message_ids(" ".join(_all(message, "References")))[-MAX_REFERENCES:]
-    body = _read_body(message, limits)
+    try:
+        body = _read_body(message, limits)
+    except (ValueError, LookupError, IndexError, TypeError) as exc:  # e.g. a NUL in a part's charset
+        raise WebhookParseError(f"unreadable message body ({type(exc).__name__})") from None
     full = body.plain if body.plain is not None else html_to_text(body.html or "")
     full = CONTROL.sub("", full.replace("\r\n", "\n").replace("\r", "\n")).strip()
     text = strip_reply(full)
