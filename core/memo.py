@@ -1,17 +1,37 @@
 """A small per-process memo for hot lookups (webhook routing, provider adapters): entries expire
 after `ttl` seconds and at most `maxsize` are kept, the least recently used going first, so keys
 chosen by strangers (route keys in URLs) cannot grow a process without bound. Thread-safe: gunicorn
-runs several threads per worker."""
+runs several threads per worker.
+
+An event loop must not wait for the database: inside `cached_only()`, a miss raises NotCachedError
+instead of loading, and the caller does the work again in a thread (messengers.ingest)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
+
+_CACHED_ONLY: ContextVar[bool] = ContextVar("memo_cached_only", default=False)
+
+
+class NotCachedError(Exception):
+    """A lookup inside cached_only() found no fresh entry."""
+
+
+@contextmanager
+def cached_only() -> Iterator[None]:
+    token = _CACHED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHED_ONLY.reset(token)
 
 
 class BoundedTTLCache(Generic[V]):
@@ -43,6 +63,8 @@ class BoundedTTLCache(Generic[V]):
             if hit is not None and now - hit[0] < self.ttl:
                 self._entries.move_to_end(key)
                 return hit[1]
+        if _CACHED_ONLY.get():
+            raise NotCachedError(key)
         value = load()
         self.put(key, value)
         return value

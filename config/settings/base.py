@@ -189,6 +189,10 @@ OUTGOING_WEBHOOK_TEST_RECEIVER = ""
 # Applied webhook events (raw provider bodies) are deleted after this many days; Meta retries
 # for up to seven, so the dedupe keys must outlive that.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=14)
+# The fast ingest path (messengers.ingest, served by config.asgi): database connections per web
+# process for its group commits, and how long a request waits for one before answering 503.
+INGEST_DB_CONNECTIONS = env.int("INGEST_DB_CONNECTIONS", default=3)
+INGEST_DB_TIMEOUT = env.float("INGEST_DB_TIMEOUT", default=3.0)
 # Subscriber imports (subscribers.services.imports; docs/operations.md "Imports"). Uploads above a
 # limit are refused with a message before anything is imported. Rows count the header and empty
 # rows; a cell holds at most what a spreadsheet cell can (32,767 characters). An .xlsx file is

@@ -148,7 +148,21 @@ def _run_children(children: Children, stop: _Signals, started: float) -> int:
     if code != 0:
         _log(f"set-up failed: manage.py platform_setup --seed-demo (exit {code})")
         return code
-    children.start("web", [PYTHON, "manage.py", "runserver", f"0.0.0.0:{WEB_PORT}", "--noreload"])
+    # the production web server (gunicorn + uvicorn workers serving config.asgi), so the demo
+    # takes webhooks through the same fast ingest path as production and the benchmarks
+    children.start(
+        "web",
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "--config",
+            "config/gunicorn_conf.py",
+            "--bind",
+            f"0.0.0.0:{WEB_PORT}",
+            "--no-control-socket",  # one per user by default: would clash with another gunicorn
+        ],
+    )
     children.start("worker", [PYTHON, "manage.py", "qcluster"])
     children.start("dispatcher", [PYTHON, "manage.py", "run_dispatcher"])
     _wait_for_web(lambda: bool(stop) or children.first_exited() is not None)

@@ -31,6 +31,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_tenants.utils import schema_context
 from psycopg.types.json import Jsonb
 
 from core.backoff import backoff_seconds
@@ -76,9 +77,8 @@ def webhook_events_store(
     raw_json = Jsonb(clean(raw)) if raw is not None and len(events) == 1 else None
     values: list[Any] = []
     for event in events:
-        kind = WebhookEvent.Kind.STATUS if isinstance(event, StatusEvent) else WebhookEvent.Kind.INBOUND
-        key = clean_text(event.dedupe_key)[:300]
-        values += [connection.pk, key, kind.value, Jsonb(event_to_json(event)), raw_json, now]
+        key, kind, payload = webhook_event_row(event)
+        values += [connection.pk, key, kind, Jsonb(payload), raw_json, now]
     placeholders = ", ".join(["(%s, %s, %s, 'pending', %s, %s, %s, 0, '')"] * len(events))
     with db.cursor() as cursor:
         cursor.execute(
@@ -95,6 +95,12 @@ def webhook_events_store(
         else:
             webhook_schedule_apply()
     return created
+
+
+def webhook_event_row(event: Event) -> tuple[str, str, dict[str, Any]]:
+    """The stored form of one event: its dedupe key, kind and payload (both ingest paths)."""
+    kind = WebhookEvent.Kind.STATUS if isinstance(event, StatusEvent) else WebhookEvent.Kind.INBOUND
+    return clean_text(event.dedupe_key)[:300], kind.value, event_to_json(event)
 
 
 _LAST_SCHEDULED: dict[str, float] = {}
@@ -166,6 +172,13 @@ def webhook_schedule_apply_throttled() -> None:
         return
     _LAST_SCHEDULED[schema] = now
     webhook_schedule_apply()
+
+
+def webhook_schedule_apply_in(schema_name: str) -> None:
+    """From the fast ingest path (messengers.ingest), after its commit: the throttled schedule,
+    in that tenant's schema."""
+    with schema_context(schema_name):
+        webhook_schedule_apply_throttled()
 
 
 def webhook_schedule_apply() -> None:
