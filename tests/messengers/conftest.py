@@ -2,6 +2,7 @@
 fresh per-process routing caches for every test."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,3 +26,11 @@ def _fresh_process_caches() -> Iterator[None]:
     forget_caches()
     yield
     forget_caches()
+
+
+@pytest.fixture(scope="session")
+def ingest_server(django_db_setup: Any) -> Iterator[Any]:
+    """The fast ingest path (config.asgi's app) on a real socket, once per session."""
+    from tests.messengers.ingest_support import running_server
+
+    yield from running_server()

@@ -267,8 +267,9 @@ def test_a_status_for_an_unknown_message_waits_and_is_applied_once_the_id_is_rec
         connection=conn, to="+491701", status=OutboundMessage.Status.SENT, provider_message_id="wamid.early"
     )
     services.webhook_events_retry_deferred(connection_id=conn.pk)
-    stats = services.webhook_events_apply()
-    assert stats["applied"] == 2
+    # the retry queues an apply run; with committed data (tests/messengers/ingest) the test
+    # settings run it at once, so the run here may find nothing left to do
+    services.webhook_events_apply()
     message.refresh_from_db()
     assert (message.status, message.delivered_at, message.read_at) == ("read", at(5), at(9))
     assert set(events.values_list("state", flat=True)) == {"applied"}
