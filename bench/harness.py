@@ -124,37 +124,41 @@ def start_workers(count: int = 2, *, name: str = "worker", extra_env: dict[str, 
     return start(name, [PYTHON, "manage.py", "qcluster"], env)
 
 
-def start_dispatcher() -> Proc:
+def start_dispatcher(extra_env: dict[str, str] | None = None) -> Proc:
     return start(
         "dispatcher",
         [PYTHON, "manage.py", "run_dispatcher"],
-        {"DJANGO_SETTINGS_MODULE": "config.settings.base", "DEBUG": "0"},
+        {"DJANGO_SETTINGS_MODULE": "config.settings.base", "DEBUG": "0", **(extra_env or {})},
     )
 
 
-def start_web(port: int, workers: int = 3, threads: int = 4) -> Proc:
+def start_web(port: int, workers: int = 2, threads: int = 8, extra_env: dict[str, str] | None = None) -> Proc:
+    """The production web server (config/gunicorn_conf.py: gunicorn + uvicorn workers serving
+    config.asgi, the fast webhook path in front of Django), without access lines."""
     proc = start(
         "web",
         [
             PYTHON,
             "-m",
             "gunicorn",
-            "config.wsgi:application",
+            "--config",
+            "config/gunicorn_conf.py",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            "--threads",
-            str(threads),
-            "--worker-class",
-            "gthread",
             "--log-level",
             "warning",
-            "--keep-alive",
-            "30",
             "--no-control-socket",  # one per user by default: would clash with another gunicorn
         ],
-        {"DJANGO_SETTINGS_MODULE": "config.settings.base", "DEBUG": "0", "ALLOWED_HOSTS": "*"},
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "*",
+            "WEB_THREADS": str(threads),
+            "WEB_ACCESS_LOG": "0",
+            **(extra_env or {}),
+        },
     )
     wait_http(f"http://127.0.0.1:{port}/healthz", headers={"Host": "localhost"})
     return proc
