@@ -9,7 +9,7 @@ ARGS ?=
 # mypy and ruff import settings but need no database
 LINT_ENV := DATABASE_URL=postgres://lint@127.0.0.1:1/lint DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: help run stop test lint format migrations-check bench bench-smoke screenshots chromium clean venv
+.PHONY: help run stop test lint format migrations-check bench bench-smoke screenshots chromium wrk clean venv
 
 help:
 	@echo "make run               set up everything and start the demo (web, workers, dispatcher)"
@@ -60,8 +60,16 @@ format: $(STAMP)
 migrations-check: $(STAMP)
 	$(PY) -m core.devrun exec -- $(PY) manage.py makemigrations --check --dry-run
 
-bench: $(STAMP)
+bench: $(STAMP) wrk
 	$(PY) -m core.devrun bench -- $(PY) -m bench $(ARGS)
+
+# P4's HTTP client (bench/p4_wrk.lua): Debian's wrk, cheap enough to measure the server
+wrk:
+	@if ! command -v wrk >/dev/null; then \
+		echo "installing Debian's wrk for the webhook benchmark …"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; \
+	fi
 
 # CI: tiny sizes of the pipeline scenarios; fails when a guarantee breaks, ignores speed
 bench-smoke: $(STAMP)

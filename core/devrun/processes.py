@@ -173,9 +173,9 @@ def _stop_leftovers(children: list[Recorded]) -> list[str]:
 def _port_taken(port: int) -> str | None:
     """Who listens on the web port, if anyone (checked before the slow set-up, not after it)."""
     with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as runserver does
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
         try:
-            sock.bind(("0.0.0.0", port))  # noqa: S104 - runserver listens on every interface
+            sock.bind(("0.0.0.0", port))  # noqa: S104 - the web server listens on every interface
             return None
         except OSError:
             pass

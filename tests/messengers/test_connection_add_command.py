@@ -127,4 +127,4 @@ def test_the_documented_gunicorn_command_binds_and_has_its_own_control_socket() 
     assert parsed.bind, "the command must say where to listen"
     assert all(not address.startswith("0.0.0.0") for address in parsed.bind), "behind the TLS proxy only"  # noqa: S104
     assert parsed.control_socket_disable or parsed.control_socket, "a control socket per installation (or none)"
-    assert parsed.args == ["config.wsgi:application"]
+    assert parsed.args == []  # the app comes from config/gunicorn_conf.py (config.asgi)
