@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import pty
+import re
 import select
 import shutil
 import signal
