@@ -7,6 +7,7 @@ local signatures, bodies = {}, {}
 -- before the first body so that call costs no body
 local next_body = -1
 local path = os.getenv("P4_PATH") or "/webhooks/whatsapp/"
+local cycle = os.getenv("P4_CYCLE") == "1" -- the reference: round and round, for a fixed time
 
 function init(args)
   for line in io.lines(os.getenv("P4_BODIES")) do
@@ -17,7 +18,7 @@ function init(args)
 end
 
 function delay()
-  if next_body >= #bodies then
+  if next_body >= #bodies and not cycle then
     return 60000
   end
   return 0
@@ -25,6 +26,9 @@ end
 
 function request()
   next_body = next_body + 1
+  if cycle and next_body > #bodies then
+    next_body = 1
+  end
   local i = math.max(1, math.min(next_body, #bodies))
   return wrk.format("POST", path, {
     ["Content-Type"] = "application/json",

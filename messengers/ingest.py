@@ -9,8 +9,9 @@ route. Only storing differs:
 
 - **Group commit.** Requests wait in one queue; each of a few writer tasks takes whatever is
   waiting (one request or hundreds), writes it with one multi-row INSERT per tenant schema
-  (`ON CONFLICT DO NOTHING`: replays are no-ops) in one transaction, and answers every request
-  of the batch only after the COMMIT returned. Nobody waits for a timer: under light load a
+  (`ON CONFLICT DO NOTHING`: replays are no-ops) in one transaction (a single INSERT commits by
+  itself: one round trip), and answers every request of the batch only after the COMMIT
+  returned. Nobody waits for a timer: under light load a
   batch is one request, under heavy load batches grow by themselves while the previous commit
   runs.
 - **503 while the database is unavailable** (no connection within INGEST_DB_TIMEOUT seconds,
@@ -138,8 +139,9 @@ class GroupCommit:
                 max_size=self.writers,
                 open=False,
                 timeout=self.timeout,
-                check=AsyncConnectionPool.check_connection,  # a restarted server: reconnect, not 503 twice
-                kwargs={"connect_timeout": max(1, int(self.timeout))},
+                # no check on checkout (a round trip per batch): a connection a restart broke
+                # fails its batch (503, the provider retries) and the pool replaces it
+                kwargs={"connect_timeout": max(1, int(self.timeout)), "autocommit": True},
             )
             await self._pool.open(wait=False)
             self._tasks = [asyncio.create_task(self._writer()) for _ in range(self.writers)]
@@ -210,15 +212,15 @@ class GroupCommit:
                 job.done.set_exception(error)
 
     def _statement(self, schema: str) -> sql.Composed:
-        """One statement text per schema, whatever the number of rows (unnest of arrays), so
-        psycopg prepares it once per connection and schema."""
+        """One statement text per schema, whatever the number of rows (they travel as one JSON
+        array), so psycopg prepares it once per connection and schema."""
         statement = self._statements.get(schema)
         if statement is None:
             statement = sql.SQL(
                 "INSERT INTO {}.messengers_webhookevent "
                 "(connection_id, dedupe_key, kind, state, payload, raw, received_at, attempts, error) "
-                "SELECT c, k, t, 'pending', p::jsonb, NULL, r, 0, '' "
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) AS u(c, k, t, p, r) "
+                "SELECT c, k, t, 'pending', p, NULL, r, 0, '' "
+                "FROM jsonb_to_recordset(%s::jsonb) AS u(c bigint, k text, t text, p jsonb, r timestamptz) "
                 "ON CONFLICT (connection_id, dedupe_key) DO NOTHING RETURNING id"
             ).format(sql.Identifier(schema))
             self._statements[schema] = statement
@@ -227,13 +229,32 @@ class GroupCommit:
     async def _write(self, merged: dict[str, list[Row]]) -> list[str]:
         assert self._pool is not None
         created: list[str] = []
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            for schema in sorted(merged):
-                columns = list(zip(*merged[schema], strict=True))
-                await cursor.execute(self._statement(schema), [list(column) for column in columns])
+        async with self._pool.connection() as conn:
+            if len(merged) == 1:
+                # the usual case: one INSERT, committed by itself (autocommit: one round trip)
+                ((schema, rows),) = merged.items()
+                cursor = await conn.execute(self._statement(schema), [_recordset(rows)])
                 if cursor.rowcount:
                     created.append(schema)
+                return created
+            async with conn.transaction():
+                for schema in sorted(merged):
+                    cursor = await conn.execute(self._statement(schema), [_recordset(merged[schema])])
+                    if cursor.rowcount:
+                        created.append(schema)
         return created  # committed when the transaction block above was left without an error
+
+
+def _recordset(rows: list[Row]) -> str:
+    """The rows as one JSON array for jsonb_to_recordset (payloads are JSON text already)."""
+    return (
+        "["
+        + ",".join(
+            f'{{"c":{connection_id},"k":{json.dumps(key)},"t":"{kind}","p":{payload},"r":"{received.isoformat()}"}}'
+            for connection_id, key, kind, payload, received in rows
+        )
+        + "]"
+    )
 
 
 def _headers(scope: Scope) -> dict[str, str]:

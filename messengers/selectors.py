@@ -127,16 +127,21 @@ def adapter_cache_clear() -> None:
 
 
 def connection_adapter_cached(schema_name: str, connection_id: int) -> tuple[Connection, Adapter] | None:
-    """The connection and its adapter, from ADAPTER_CACHE; None for an unknown connection. Call
-    inside the tenant's schema."""
+    """The connection and its adapter, from ADAPTER_CACHE; None for an unknown connection. Only
+    a miss enters the tenant's schema (a hit must cost nothing: the ingest path's event loop)."""
 
     def load() -> tuple[Connection, Adapter] | None:
-        connection = Connection.objects.filter(pk=connection_id).first()
-        if connection is None:
-            return None
-        return connection, get_adapter(connection_config(connection))
+        with schema_context(schema_name):
+            return _connection_adapter(connection_id)
 
     return ADAPTER_CACHE.get_or_load((schema_name, connection_id), load)
+
+
+def _connection_adapter(connection_id: int) -> tuple[Connection, Adapter] | None:
+    connection = Connection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return None
+    return connection, get_adapter(connection_config(connection))
 
 
 def _route_from_row(row: Any) -> Route:

@@ -107,19 +107,18 @@ def webhook_accept(provider: Provider, route_key: str | None, incoming: Incoming
 def _verify_and_parse(
     route: selectors.Route, incoming: Incoming, *, accounts: set[str] | None = None
 ) -> Batch | Decision:
-    with schema_context(route.schema_name):
-        found = selectors.connection_adapter_cached(route.schema_name, route.connection_id)
-        if found is None:
-            return _refuse(404, "unknown connection")
-        connection, adapter = found
-        candidates = [incoming.request(url) for url in incoming.urls]
-        verified = next((candidate for candidate in candidates if adapter.verify_webhook(candidate)), None)
-        if verified is None:
-            return _refuse(403, "signature mismatch")
-        try:
-            events = adapter.parse_webhook(verified)
-        except WebhookParseError as exc:
-            return _refuse(400, f"malformed body: {exc}")
+    found = selectors.connection_adapter_cached(route.schema_name, route.connection_id)
+    if found is None:
+        return _refuse(404, "unknown connection")
+    connection, adapter = found
+    candidates = [incoming.request(url) for url in incoming.urls]
+    verified = next((candidate for candidate in candidates if adapter.verify_webhook(candidate)), None)
+    if verified is None:
+        return _refuse(403, "signature mismatch")
+    try:
+        events = adapter.parse_webhook(verified)
+    except WebhookParseError as exc:
+        return _refuse(400, f"malformed body: {exc}")
     if accounts is not None:
         events = [event for event in events if event.account_id in accounts]
     return Batch(route, connection, events)
@@ -158,13 +157,8 @@ def _accept_whatsapp(route_key: str | None, incoming: Incoming) -> Decision:
         groups.setdefault(found, set()).add(account)
     if not groups:
         return Decision(200, OK)  # nothing for us (e.g. a field we do not subscribe to)
-    # Verify every route first: a body is stored for no tenant unless all signatures hold.
-    request = incoming.request()
-    for route in groups:
-        with schema_context(route.schema_name):
-            pair = selectors.connection_adapter_cached(route.schema_name, route.connection_id)
-            if pair is None or not pair[1].verify_webhook(request):
-                return _refuse(403, "signature mismatch")
+    # Every route's signature must hold before anything is stored for any tenant: the batches
+    # are stored only after this returns them all.
     batches: list[Batch] = []
     for route, accounts in groups.items():
         result = _verify_and_parse(route, incoming, accounts=accounts)
