@@ -22,8 +22,7 @@ from django.utils import timezone
 
 from analytics.models import ChannelDay
 from channels.models import Channel
-from core.tenancy import connection
-from tenants.models import Tenant
+from core.tenancy import current_tenant
 
 PERIOD_DAYS = (7, 30, 90, 365)
 DEFAULT_PERIOD_DAYS = 30
@@ -66,8 +65,8 @@ class ChannelPeriod:
 
 
 def tenant_today() -> date:
-    name = Tenant.objects.filter(schema_name=connection.schema_name).values_list("timezone", flat=True).first()
-    return timezone.now().astimezone(zoneinfo.ZoneInfo(name or "Europe/Berlin")).date()
+    name = getattr(current_tenant(), "timezone", "") or "Europe/Berlin"
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(name)).date()
 
 
 def period_for(days: int, *, today: date) -> tuple[date, date]:

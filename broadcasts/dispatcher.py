@@ -106,15 +106,21 @@ class Dispatcher:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         leader = False
+        locked_on: object = None  # the DB-API connection holding the lock (a session lock)
         last_sweep = 0.0
         while self.running:
             try:
                 close_old_connections()
+                if leader and connection.connection is not locked_on:
+                    # Django closed the connection (DB_CONN_MAX_AGE passed, or it was unusable)
+                    # and the lock went with it: take it again, or stand by if another took it
+                    leader = False
                 if not leader:
                     leader = self._lock()
                     if not leader:
                         time.sleep(2.0)
                         continue
+                    locked_on = connection.connection
                     logger.info("dispatcher active")
                 dispatch_due()
                 if time.monotonic() - last_sweep > WEBHOOK_SWEEP_SECONDS:

@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 from channels.keywords import match_key
 from channels.models import Channel
 from channels.selectors import channel_list_public, channel_primary_keyword
-from core.tenancy import connection as db
+from core import tenancy
 from messengers.adapters.base import Provider
 from messengers.models import Connection, Contact, InboundMessage, OutboundMessage
 from messengers.selectors import connection_shown_provider
@@ -37,7 +37,6 @@ from subscribers.models import (
     Subscriber,
     Subscription,
 )
-from tenants.models import Tenant
 
 PROVIDER_LABELS = {
     Provider.WHATSAPP: "WhatsApp",
@@ -62,12 +61,8 @@ def preferences_url(subscriber: Subscriber) -> str:
 
 
 def current_tenant() -> Any:
-    """The tenant whose schema is active. Requests and tasks set the full object; plain
-    schema_context() only a stand-in with the schema name, so then it is read from public."""
-    tenant = db.tenant
-    if hasattr(tenant, "kind") and getattr(tenant, "pk", None) is not None:
-        return tenant
-    return Tenant.objects.filter(schema_name=db.schema_name).first() or tenant
+    """The tenant whose schema is active (core.tenancy.current_tenant)."""
+    return tenancy.current_tenant()
 
 
 def is_party_tenant() -> bool:

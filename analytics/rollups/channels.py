@@ -58,9 +58,8 @@ from django.utils import timezone
 
 from analytics.models import ChannelDay, ChannelRollupState
 from channels.models import Channel
-from core.tenancy import connection
+from core.tenancy import connection, current_tenant
 from subscribers.models import ConsentEvent, Source
-from tenants.models import Tenant
 
 # An id missing below the watermark for this long belongs to a rolled-back transaction.
 GAP_EXPIRY = timedelta(hours=6)
@@ -133,8 +132,7 @@ def resolve_anonymous(entry: Entry, tz: zoneinfo.ZoneInfo) -> Counter[Key]:
 
 
 def _tenant_tz() -> zoneinfo.ZoneInfo:
-    name = Tenant.objects.filter(schema_name=connection.schema_name).values_list("timezone", flat=True).first()
-    return zoneinfo.ZoneInfo(name or "Europe/Berlin")
+    return zoneinfo.ZoneInfo(getattr(current_tenant(), "timezone", "") or "Europe/Berlin")
 
 
 def _in_gaps(event_id: int, gaps: list[list[Any]]) -> bool:
