@@ -243,10 +243,14 @@ def _addresses(number: int, values: dict[str, Any], lookups: Lookups, errors: li
 def _channels(
     number: int, values: dict[str, Any], lookups: Lookups, default_channels: list[int], errors: list[RowError]
 ) -> list[int]:
-    channel_ids = list(default_channels)
     found, unknown = lookups.channel_list(_text(values.get("channels", "")))
-    channel_ids += [pk for pk in found if pk not in channel_ids]
-    errors.extend(RowError(number, "channels", f"There is no channel “{_shown(word)}”.") for word in unknown)
+    if default_channels:
+        channel_ids = list(default_channels)
+        channel_ids += [pk for pk in found if pk not in channel_ids]
+    else:
+        channel_ids = list(found)  # a copy: `found` is memoised
+    if unknown:
+        errors.extend(RowError(number, "channels", f"There is no channel “{_shown(word)}”.") for word in unknown)
     if not channel_ids and not unknown:
         errors.append(RowError(number, "channels", "No channel: fill the channels column or choose default channels."))
     return channel_ids
