@@ -166,6 +166,59 @@ def test_people_are_recognised_by_external_reference_and_known_addresses(
     assert job.rows_rejected == 0 and job.subscriptions_created == 1
 
 
+def test_known_people_get_what_they_lack_but_keep_their_own_choices(
+    setup: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    first = (
+        "name,whatsapp,district,tags,channels,consent_source,consent_date\n"
+        ",+491701000001,,A,feinstaub,CRM,2024-01-01\n"
+        "Eigen,+491701000002,Süd,A,feinstaub,CRM,2024-01-01\n"
+    )
+    run_import(django_capture_on_commit_callbacks, first)
+    second = (
+        "name,whatsapp,district,tags,channels,consent_source,consent_date\n"
+        'Neu,+491701000001,Mitte,"A, B",feinstaub,CRM,2024-02-01\n'
+        "Anders,+491701000002,Mitte,C,feinstaub,CRM,2024-02-01\n"
+        "Noch anders,+491701000002,,D,feinstaub,CRM,2024-02-01\n"  # the same person twice in a file
+    )
+    job = run_import(django_capture_on_commit_callbacks, second)
+    assert (job.subscribers_created, job.subscribers_matched, job.subscriptions_created) == (0, 2, 0)
+    empty = Contact.objects.get(address="+491701000001").subscriber
+    own = Contact.objects.get(address="+491701000002").subscriber
+    assert empty is not None and own is not None
+    assert (empty.name, empty.district, empty.tags) == ("Neu", setup["mitte"], ["A", "B"])
+    assert (own.name, own.district, own.tags) == ("Eigen", setup["sued"], ["A", "C", "D"])
+
+
+def test_backslashes_tabs_line_breaks_quotes_and_braces_arrive_as_written(
+    setup: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """The import writes COPY's text format itself: what that format (or an array literal) treats
+    specially must arrive unchanged."""
+    name = 'Back\\slash "Tab"\there\nzweite Zeile \\N'
+    tags = ["NULL", "{a}", '"q"', "c\\d", "\\N", "x y"]
+    source = "Liste\\t\tzwei \\"
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows([
+        ["name", "email", "channels", "tags", "consent_source", "consent_date", "external_ref"],
+        [name, "x@example.org", "feinstaub", ";".join(tags), source, "2024-01-01", "ref\\1"],
+    ])  # fmt: skip
+    job = run_import(django_capture_on_commit_callbacks, buffer.getvalue(), filename="a\\b\tc.csv")
+    assert job.rows_rejected == 0, job.errors
+    person = Subscriber.objects.get()
+    assert (person.name, person.tags, person.external_ref) == (name, tags, "ref\\1")
+    assert Contact.objects.get().display_name == name
+    assert Subscription.objects.get().source_detail == source
+    event = ConsentEvent.objects.get()
+    assert event.source_detail == source and event.evidence.endswith(
+        "a\\b\tc.csv (sha256 " + job.file_sha256[:12] + ") row 2"
+    )
+    again = run_import(django_capture_on_commit_callbacks, buffer.getvalue())
+    assert (again.subscribers_created, again.subscribers_matched, again.subscriptions_created) == (0, 1, 0)
+    person.refresh_from_db()
+    assert person.tags == tags
+
+
 def test_addresses_of_two_known_people_in_one_row_are_rejected(
     setup: dict[str, Any], django_capture_on_commit_callbacks: Any
 ) -> None:
