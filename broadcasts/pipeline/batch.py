@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from broadcasts.pipeline.composer import Composer, email_urls
@@ -40,9 +41,9 @@ from messengers.models import Connection
 
 logger = logging.getLogger(__name__)
 
-WINDOW_MAX = 100  # requests per window
+WINDOW_MAX = 200  # requests per window
 WINDOW_SECONDS = 0.25  # at low rates keep windows short, so an opt-out is re-checked often
-WINDOWS_IN_FLIGHT = 3  # windows sending at once (up to 300 concurrent requests)
+WINDOWS_IN_FLIGHT = 3  # windows sending at once (up to 600 concurrent requests)
 
 
 @dataclass
@@ -217,20 +218,25 @@ class _Batch:
 
     async def send_window(self, take: int) -> None:
         """Claim a window (skipping who opted out), reserve its slots, send it, write its outcomes."""
-        window, skipped = await self.dbt.run(
-            claim_window, self.broadcast_id, self.connection.pk, take, self.worker, self.composer.channel_ids
+        window, skipped, slot = await self.dbt.run(
+            _claim_and_reserve,
+            self.broadcast_id,
+            self.connection.pk,
+            take,
+            self.worker,
+            self.composer.channel_ids,
+            self.rate,
         )
         self.report.claimed += len(window) + skipped
         self.report.skipped += skipped
         if len(window) + skipped < take:
             self.drained = True
-        if not window:
+        if not window or slot is None:
             return
         if self.provider == Provider.EMAIL:
             subscriber_ids = [r.subscriber_id for r in window if r.subscriber_id]
             self.composer.email_urls.update(await self.dbt.run(email_urls, subscriber_ids))
         loop = asyncio.get_running_loop()
-        slot = await self.dbt.run(ratelimit.reserve, self.connection.pk, self.rate, len(window))
         start = loop.time() + slot.delay
         if self.pacer is None:
             self.pacer = Pacer(start, slot.interval, count=len(window))
@@ -267,3 +273,14 @@ class _Batch:
         broken = [o for o in outcomes if o.error_kind in CONNECTION_KINDS]
         if broken:
             self.report.connection_error = f"{broken[0].error_kind} ({broken[0].error_code}): {broken[0].error_detail}"
+
+
+def _claim_and_reserve(
+    broadcast_id: int, connection_id: int, take: int, worker: str, channel_ids: list[int], rate: float
+) -> tuple[list[ClaimedRow], int, ratelimit.Reservation | None]:
+    """A window's rows and their send slots, in one transaction (one commit, one trip to the
+    database thread): claim_window, then ratelimit.reserve for the rows to send."""
+    with transaction.atomic():
+        window, skipped = claim_window(broadcast_id, connection_id, take, worker, channel_ids)
+        slot = ratelimit.reserve(connection_id, rate, len(window)) if window else None
+    return window, skipped, slot

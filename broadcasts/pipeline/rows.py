@@ -152,9 +152,10 @@ def claim_window(
 ) -> tuple[list[ClaimedRow], int]:
     """Take up to `limit` ready rows of the connection straight to `sending` (the people who
     opted out since fan-out to `skipped`). Returns the rows to send now and how many were
-    skipped; fewer than `limit` in all means no more rows are ready."""
+    skipped; fewer than `limit` in all means no more rows are ready. Inside a caller's
+    transaction it joins it (no savepoint)."""
     now = timezone.now()
-    with transaction.atomic(), db.cursor() as cursor:
+    with transaction.atomic(savepoint=False), db.cursor() as cursor:
         cursor.execute(
             _CLAIM_WINDOW_SQL,
             {
