@@ -398,6 +398,35 @@ def approved_broadcast(
     return broadcast
 
 
+@dataclass(frozen=True)
+class WriteCounters:
+    tenant_rows: int  # rows inserted, updated or deleted in the tenant's schema so far
+    db_rows: int  # the same over the whole database (the task queue and public tables too)
+    wal_lsn: int  # the WAL position, in bytes
+
+
+def db_write_counters(schema: str) -> WriteCounters:
+    """PostgreSQL's cumulative write counters; the difference of two readings is what happened in
+    between. Backends report their table statistics when idle or when they end, so read the
+    second one after the processes that wrote have stopped."""
+    from django.db import connection as db
+
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables WHERE schemaname = %s",
+            [schema],
+        )
+        tenant_rows = int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()"
+        )
+        db_rows = int(cursor.fetchone()[0])
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")
+        wal_lsn = int(cursor.fetchone()[0])
+    return WriteCounters(tenant_rows, db_rows, wal_lsn)
+
+
 def wait_for(predicate: Any, *, timeout: float, interval: float = 0.2, what: str = "condition") -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:

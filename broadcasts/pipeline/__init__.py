@@ -6,12 +6,14 @@ source of truth; queue messages only say "there may be work". Invariants:
 
 * Fan-out writes one Delivery per (broadcast, subscriber) with INSERT … SELECT … ON CONFLICT
   DO NOTHING over subscriber-id ranges: never the whole list in memory, safe to run twice.
-* A sender claims up to a batch of ready rows (`queued → claimed`, FOR UPDATE SKIP LOCKED, under
-  a lease). Right before each window of requests it moves the rows it is about to send to
-  `sending` — re-checking the person's opt-out and the contact's state in that same statement —
-  so a STOP stops the next message, and after a crash exactly the rows in `sending` may have
-  reached the provider: the sweeper re-queues them flagged `possible_duplicate` (and logs
-  each), and silently re-queues rows that were only `claimed`.
+* A sender works in batches of windows. Right before each window of requests it claims the rows
+  it is about to send straight from `queued` to `sending` (FOR UPDATE SKIP LOCKED, under a lease),
+  re-checking the person's opt-out and the contact's state in that same statement (who opted out
+  becomes `skipped`), so a STOP stops the next message, and after a crash exactly the rows in
+  `sending` may have reached the provider: the sweeper re-queues them flagged
+  `possible_duplicate` (and logs each). One row write per window instead of a batch claim
+  (`claimed`) and then `sending`; `claim` and `mark_sending`, the two-step form, remain, and the
+  sweeper silently re-queues rows that were only `claimed`.
 * Every outcome is written per window in one UPDATE: provider id and `sent`, a permanent
   failure with its reason, or `queued` again with a back-off that honours `retry_after`.
 * Pacing uses messengers.ratelimit (shared by all workers); a 429 pushes the shared slot clock
@@ -46,6 +48,7 @@ from broadcasts.pipeline.rows import (
     Outcome,
     batch_size_for,
     claim,
+    claim_window,
     classify,
     extend_lease,
     mark_sending,
@@ -88,6 +91,7 @@ __all__ = [
     "SenderReport",
     "batch_size_for",
     "claim",
+    "claim_window",
     "classify",
     "email_urls",
     "estimated_seconds",

@@ -1,38 +1,49 @@
-"""One claimed batch, sent: windows of requests (several in flight), each moved to `sending`
-right before it goes, paced from one reservation of the connection's shared send slots, its
-outcomes written in one UPDATE. A 429 pushes the slot clock back for everyone.
+"""One batch, sent: windows of requests (several in flight), each claimed straight to `sending`
+right before it goes and reserving its slots of the connection's shared send clock, one pacer
+for the batch, each window's outcomes written in one UPDATE. A 429 pushes the slot clock back
+for everyone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
-from broadcasts.pipeline.composer import Composer
+from broadcasts.pipeline.composer import Composer, email_urls
 from broadcasts.pipeline.dbthread import DbThread
 from broadcasts.pipeline.rows import (
     LEASE_SECONDS,
     ClaimedRow,
     Outcome,
+    claim_window,
     classify,
     extend_lease,
-    mark_sending,
     write_outcomes,
 )
 from messengers import ratelimit
-from messengers.adapters.base import CONNECTION_KINDS, Adapter, ErrorKind, OutgoingMessage, ProviderError, SendResult
+from messengers.adapters.base import (
+    CONNECTION_KINDS,
+    Adapter,
+    ErrorKind,
+    OutgoingMessage,
+    Provider,
+    ProviderError,
+    SendResult,
+)
 from messengers.models import Connection
 
 logger = logging.getLogger(__name__)
 
-WINDOW_MAX = 100  # requests per window
+WINDOW_MAX = 200  # requests per window
 WINDOW_SECONDS = 0.25  # at low rates keep windows short, so an opt-out is re-checked often
-WINDOWS_IN_FLIGHT = 3  # windows sending at once (up to 300 concurrent requests)
+WINDOWS_IN_FLIGHT = 3  # windows sending at once (up to 600 concurrent requests)
 
 
 @dataclass
@@ -71,31 +82,48 @@ class Pacer:
 
     Slots are taken right before each request, in order, and a late wake-up (a busy event loop,
     a 429 back-off) moves the following slots back instead of letting them catch up: a stall
-    can never turn into a burst above the provider's limit (quality goal P2)."""
+    can never turn into a burst above the provider's limit (quality goal P2).
+
+    A batch reserves its slots window by window: `count` says how many slots the first
+    reservation holds and `add` queues the next ones. When one is used up the pacer goes on
+    with the next, never before its start (another sender may own the slots in between).
+    Without `count` the slots never run out."""
 
     def __init__(
         self,
         start: float,
         interval: float,
         *,
+        count: int | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.next = start
         self.interval = interval
+        self.left = count
+        self.reservations: deque[tuple[float, int]] = deque()
         self.lock = asyncio.Lock()
         # the event loop's clock; a test brings its own clock and sleep to check the schedule
         self.clock = clock or _loop_time
         self.sleep = sleep
 
+    def add(self, start: float, count: int) -> None:
+        """Another reservation of `count` slots from `start`, used after the ones before it."""
+        self.reservations.append((start, count))
+
     async def wait(self) -> None:
         async with self.lock:
+            if self.left is not None and self.left <= 0 and self.reservations:
+                start, self.left = self.reservations.popleft()
+                self.next = max(self.next, start)
             now = self.clock()
             if self.next > now:
                 await self.sleep(self.next - now)
                 now = self.clock()
             # a little lateness is made up (one and a half slots), more moves the schedule back
             self.next = max(self.next, now - self.slack) + self.interval
+            if self.left is not None:
+                self.left -= 1
 
     @property
     def slack(self) -> float:
@@ -116,7 +144,8 @@ def window_size_for(rate: float) -> int:
 
 async def send_rows(
     *,
-    rows: list[ClaimedRow],
+    limit: int,
+    broadcast_id: int,
     connection: Connection,
     adapter: Adapter,
     composer: Composer,
@@ -125,10 +154,19 @@ async def send_rows(
     session: Any,
     should_stop: Callable[[], bool],
 ) -> BatchReport:
-    """Send one claimed batch in windows, several in flight at once, paced from one reservation
-    of send slots for the whole batch (one round trip to the shared limiter per batch)."""
-    batch = _Batch(connection=connection, adapter=adapter, composer=composer, dbt=dbt, worker=worker, session=session)
-    await batch.send(rows, should_stop)
+    """Send a batch of up to `limit` ready rows of the connection in windows, several in flight
+    at once. Each window is claimed (straight to `sending`) right before it goes and reserves its
+    send slots from the shared limiter; one pacer spaces all of the batch's requests."""
+    batch = _Batch(
+        broadcast_id=broadcast_id,
+        connection=connection,
+        adapter=adapter,
+        composer=composer,
+        dbt=dbt,
+        worker=worker,
+        session=session,
+    )
+    await batch.send(limit, should_stop)
     return batch.report
 
 
@@ -136,8 +174,17 @@ class _Batch:
     """One batch on its way out: the windows share the pacer, the lease clock and the report."""
 
     def __init__(
-        self, *, connection: Connection, adapter: Adapter, composer: Composer, dbt: DbThread, worker: str, session: Any
+        self,
+        *,
+        broadcast_id: int,
+        connection: Connection,
+        adapter: Adapter,
+        composer: Composer,
+        dbt: DbThread,
+        worker: str,
+        session: Any,
     ) -> None:
+        self.broadcast_id = broadcast_id
         self.connection = connection
         self.provider = connection.provider_enum
         self.rate = float(connection.rate_limit_per_second)
@@ -147,38 +194,58 @@ class _Batch:
         self.worker = worker
         self.session = session
         self.report = BatchReport()
+        self.pacer: Pacer | None = None
+        self.lease_at = 0.0
+        self.left = 0  # rows of the batch not yet taken by a window
+        self.drained = False  # a window found fewer rows than it asked for: nothing more is ready
 
-    async def send(self, rows: list[ClaimedRow], should_stop: Callable[[], bool]) -> None:
-        self.report.claimed = len(rows)
+    async def send(self, limit: int, should_stop: Callable[[], bool]) -> None:
         size = window_size_for(self.rate)
-        windows = [rows[i : i + size] for i in range(0, len(rows), size)]
-        gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
-        loop = asyncio.get_running_loop()
-        slot = await self.dbt.run(ratelimit.reserve, self.connection.pk, self.rate, len(rows))
-        self.pacer = Pacer(loop.time() + slot.delay, slot.interval)
-        self.lease_at = loop.time()
+        self.left = limit
+        self.lease_at = asyncio.get_running_loop().time()
 
-        async def guarded(window: list[ClaimedRow]) -> None:
-            async with gate:
+        async def lane() -> None:
+            # windows one after the other; WINDOWS_IN_FLIGHT lanes run side by side
+            while self.left > 0 and not self.drained:
                 # a connection error (bad credentials, account problem) stops the windows not yet begun
                 if self.report.connection_error or should_stop():
                     return
-                await self.send_window(window)
+                take = min(size, self.left)
+                self.left -= take
+                await self.send_window(take)
 
-        await asyncio.gather(*(guarded(w) for w in windows))
+        await asyncio.gather(*(lane() for _ in range(WINDOWS_IN_FLIGHT)))
 
-    async def send_window(self, window: list[ClaimedRow]) -> None:
-        """Move the window to `sending` (skipping who opted out), send it, write its outcomes."""
-        ok = await self.dbt.run(mark_sending, [r.delivery_id for r in window], self.worker, self.composer.channel_ids)
-        self.report.skipped += len(window) - len(ok)
+    async def send_window(self, take: int) -> None:
+        """Claim a window (skipping who opted out), reserve its slots, send it, write its outcomes."""
+        window, skipped, slot = await self.dbt.run(
+            _claim_and_reserve,
+            self.broadcast_id,
+            self.connection.pk,
+            take,
+            self.worker,
+            self.composer.channel_ids,
+            self.rate,
+        )
+        self.report.claimed += len(window) + skipped
+        self.report.skipped += skipped
+        if len(window) + skipped < take:
+            self.drained = True
+        if not window or slot is None:
+            return
+        if self.provider == Provider.EMAIL:
+            subscriber_ids = [r.subscriber_id for r in window if r.subscriber_id]
+            self.composer.email_urls.update(await self.dbt.run(email_urls, subscriber_ids))
         loop = asyncio.get_running_loop()
+        start = loop.time() + slot.delay
+        if self.pacer is None:
+            self.pacer = Pacer(start, slot.interval, count=len(window))
+        else:
+            self.pacer.add(start, len(window))
         if loop.time() - self.lease_at > LEASE_SECONDS / 3:
             self.lease_at = loop.time()
             await self.dbt.run(extend_lease, self.worker)
-        todo = [r for r in window if r.delivery_id in ok]
-        if not todo:
-            return
-        outcomes = await asyncio.gather(*(self.send_one(r) for r in todo))
+        outcomes = await asyncio.gather(*(self.send_one(r) for r in window))
         await self.dbt.run(write_outcomes, outcomes)
         limited = [o.retry_after or 1.0 for o in outcomes if o.error_kind == ErrorKind.RATE_LIMITED]
         if limited:
@@ -186,6 +253,7 @@ class _Batch:
         self.count(outcomes)
 
     async def send_one(self, row: ClaimedRow) -> Outcome:
+        assert self.pacer is not None  # set by the window's reservation
         await self.pacer.wait()
         result = await _send_one(self.adapter, self.session, self.composer.message(row, self.provider))
         if isinstance(result, ProviderError):
@@ -205,3 +273,14 @@ class _Batch:
         broken = [o for o in outcomes if o.error_kind in CONNECTION_KINDS]
         if broken:
             self.report.connection_error = f"{broken[0].error_kind} ({broken[0].error_code}): {broken[0].error_detail}"
+
+
+def _claim_and_reserve(
+    broadcast_id: int, connection_id: int, take: int, worker: str, channel_ids: list[int], rate: float
+) -> tuple[list[ClaimedRow], int, ratelimit.Reservation | None]:
+    """A window's rows and their send slots, in one transaction (one commit, one trip to the
+    database thread): claim_window, then ratelimit.reserve for the rows to send."""
+    with transaction.atomic():
+        window, skipped = claim_window(broadcast_id, connection_id, take, worker, channel_ids)
+        slot = ratelimit.reserve(connection_id, rate, len(window)) if window else None
+    return window, skipped, slot

@@ -110,6 +110,71 @@ def claim(broadcast_id: int, connection_id: int, limit: int, worker: str) -> lis
     return [ClaimedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or "") for r in rows]
 
 
+# One window, claimed and moved to `sending` in one statement right before it goes (one row
+# write instead of two: `queued → claimed` per batch, then `claimed → sending` per window). The
+# rows in `sending` are still exactly the requests about to go out, so after a crash no more rows
+# are flagged as possible duplicates than requests were in flight. The eligibility check of
+# _MARK_SENDING_SQL runs in the same statement: who opted out since fan-out becomes `skipped`.
+# `attempts` comes back as it was before this attempt (what `classify` expects).
+_CLAIM_WINDOW_SQL = """
+WITH picked AS MATERIALIZED (
+    SELECT d.id, d.contact_id, d.subscriber_id FROM broadcasts_delivery d
+    WHERE d.broadcast_id = %(broadcast)s AND d.status = 'queued' AND d.next_attempt_at <= %(now)s
+      AND d.connection_id = %(connection)s
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), judged AS MATERIALIZED (
+    SELECT p.id,
+           EXISTS (SELECT 1 FROM messengers_contact c WHERE c.id = p.contact_id AND c.status = 'active')
+           AND EXISTS (SELECT 1 FROM subscribers_subscription sub
+                        WHERE sub.subscriber_id = p.subscriber_id AND sub.status = 'active'
+                          AND sub.channel_id = ANY(%(channels)s::bigint[])) AS ok
+      FROM picked p
+)
+UPDATE broadcasts_delivery d
+   SET status = CASE WHEN j.ok THEN 'sending' ELSE 'skipped' END,
+       attempts = d.attempts + CASE WHEN j.ok THEN 1 ELSE 0 END,
+       lease_expires_at = CASE WHEN j.ok THEN %(lease)s::timestamptz END,
+       claimed_by = CASE WHEN j.ok THEN %(worker)s ELSE '' END,
+       error_kind = CASE WHEN j.ok THEN d.error_kind ELSE 'opted_out' END,
+       error_detail = CASE WHEN j.ok THEN d.error_detail ELSE %(detail)s END
+  FROM judged j
+ WHERE d.id = j.id
+RETURNING j.ok, d.id, d.subscriber_id, d.contact_id, d.connection_id, d.language, d.use_template,
+          d.attempts - CASE WHEN j.ok THEN 1 ELSE 0 END,
+          CASE WHEN j.ok THEN (SELECT c.address FROM messengers_contact c WHERE c.id = d.contact_id) END
+"""
+
+
+def claim_window(
+    broadcast_id: int, connection_id: int, limit: int, worker: str, channel_ids: Sequence[int]
+) -> tuple[list[ClaimedRow], int]:
+    """Take up to `limit` ready rows of the connection straight to `sending` (the people who
+    opted out since fan-out to `skipped`). Returns the rows to send now and how many were
+    skipped; fewer than `limit` in all means no more rows are ready. Inside a caller's
+    transaction it joins it (no savepoint)."""
+    now = timezone.now()
+    with transaction.atomic(savepoint=False), db.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_WINDOW_SQL,
+            {
+                "broadcast": broadcast_id,
+                "now": now,
+                "connection": connection_id,
+                "limit": limit,
+                "lease": now + timedelta(seconds=LEASE_SECONDS),
+                "worker": worker,
+                "channels": list(channel_ids),
+                "detail": "unsubscribed, blocked or erased before sending",
+            },
+        )
+        result = cursor.fetchall()
+    rows = [ClaimedRow(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "") for r in result if r[0]]
+    rows.sort(key=lambda row: row.delivery_id)
+    return rows, len(result) - len(rows)
+
+
 # Eligibility at the moment of sending: the contact is still active (not STOPped, blocked or
 # erased) and the person still subscribes to one of the broadcast's channels. Rows failing it
 # become `skipped`. (Pause and cancel are watched separately, once a second.)
@@ -150,10 +215,11 @@ def mark_sending(ids: Sequence[int], worker: str, channel_ids: Sequence[int]) ->
 
 
 def extend_lease(worker: str) -> int:
-    """Keep a long batch's claimed rows ours (slow connections take longer than the lease)."""
-    return Delivery.objects.filter(claimed_by=worker, status=Delivery.Status.CLAIMED).update(
-        lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS)
-    )
+    """Keep a long batch's rows ours (slow connections, or a 429 back-off, take longer than the
+    lease): the rows it claimed and those it is sending."""
+    return Delivery.objects.filter(
+        claimed_by=worker, status__in=[Delivery.Status.CLAIMED, Delivery.Status.SENDING]
+    ).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS))
 
 
 def release(ids: Sequence[int], worker: str) -> int:

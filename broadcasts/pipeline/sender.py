@@ -19,12 +19,12 @@ from django.utils import timezone
 
 from broadcasts.models import Broadcast, Delivery
 from broadcasts.pipeline.batch import WINDOW_MAX, WINDOWS_IN_FLIGHT, BatchReport, send_rows
-from broadcasts.pipeline.composer import Composer, email_urls
+from broadcasts.pipeline.composer import Composer
 from broadcasts.pipeline.dbthread import DbThread
-from broadcasts.pipeline.rows import batch_size_for, claim, ready_connections, release
+from broadcasts.pipeline.rows import batch_size_for, ready_connections
 from messengers import ratelimit
 from messengers.adapters import get_adapter
-from messengers.adapters.base import Adapter, Provider
+from messengers.adapters.base import Adapter
 from messengers.models import Connection
 from messengers.selectors import connection_config
 
@@ -61,8 +61,8 @@ def run_sender(
     after_batch: Callable[[Connection, BatchReport], bool],
     heartbeat: Callable[[], Any] | None = None,
 ) -> SenderReport:
-    """A sender's life: one event loop and one HTTP client session, batch after batch (claim →
-    send in windows → results) while rows are ready and the time budget lasts. `after_batch`
+    """A sender's life: one event loop and one HTTP client session, batch after batch (windows
+    claimed straight to `sending` → sent → results) while rows are ready and the time budget lasts. `after_batch`
     runs on the database thread and may stop the sender (auto-pause)."""
     sender = _Sender(
         broadcast_id=broadcast_id,
@@ -170,17 +170,11 @@ class _Sender:
     async def send_batch(
         self, connection: Connection, adapter: Adapter, composer: Composer, session: aiohttp.ClientSession
     ) -> bool:
-        """Claim a batch on the connection, send it, give back what was not sent, and let
-        `after_batch` judge it. False: the sender is done."""
-        limit = batch_size_for(float(connection.rate_limit_per_second))
-        rows = await self.dbt.run(claim, self.broadcast_id, connection.pk, limit, self.worker)
-        if not rows:
-            return True
-        if connection.provider == Provider.EMAIL:
-            subscriber_ids = [r.subscriber_id for r in rows if r.subscriber_id]
-            composer.email_urls.update(await self.dbt.run(email_urls, subscriber_ids))
+        """Send a batch on the connection (claimed window by window) and let `after_batch` judge
+        it. False: the sender is done."""
         report = await send_rows(
-            rows=rows,
+            limit=batch_size_for(float(connection.rate_limit_per_second)),
+            broadcast_id=self.broadcast_id,
             connection=connection,
             adapter=adapter,
             composer=composer,
@@ -189,7 +183,8 @@ class _Sender:
             session=session,
             should_stop=lambda: self.stopped,
         )
-        report.released = await self.dbt.run(_release_leftover, [r.delivery_id for r in rows], self.worker)
+        if not report.claimed:
+            return True
         self.totals.add(report)
         if not await self.dbt.run(self.after_batch, connection, report):
             self.totals.stopped_reason = "stopped after a batch"
@@ -222,15 +217,6 @@ def _connection_get(connection_id: int) -> Connection:
 
 def _adapter_build(connection: Connection) -> Adapter:
     return get_adapter(connection_config(connection))
-
-
-def _release_leftover(ids: list[int], worker: str) -> int:
-    leftover = list(
-        Delivery.objects.filter(pk__in=ids, status=Delivery.Status.CLAIMED, claimed_by=worker).values_list(
-            "pk", flat=True
-        )
-    )
-    return release(leftover, worker)
 
 
 def _defer_connection(broadcast_id: int, connection_id: int) -> None:

@@ -34,6 +34,41 @@ def test_registry_and_repr_hide_credentials() -> None:
     assert graph_root("https://graph.facebook.com/v25.0") == "https://graph.facebook.com/v25.0"
 
 
+# ------------------------------------------------------------------ request bodies
+@pytest.mark.parametrize(
+    "message",
+    [
+        OutgoingMessage(to="+49 170 123-4567", text='Sperrung "Hauptstraße" \\ ab 7 Uhr\n😀', reference="d1"),
+        OutgoingMessage(
+            to=TO,
+            template=TemplateRef(
+                name="alert",
+                language="de",
+                body_params=('Zitat "a"', "ü"),
+                header_media=Media(url="https://cdn.example.org/f.jpg"),
+                button_params=((0, "x1"),),
+            ),
+            reference="d123456",
+        ),
+        OutgoingMessage(to=TO, text="Flyer", media=Media(url="https://cdn.example.org/f.jpg"), reference="d9"),
+        OutgoingMessage(to=TO, text="Frage", buttons=(Button(title="Ja", payload="yes"),), reference="d7"),
+        OutgoingMessage(to=TO, text="ohne Referenz"),
+        OutgoingMessage(to=TO, text="Antwort", reference="o5", reply_to_provider_id="wamid.X"),
+    ],
+)
+def test_the_bulk_body_is_the_payload_rendered_byte_for_byte(message: OutgoingMessage) -> None:
+    """The body rendered once per message and spliced per recipient equals the plain rendering,
+    for a second recipient too."""
+    from dataclasses import replace
+
+    from messengers.adapters._http import compact_json
+
+    adapter = adapter_for()
+    for to, reference in ((message.to, message.reference), ("+4917099", message.reference and "d2")):
+        current = replace(message, to=to, reference=reference)
+        assert adapter.body(current) == compact_json(adapter.build_payload(current))
+
+
 # ------------------------------------------------------------------ sending
 def test_send_text(wa_fake: FakeWhatsApp) -> None:
     wa_fake.open_window(WA_ID)
