@@ -48,6 +48,7 @@ from django.utils.encoding import escape_uri_path, iri_to_uri
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from core import metrics
 from core.memo import NotCachedError, cached_only
 from messengers.adapters.base import Provider
 from messengers.services.webhook_events import webhook_event_row, webhook_schedule_apply_in
@@ -64,6 +65,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # methods, unknown paths) goes on to Django, which answers as before.
 WEBHOOK_POST = re.compile(r"/webhooks/(whatsapp|telegram|twilio)/(?:([^/]+)/)?")
 PROVIDERS = {"whatsapp": Provider.WHATSAPP, "telegram": Provider.TELEGRAM, "twilio": Provider.SMS}
+VIEW_NAMES = {"whatsapp": "webhook_whatsapp", "telegram": "webhook_telegram", "twilio": "webhook_twilio"}
 
 Row = tuple[int, str, str, str, datetime]  # connection id, dedupe key, kind, payload JSON, received
 
@@ -288,7 +290,11 @@ class WebhookIngest:
         if scope["type"] == "http" and scope["method"] == "POST":
             match = WEBHOOK_POST.fullmatch(scope["path"])
             if match and (match[1] == "whatsapp" or match[2]):
-                await self._webhook(scope, receive, send, PROVIDERS[match[1]], match[2])
+                started = time.perf_counter()
+                status = await self._webhook(scope, receive, send, PROVIDERS[match[1]], match[2])
+                # the same series the Django views fed (core.middleware.RequestMetricsMiddleware)
+                view = VIEW_NAMES[match[1]] if match[1] != "whatsapp" or not match[2] else "webhook_whatsapp_route"
+                metrics.observe_request(view=view, status=status, seconds=time.perf_counter() - started)
                 return
         await self.fallback(scope, receive, send)
 
@@ -303,17 +309,15 @@ class WebhookIngest:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _webhook(self, scope: Scope, receive: Receive, send: Send, provider: Provider, key: str | None) -> None:
+    async def _webhook(self, scope: Scope, receive: Receive, send: Send, provider: Provider, key: str | None) -> int:
         received_at = datetime.now(UTC)
         headers = _headers(scope)
         body = await self._body(receive, headers)
         if body is None:
-            await _answer(send, 413, f"body larger than {self.max_body} bytes\n")
-            return
+            return await _answer(send, 413, f"body larger than {self.max_body} bytes\n")
         incoming = self._incoming(scope, headers, body, provider)
         if incoming is None:
-            await _answer(send, 400, "invalid Host header\n")
-            return
+            return await _answer(send, 400, "invalid Host header\n")
         try:
             try:
                 with cached_only():
@@ -323,16 +327,14 @@ class WebhookIngest:
                 decision = await loop.run_in_executor(self._executor, webhook_accept, provider, key, incoming)
         except (OperationalError, InterfaceError):
             logger.warning("webhook not decided: database unavailable")
-            await _answer(send, 503, "database unavailable, please retry\n")
-            return
+            return await _answer(send, 503, "database unavailable, please retry\n")
         rows = self._rows(decision, received_at)
         if rows:
             try:
                 await self.writer.store(rows)
             except NotStoredError as exc:
-                await _answer(send, exc.status, exc.reason + "\n")
-                return
-        await _answer(send, decision.status, decision.body, decision.content_type)
+                return await _answer(send, exc.status, exc.reason + "\n")
+        return await _answer(send, decision.status, decision.body, decision.content_type)
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes | None:
         declared = headers.get("content-length", "")
@@ -402,7 +404,7 @@ def _log_failure(future: Any) -> None:
         logger.warning("could not queue the apply task: %s", future.exception())
 
 
-async def _answer(send: Send, status: int, body: str, content_type: str = TEXT) -> None:
+async def _answer(send: Send, status: int, body: str, content_type: str = TEXT) -> int:
     data = body.encode()
     await send(
         {
@@ -417,3 +419,4 @@ async def _answer(send: Send, status: int, body: str, content_type: str = TEXT) 
         }
     )
     await send({"type": "http.response.body", "body": data})
+    return status

@@ -262,3 +262,19 @@ def test_the_ingest_app_passes_everything_else_to_django(client_public: IngestCl
     assert client_public.get("/healthz").status_code == 200
     assert client_public.get("/webhooks/whatsapp/", {"hub.mode": "x"}).status_code == 400  # Django's handshake
     assert client_public.post("/webhooks/email/nope/", b"x").status_code == 403  # Django's e-mail view
+
+
+def test_webhooks_on_the_fast_path_are_counted_in_the_metrics(tenant: Tenant, client_public: IngestClient) -> None:
+    from core import metrics
+
+    def counted(status: str) -> float:
+        value = metrics.REGISTRY.get_sample_value(
+            "mnl_http_requests_total", {"view": "webhook_whatsapp", "status": status}
+        )
+        return value or 0.0
+
+    whatsapp_connection()
+    before = counted("200"), counted("403")
+    assert post_whatsapp(client_public, status_body("wamid.m1")).status_code == 200
+    assert post_whatsapp(client_public, status_body("wamid.m2"), secret="wrong").status_code == 403
+    assert (counted("200"), counted("403")) == (before[0] + 1, before[1] + 1)
