@@ -9,9 +9,8 @@ route. Only storing differs:
 
 - **Group commit.** Requests wait in one queue; each of a few writer tasks takes whatever is
   waiting (one request or hundreds), writes it with one multi-row INSERT per tenant schema
-  (`ON CONFLICT DO NOTHING`: replays are no-ops) in one transaction (a single INSERT commits by
-  itself: one round trip), and answers every request of the batch only after the COMMIT
-  returned. Nobody waits for a timer: under light load a
+  (`ON CONFLICT DO NOTHING`: replays are no-ops), each committed by itself, and answers every
+  request of the batch only after its commits returned. Nobody waits for a timer: under light load a
   batch is one request, under heavy load batches grow by themselves while the previous commit
   runs.
 - **503 while the database is unavailable** (no connection within INGEST_DB_TIMEOUT seconds,
@@ -232,19 +231,15 @@ class GroupCommit:
         assert self._pool is not None
         created: list[str] = []
         async with self._pool.connection() as conn:
-            if len(merged) == 1:
-                # the usual case: one INSERT, committed by itself (autocommit: one round trip)
-                ((schema, rows),) = merged.items()
-                cursor = await conn.execute(self._statement(schema), [_recordset(rows)])
+            # One INSERT per tenant schema, each committed by itself (autocommit: one round trip),
+            # never one transaction over several schemas: every statement stays inside one
+            # tenant (docs/operations.md "Beyond one PostgreSQL"). Storing is idempotent, so when
+            # a later schema fails the batch is answered 503 and the retry finds the earlier rows.
+            for schema in sorted(merged):
+                cursor = await conn.execute(self._statement(schema), [_recordset(merged[schema])])
                 if cursor.rowcount:
                     created.append(schema)
-                return created
-            async with conn.transaction():
-                for schema in sorted(merged):
-                    cursor = await conn.execute(self._statement(schema), [_recordset(merged[schema])])
-                    if cursor.rowcount:
-                        created.append(schema)
-        return created  # committed when the transaction block above was left without an error
+        return created
 
 
 def _recordset(rows: list[Row]) -> str:
