@@ -156,7 +156,7 @@ def start_web(port: int, workers: int = 2, threads: int = 8, extra_env: dict[str
             "DEBUG": "0",
             "ALLOWED_HOSTS": "*",
             "WEB_THREADS": str(threads),
-            "WEB_ACCESS_LOG": "0",
+            "WEB_ACCESS_LOG": "",
             **(extra_env or {}),
         },
     )

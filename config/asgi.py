@@ -15,9 +15,11 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 django_app = get_wsgi_application()
 
-from core.accesslog import AccessLog  # noqa: E402  (needs Django set up)
+from core.asgi import AccessLog, ScriptName  # noqa: E402  (needs Django set up)
 from messengers.ingest import WebhookIngest  # noqa: E402
 
 application = AccessLog(
-    WebhookIngest(WSGIMiddleware(django_app, workers=int(os.environ.get("WEB_THREADS", "8")))),  # type: ignore[arg-type]
+    ScriptName(
+        WebhookIngest(WSGIMiddleware(django_app, workers=int(os.environ.get("WEB_THREADS", "8")))),  # type: ignore[arg-type]
+    )
 )

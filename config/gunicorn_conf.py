@@ -15,6 +15,7 @@ worker_class = "config.workers.WebWorker"
 os.environ.setdefault("WEB_THREADS", "8")
 keepalive = 30  # providers and the TLS proxy keep connections open
 
-# Access lines come from core.accesslog (path only, no query string: Meta's webhook handshake
-# carries the WhatsApp verify token in the query, and other secrets may travel the same way).
-os.environ.setdefault("WEB_ACCESS_LOG", "1")
+# Access log on stdout, written by core.asgi.AccessLog: the path without the query string (Meta's
+# webhook handshake carries the WhatsApp verify token in the query, and other secrets may travel
+# the same way).
+accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None  # WEB_ACCESS_LOG="" turns it off

@@ -1,6 +1,6 @@
 """gunicorn worker class of the web processes: uvicorn with uvloop and httptools, serving
-config.asgi. Access lines are written by core.accesslog (without query strings: Meta's handshake
-carries the verify token there), not by uvicorn; X-Forwarded-* headers are left to Django
+config.asgi. Access lines are written by core.asgi.AccessLog (without query strings: Meta's
+handshake carries the verify token there), not by uvicorn; X-Forwarded-* headers are left to Django
 (SECURE_PROXY_SSL_HEADER), as they were under gunicorn's own workers."""
 
 from typing import Any, ClassVar

@@ -283,7 +283,8 @@ class WebhookIngest:
             await self._lifespan(receive, send)
             return
         if scope["type"] == "http" and scope["method"] == "POST":
-            match = WEBHOOK_POST.fullmatch(scope["path"])
+            path, root = scope["path"], scope.get("root_path", "")
+            match = WEBHOOK_POST.fullmatch(path[len(root) :] if root and path.startswith(root) else path)
             if match and (match[1] == "whatsapp" or match[2]):
                 started = time.perf_counter()
                 status = await self._webhook(scope, receive, send, PROVIDERS[match[1]], match[2])
