@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import harness
 
@@ -222,6 +223,29 @@ def _wrk_reference(bodies: Path) -> dict[str, float]:
         sink.stop()
 
 
+def _applied(*, wait: bool = True) -> tuple[Any, Any, int]:
+    """Once every stored event is applied (unless wait=False): p95 and max seconds from arrival
+    to applied (None when nothing was applied), and how many events are stored (in the current
+    tenant's schema)."""
+    from core.tenancy import connection
+    from messengers.models import WebhookEvent
+
+    if wait:
+        harness.wait_for(
+            lambda: not WebhookEvent.objects.exclude(state="applied").exists(),
+            timeout=600,
+            interval=0.5,
+            what="every event applied",
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM applied_at - received_at)), "
+            "max(EXTRACT(EPOCH FROM applied_at - received_at)), count(*) FROM messengers_webhookevent"
+        )
+        p95, worst, stored = cursor.fetchone()
+    return p95, worst, stored
+
+
 def run_wrk(messages: int, *, web_workers: int, redis_url: str | None = None, apply: bool = True) -> dict[str, object]:
     """One wrk run. apply=False starts no workers: the ingest path's own capacity, with the
     whole machine to itself (the statuses are stored, not applied)."""
@@ -289,18 +313,7 @@ def run_wrk(messages: int, *, web_workers: int, redis_url: str | None = None, ap
             time.sleep(0.05)
         finished = time.monotonic()
         figures = _wrk_figures(proc)
-        harness.wait_for(
-            lambda: not apply or not WebhookEvent.objects.exclude(state="applied").exists(),
-            timeout=600,
-            interval=0.5,
-            what="every event applied",
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM applied_at - received_at)), "
-                "max(EXTRACT(EPOCH FROM applied_at - received_at)), count(*) FROM messengers_webhookevent"
-            )
-            p95, worst, stored = cursor.fetchone()
+        p95, worst, stored = _applied(wait=apply)
         read = Delivery.objects.filter(broadcast=broadcast, status="read").count()
         rate = (stored - first) / max(finished - (started or finished), 1e-9)
         result = {
@@ -402,18 +415,7 @@ def run_once(*, smoke: bool = False, messages: int | None = None, batch: int = 1
         )
         accept_seconds = time.monotonic() - started
         hooks = fake.stats()["webhooks"]
-        harness.wait_for(
-            lambda: not WebhookEvent.objects.exclude(state="applied").exists(),
-            timeout=600,
-            interval=0.5,
-            what="every event applied",
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM applied_at - received_at)), "
-                "max(EXTRACT(EPOCH FROM applied_at - received_at)), count(*) FROM messengers_webhookevent"
-            )
-            p95, worst, stored = cursor.fetchone()
+        p95, worst, stored = _applied()
         read = Delivery.objects.filter(broadcast=broadcast, status="read").count()
         rate = messages * 3 / accept_seconds
         result = {
