@@ -1,5 +1,5 @@
 """P5: schedule precision. A broadcast approved for T (a few seconds ahead) must send its first
-message by T + 2 s. Measured at the fake (arrival of the first request), over several runs."""
+message by T + 1 s (quality.md, raised from 2 s). Measured at the fake (arrival of the first request), over several runs."""
 
 from __future__ import annotations
 
@@ -44,7 +44,13 @@ def run(*, smoke: bool = False, runs: int | None = None) -> dict[str, object]:
             first = float(fake.stats()["sends"]["first_at"])
             delays.append(round(first - due.timestamp(), 3))
             time.sleep(2)
-        result = {"runs": runs, "start_delay_s": max(delays), "delays_s": delays, "goal": "first message by T + 2 s"}
+        result = {
+            "runs": runs,
+            "start_delay_s": max(delays),
+            "delays_s": delays,
+            "goal": "first message by T + 1 s",
+            "goal_met": max(delays) <= 1.0,
+        }
         harness.log(f"P5 {result}")
         harness.write_report("P5" + ("_smoke" if smoke else ""), result)
         return result
