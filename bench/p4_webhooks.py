@@ -223,6 +223,20 @@ def _wrk_reference(bodies: Path) -> dict[str, float]:
         sink.stop()
 
 
+def _sending_broadcast(fake: harness.Fake) -> tuple[Any, Any, Any]:
+    """A fresh tenant with a WhatsApp connection (number PNID) and a broadcast in `sending`,
+    whose deliveries the scenario seeds itself. Leaves the connection in the tenant's schema."""
+    from broadcasts.models import Broadcast
+    from core.tenancy import connection
+
+    tenant = harness.fresh_tenant("p4")
+    connection.set_tenant(tenant)
+    conn = harness.whatsapp_connection(fake, rate=1000, phone_number_id=PNID)
+    broadcast = harness.approved_broadcast(harness.channel("P4", [conn.pk]), approve=False)
+    Broadcast.objects.filter(pk=broadcast.pk).update(status="sending", fanout_done=True)
+    return tenant, conn, broadcast
+
+
 def _applied(*, wait: bool = True) -> tuple[Any, Any, int]:
     """Once every stored event is applied (unless wait=False): p95 and max seconds from arrival
     to applied (None when nothing was applied), and how many events are stored (in the current
@@ -249,7 +263,7 @@ def _applied(*, wait: bool = True) -> tuple[Any, Any, int]:
 def run_wrk(messages: int, *, web_workers: int, redis_url: str | None = None, apply: bool = True) -> dict[str, object]:
     """One wrk run. apply=False starts no workers: the ingest path's own capacity, with the
     whole machine to itself (the statuses are stored, not applied)."""
-    from broadcasts.models import Broadcast, Delivery
+    from broadcasts.models import Delivery
     from core.tenancy import connection
     from messengers.models import WebhookEvent
 
@@ -265,12 +279,7 @@ def run_wrk(messages: int, *, web_workers: int, redis_url: str | None = None, ap
     fake = harness.whatsapp_fake(name="fake-wa-p4w")  # the connection needs an API base; nothing is sent
     workdir = Path(tempfile.mkdtemp(prefix="p4-"))
     try:
-        tenant = harness.fresh_tenant("p4")
-        connection.set_tenant(tenant)
-        conn = harness.whatsapp_connection(fake, rate=1000, phone_number_id=PNID)
-        ch = harness.channel("P4", [conn.pk])
-        broadcast = harness.approved_broadcast(ch, approve=False)
-        Broadcast.objects.filter(pk=broadcast.pk).update(status="sending", fanout_done=True)
+        tenant, conn, broadcast = _sending_broadcast(fake)
         run_id = base64.b32encode(os.urandom(5)).decode()
         wamids = [f"wamid.P4{run_id}{i:08d}" for i in range(messages)]
         _seed_deliveries(tenant, broadcast.pk, conn.pk, wamids)
@@ -357,7 +366,7 @@ def run_wrk(messages: int, *, web_workers: int, redis_url: str | None = None, ap
 
 
 def run_once(*, smoke: bool = False, messages: int | None = None, batch: int = 1) -> dict[str, object]:
-    from broadcasts.models import Broadcast, Delivery
+    from broadcasts.models import Delivery
     from core.tenancy import connection
     from messengers.models import WebhookEvent
 
@@ -377,12 +386,7 @@ def run_once(*, smoke: bool = False, messages: int | None = None, batch: int = 1
         name="fake-wa-p4",
     )
     try:
-        tenant = harness.fresh_tenant("p4")
-        connection.set_tenant(tenant)
-        conn = harness.whatsapp_connection(fake, rate=1000, phone_number_id=PNID)
-        ch = harness.channel("P4", [conn.pk])
-        broadcast = harness.approved_broadcast(ch, approve=False)
-        Broadcast.objects.filter(pk=broadcast.pk).update(status="sending", fanout_done=True)
+        tenant, conn, broadcast = _sending_broadcast(fake)
         probe = fake.post("synthesize", {"count": 1, "phone_number_id": PNID, "statuses": []})
         # the warm-up below uses the next 300 ids; the measured messages follow them
         wamids = _wamid_sequence(str(probe["first"]), messages + 301)[301:]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -137,6 +137,15 @@ def client_public() -> Client:
     return Client(HTTP_HOST="localhost", HTTP_ACCEPT_LANGUAGE="en")
 
 
+def drop_tenants(tenants: Iterable[Tenant]) -> None:
+    """Drop committed tenants: their schemas, then their rows in public."""
+    connection.set_schema_to_public()
+    for tenant in tenants:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
+        Tenant.objects.filter(pk=tenant.pk).delete()
+
+
 @pytest.fixture
 def committed_tenant(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Callable[..., Tenant]]:
     """Factory of fresh tenants whose data is committed; each is dropped after the test."""
@@ -152,11 +161,7 @@ def committed_tenant(django_db_setup: Any, django_db_blocker: Any) -> Iterator[C
         try:
             yield make
         finally:
-            connection.set_schema_to_public()
-            for tenant in created:
-                with connection.cursor() as cursor:
-                    cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
-                Tenant.objects.filter(pk=tenant.pk).delete()
+            drop_tenants(created)
 
 
 class LiveServer:

@@ -154,7 +154,7 @@ def _forget_rows_since(marks: dict[tuple[str, str], int]) -> None:
 @pytest.fixture(scope="module")
 def _committed_pair(django_db_setup: Any, django_db_blocker: Any) -> Iterator[tuple[Tenant, Tenant]]:
     """Two committed tenants for the whole module (onboarding takes seconds), dropped at its end."""
-    from tests.conftest import _onboard
+    from tests.conftest import _onboard, drop_tenants
 
     with django_db_blocker.unblock():
         suffix = uuid.uuid4().hex[:8]
@@ -165,11 +165,7 @@ def _committed_pair(django_db_setup: Any, django_db_blocker: Any) -> Iterator[tu
         try:
             yield pair
         finally:
-            connection.set_schema_to_public()
-            for tenant in pair:
-                with connection.cursor() as cursor:
-                    cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
-                Tenant.objects.filter(pk=tenant.pk).delete()
+            drop_tenants(pair)
 
 
 @pytest.fixture
