@@ -117,7 +117,7 @@ class ChannelDay(models.Model):
     schema_scope = "tenant"  # core.routers: no table in public (channels live in tenant schemas)
 
     channel = models.ForeignKey(
-        "channels.Channel", verbose_name=_("channel"), on_delete=models.CASCADE, related_name="+"
+        "channels.Channel", verbose_name=_("channel"), on_delete=models.CASCADE, related_name="+", db_index=False
     )
     day = models.DateField(_("day"))
     joins = models.PositiveIntegerField(_("joined"), default=0)

@@ -143,7 +143,7 @@ class BroadcastVariant(models.Model):
     """The text of a broadcast in one language (German, English, Leichte Sprache)."""
 
     broadcast = models.ForeignKey(
-        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="variants"
+        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="variants", db_index=False
     )
     language = models.CharField(_("language"), max_length=8, choices=Language.choices)
     body = models.TextField(_("text"))
@@ -221,8 +221,9 @@ class Delivery(models.Model):
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
 
+    # no index of its own: the unique key (broadcast, subscriber) serves look-ups by broadcast
     broadcast = models.ForeignKey(
-        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="deliveries"
+        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     subscriber = models.ForeignKey(
         "subscribers.Subscriber", verbose_name=_("subscriber"), null=True, on_delete=models.SET_NULL, related_name="+"
@@ -288,7 +289,7 @@ class TrackedLink(models.Model):
     """A link of a broadcast; recipients get /l/<token> (signed) that records the click."""
 
     broadcast = models.ForeignKey(
-        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="links"
+        Broadcast, verbose_name=_("broadcast"), on_delete=models.CASCADE, related_name="links", db_index=False
     )
     position = models.PositiveSmallIntegerField(_("position"))
     url = models.URLField(_("URL"), max_length=2000)

@@ -75,6 +75,7 @@ class Conversation(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     department = models.ForeignKey(
         Department, verbose_name=_("department"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -143,7 +144,7 @@ class Entry(models.Model):
         EVENT = "event", _("Event")
         DEPARTMENT = "dept", _("Answer from the department")  # a draft: an agent checks and sends it
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="entries")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="entries", db_index=False)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
     text = models.TextField(_("text"), blank=True)
     inbound = models.ForeignKey(

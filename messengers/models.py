@@ -180,7 +180,7 @@ class WhatsAppTemplate(TimeStampedModel):
         AUTHENTICATION = "AUTHENTICATION", _("Authentication")
 
     connection = models.ForeignKey(
-        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="templates"
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="templates", db_index=False
     )
     name = models.CharField(_("name"), max_length=512)
     language = models.CharField(_("language"), max_length=16, help_text=_("e.g. de, en_US"))
@@ -220,7 +220,7 @@ class Contact(TimeStampedModel):
         BLOCKED = "blocked", _("Blocked / unreachable")
 
     connection = models.ForeignKey(
-        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="contacts"
+        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="contacts", db_index=False
     )
     subscriber = models.ForeignKey(
         "subscribers.Subscriber",
@@ -229,6 +229,7 @@ class Contact(TimeStampedModel):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="contacts",
+        db_index=False,
     )
     address = models.CharField(_("address"), max_length=254)
     display_name = models.CharField(_("name"), max_length=200, blank=True)
@@ -267,8 +268,14 @@ class WebhookEvent(models.Model):
         DEFERRED = "deferred", _("Waiting for its message")  # status arrived before the send was recorded
         FAILED = "failed", _("Failed")  # the handler raised; kept for inspection and retried
 
+    # no index of its own: the unique key (connection, dedupe_key) serves look-ups by connection,
+    # and every index costs a write per stored event and per applied one
     connection = models.ForeignKey(
-        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="webhook_events"
+        Connection,
+        verbose_name=_("connection"),
+        on_delete=models.CASCADE,
+        related_name="webhook_events",
+        db_index=False,
     )
     dedupe_key = models.CharField(_("deduplication key"), max_length=300)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
@@ -310,7 +317,11 @@ class InboundMessage(models.Model):
         IGNORED = "ignored", _("Ignored")
 
     connection = models.ForeignKey(
-        Connection, verbose_name=_("connection"), on_delete=models.CASCADE, related_name="inbound_messages"
+        Connection,
+        verbose_name=_("connection"),
+        on_delete=models.CASCADE,
+        related_name="inbound_messages",
+        db_index=False,
     )
     contact = models.ForeignKey(
         Contact, verbose_name=_("contact"), on_delete=models.CASCADE, related_name="inbound_messages"

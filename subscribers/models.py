@@ -112,7 +112,7 @@ class Subscription(TimeStampedModel):
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
     subscriber = models.ForeignKey(
-        Subscriber, verbose_name=_("subscriber"), on_delete=models.CASCADE, related_name="subscriptions"
+        Subscriber, verbose_name=_("subscriber"), on_delete=models.CASCADE, related_name="subscriptions", db_index=False
     )
     channel = models.ForeignKey(
         "channels.Channel", verbose_name=_("channel"), on_delete=models.CASCADE, related_name="subscriptions"
@@ -151,6 +151,7 @@ class ConsentText(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="consent_texts",
+        db_index=False,
     )
     language = models.CharField(_("language"), max_length=8, choices=Language.choices, default=Language.DE)
     version = models.PositiveIntegerField(_("version"), default=1)

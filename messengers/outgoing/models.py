@@ -76,7 +76,11 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", _("Given up")
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, verbose_name=_("outgoing webhook"), on_delete=models.CASCADE, related_name="deliveries"
+        WebhookEndpoint,
+        verbose_name=_("outgoing webhook"),
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
     )
     # the Webhook-Id header: the same on every try, so receivers can drop repeats
     event_id = models.UUIDField(_("event id"), default=uuid.uuid4)
@@ -112,7 +116,11 @@ class WebhookAttempt(models.Model):
     EXCERPT_LENGTH = 200
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, verbose_name=_("outgoing webhook"), on_delete=models.CASCADE, related_name="attempts"
+        WebhookEndpoint,
+        verbose_name=_("outgoing webhook"),
+        on_delete=models.CASCADE,
+        related_name="attempts",
+        db_index=False,
     )
     delivery = models.ForeignKey(
         WebhookDelivery, verbose_name=_("outgoing webhook event"), on_delete=models.CASCADE, related_name="log"
