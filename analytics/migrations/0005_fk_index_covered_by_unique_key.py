@@ -20,6 +20,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "analytics_channelday_channel_id_9318174f"',
                     'CREATE INDEX IF NOT EXISTS "analytics_channelday_channel_id_9318174f" ON "analytics_channelday" ("channel_id")',
+                    hints={"model_name": "channelday"},  # the router: only where the table is
                 ),
             ],
             state_operations=[

@@ -19,6 +19,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "broadcasts_broadcastvariant_broadcast_id_aa7885d6"',
                     'CREATE INDEX IF NOT EXISTS "broadcasts_broadcastvariant_broadcast_id_aa7885d6" ON "broadcasts_broadcastvariant" ("broadcast_id")',
+                    hints={"model_name": "broadcastvariant"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -40,6 +41,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "broadcasts_delivery_broadcast_id_e8d54b7a"',
                     'CREATE INDEX IF NOT EXISTS "broadcasts_delivery_broadcast_id_e8d54b7a" ON "broadcasts_delivery" ("broadcast_id")',
+                    hints={"model_name": "delivery"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -61,6 +63,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "broadcasts_trackedlink_broadcast_id_45d263f0"',
                     'CREATE INDEX IF NOT EXISTS "broadcasts_trackedlink_broadcast_id_45d263f0" ON "broadcasts_trackedlink" ("broadcast_id")',
+                    hints={"model_name": "trackedlink"},  # the router: only where the table is
                 ),
             ],
             state_operations=[

@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "inbox_conversation_assignee_id_4bf0d3a6"',
                     'CREATE INDEX IF NOT EXISTS "inbox_conversation_assignee_id_4bf0d3a6" ON "inbox_conversation" ("assignee_id")',
+                    hints={"model_name": "conversation"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -44,6 +45,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "inbox_entry_conversation_id_48157033"',
                     'CREATE INDEX IF NOT EXISTS "inbox_entry_conversation_id_48157033" ON "inbox_entry" ("conversation_id")',
+                    hints={"model_name": "entry"},  # the router: only where the table is
                 ),
             ],
             state_operations=[

@@ -20,6 +20,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "messengers_contact_connection_id_9d181162"',
                     'CREATE INDEX IF NOT EXISTS "messengers_contact_connection_id_9d181162" ON "messengers_contact" ("connection_id")',
+                    hints={"model_name": "contact"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -41,6 +42,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "messengers_contact_subscriber_id_6da7d1be"',
                     'CREATE INDEX IF NOT EXISTS "messengers_contact_subscriber_id_6da7d1be" ON "messengers_contact" ("subscriber_id")',
+                    hints={"model_name": "contact"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -64,6 +66,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "messengers_inboundmessage_connection_id_c3789a16"',
                     'CREATE INDEX IF NOT EXISTS "messengers_inboundmessage_connection_id_c3789a16" ON "messengers_inboundmessage" ("connection_id")',
+                    hints={"model_name": "inboundmessage"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -85,6 +88,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "messengers_webhookattempt_endpoint_id_72c390f6"',
                     'CREATE INDEX IF NOT EXISTS "messengers_webhookattempt_endpoint_id_72c390f6" ON "messengers_webhookattempt" ("endpoint_id")',
+                    hints={"model_name": "webhookattempt"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -106,6 +110,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "messengers_webhookdelivery_endpoint_id_77073bf2"',
                     'CREATE INDEX IF NOT EXISTS "messengers_webhookdelivery_endpoint_id_77073bf2" ON "messengers_webhookdelivery" ("endpoint_id")',
+                    hints={"model_name": "webhookdelivery"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -127,6 +132,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "messengers_webhookevent_connection_id_8ad7298d"',
                     'CREATE INDEX IF NOT EXISTS "messengers_webhookevent_connection_id_8ad7298d" ON "messengers_webhookevent" ("connection_id")',
+                    hints={"model_name": "webhookevent"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -148,6 +154,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "messengers_whatsapptemplate_connection_id_d97da78e"',
                     'CREATE INDEX IF NOT EXISTS "messengers_whatsapptemplate_connection_id_d97da78e" ON "messengers_whatsapptemplate" ("connection_id")',
+                    hints={"model_name": "whatsapptemplate"},  # the router: only where the table is
                 ),
             ],
             state_operations=[

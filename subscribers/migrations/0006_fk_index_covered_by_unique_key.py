@@ -20,6 +20,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "subscribers_consenttext_channel_id_e1690c9e"',
                     'CREATE INDEX IF NOT EXISTS "subscribers_consenttext_channel_id_e1690c9e" ON "subscribers_consenttext" ("channel_id")',
+                    hints={"model_name": "consenttext"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
@@ -43,6 +44,7 @@ class Migration(migrations.Migration):
                 migrations.RunSQL(
                     'DROP INDEX IF EXISTS "subscribers_subscription_subscriber_id_cb6308c8"',
                     'CREATE INDEX IF NOT EXISTS "subscribers_subscription_subscriber_id_cb6308c8" ON "subscribers_subscription" ("subscriber_id")',
+                    hints={"model_name": "subscription"},  # the router: only where the table is
                 ),
             ],
             state_operations=[
