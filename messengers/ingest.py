@@ -183,7 +183,14 @@ class GroupCommit:
             for schema, rows in job.rows.items():
                 merged[schema] += rows
         try:
-            created = await self._write(merged)
+            try:
+                created = await self._write(merged)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                # a connection the database dropped while it sat in the pool (a restart, a killed
+                # backend) fails on its next use, and the pool replaces it: once more on another
+                # before answering 503 (the INSERT is idempotent, so a commit that did happen
+                # before the break is not doubled)
+                created = await self._write(merged)
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             logger.warning("webhooks not stored: database unavailable (%s)", exc.__class__.__name__)
             self._fail(jobs, NotStoredError(503, "database unavailable, please retry"))
