@@ -22,6 +22,7 @@ SCENARIOS = {
     "P3": "bench.p3_tenants",
     "P4": "bench.p4_webhooks",
     "P5": "bench.p5_schedule",
+    "P5_BUSY": "bench.p5_busy",
     "P6": "bench.p6_analytics",
     "P8": "bench.p8_inbox",
     "P9": "bench.p9_admin_pages",

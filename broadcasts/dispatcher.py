@@ -24,7 +24,8 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from broadcasts import tasks
-from core.tasks import enqueue_tenant_task
+from broadcasts.services.sending import work_key
+from core.tasks import enqueue_tenant_task, task_waits_purge
 from messengers.models import WebhookEvent
 from messengers.services import webhook_schedule_apply
 from tenants.models import DueWork, Tenant
@@ -64,6 +65,8 @@ def dispatch_due(limit: int = 200) -> int:
                     broadcast_id=row.object_id,
                     task_name=f"{row.tenant.schema_name}:{row.kind}",
                     keep_result=row.kind != "broadcast-tick",  # every few seconds while sending
+                    wait_key=work_key(row.object_id),
+                    urgent=row.kind == "broadcast-start",  # a sender of another broadcast makes room
                 )
             row.enqueued_at = now
             count += 1
@@ -125,6 +128,7 @@ class Dispatcher:
                 dispatch_due()
                 if time.monotonic() - last_sweep > WEBHOOK_SWEEP_SECONDS:
                     sweep_webhook_events()
+                    task_waits_purge()
                     last_sweep = time.monotonic()
             except Exception:  # a database restart must not kill the dispatcher (R3)
                 logger.exception("dispatcher cycle failed; retrying")

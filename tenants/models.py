@@ -219,3 +219,30 @@ class DueWork(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}:{self.kind}:{self.object_id} @ {self.due_at.isoformat()}"
+
+
+class TaskWait(models.Model):
+    """A tenant task that is queued and has not started yet (core.tasks): the platform-wide sign
+    that work waits for a worker process. A broadcast's senders run for up to a minute each;
+    they give their worker up to waiting work (broadcasts.pipeline.sender), so a broadcast that
+    becomes due, the statuses to apply or another tenant's broadcast do not wait behind one
+    large broadcast. Deleted when the task starts; a row older than TASK_WAIT_STALE was lost
+    with its task: ignored, and purged by the dispatcher."""
+
+    id = models.UUIDField(primary_key=True)
+    # whose work: "<schema>:broadcast-<id>" for everything of one broadcast (its senders do not
+    # give way to each other), else "<schema>:<task>"
+    key = models.CharField(_("key"), max_length=200)
+    # a broadcast's start and its first sender: a sender gives way within a fraction of a second
+    # (the others after TASK_WAIT_PATIENCE)
+    urgent = models.BooleanField(_("urgent"), default=False)
+    queued_at = models.DateTimeField(_("queued at"), db_index=True)
+    # when a sender last gave its worker up to this task: one gives way per task, not all at once
+    yielded_at = models.DateTimeField(_("worker given up at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("waiting task")
+        verbose_name_plural = _("waiting tasks")
+
+    def __str__(self) -> str:
+        return f"{self.key} since {self.queued_at.isoformat()}"

@@ -59,6 +59,7 @@ from broadcasts.pipeline.rows import (
 )
 from broadcasts.pipeline.sender import (
     BUSY_SECONDS,
+    GAVE_WAY,
     PAUSE_ERROR_RATE,
     PAUSE_MIN_ATTEMPTS,
     SENDER_RATE,
@@ -73,6 +74,7 @@ __all__ = [
     "BUSY_SECONDS",
     "DB_OUTAGE_SECONDS",
     "FANOUT_CHUNK",
+    "GAVE_WAY",
     "LEASE_SECONDS",
     "MAX_ATTEMPTS",
     "PAUSE_ERROR_RATE",

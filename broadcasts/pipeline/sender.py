@@ -6,6 +6,7 @@ cancel are watched once a second.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import time
@@ -28,8 +29,12 @@ from messengers.adapters.base import Adapter
 from messengers.models import Connection
 from messengers.selectors import connection_config
 
+logger = logging.getLogger(__name__)
+
 PAUSE_ERROR_RATE = 0.5  # a batch with more errors than this pauses the broadcast
 PAUSE_MIN_ATTEMPTS = 50
+GAVE_WAY = "gave way"  # SenderReport.stopped_reason when the sender ended for waiting work
+GIVE_WAY_SECONDS = 0.1  # how often a sender asks whether other work waits for its worker
 SENDER_RATE = 800.0  # messages/s one sender comfortably drives; faster connections get several
 BUSY_SECONDS = 3.0
 
@@ -60,10 +65,14 @@ def run_sender(
     time_budget: float,
     after_batch: Callable[[Connection, BatchReport], bool],
     heartbeat: Callable[[], Any] | None = None,
+    give_way: Callable[[], str | None] | None = None,
 ) -> SenderReport:
     """A sender's life: one event loop and one HTTP client session, batch after batch (windows
     claimed straight to `sending` → sent → results) while rows are ready and the time budget lasts. `after_batch`
-    runs on the database thread and may stop the sender (auto-pause)."""
+    runs on the database thread and may stop the sender (auto-pause). `give_way` is asked
+    every GIVE_WAY_SECONDS whether other work waits for this worker (core.tasks.give_way); if
+    so the sender ends after the windows in flight, as if its time were up (out_of_time: it is
+    queued again, behind that work)."""
     sender = _Sender(
         broadcast_id=broadcast_id,
         tenant=tenant,
@@ -71,6 +80,7 @@ def run_sender(
         time_budget=time_budget,
         after_batch=after_batch,
         heartbeat=heartbeat,
+        give_way=give_way,
     )
     try:
         asyncio.run(sender.main())
@@ -93,6 +103,7 @@ class _Sender:
         time_budget: float,
         after_batch: Callable[[Connection, BatchReport], bool],
         heartbeat: Callable[[], Any] | None,
+        give_way: Callable[[], str | None] | None = None,
     ) -> None:
         self.broadcast_id = broadcast_id
         self.tenant = tenant
@@ -100,6 +111,7 @@ class _Sender:
         self.time_budget = time_budget
         self.after_batch = after_batch
         self.heartbeat = heartbeat
+        self.give_way = give_way
         self.dbt = DbThread(tenant, threads=WINDOWS_IN_FLIGHT)  # one per window in flight
         self.totals = SenderReport()
         self.last_beat = time.monotonic()
@@ -125,9 +137,22 @@ class _Sender:
 
     async def watch(self) -> None:
         # pause and cancel take effect within a second, between windows; the heartbeat tells
-        # the tick this sender is alive (a silent one died with its worker)
+        # the tick this sender is alive (a silent one died with its worker); waiting work gets
+        # the worker within GIVE_WAY_SECONDS plus the windows in flight
+        last_status = time.monotonic()
         while not self.stopped:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(GIVE_WAY_SECONDS if self.give_way is not None else 1.0)
+            if self.give_way is not None:
+                waiting = await self.dbt.run(self.give_way)
+                if waiting:
+                    logger.info("sender of broadcast %s gives its worker up to %s", self.broadcast_id, waiting)
+                    self.totals.out_of_time = True
+                    self.totals.stopped_reason = GAVE_WAY
+                    self.stopped = True
+                    return
+                if time.monotonic() - last_status < 1.0:
+                    continue
+                last_status = time.monotonic()
             if self.heartbeat is not None and time.monotonic() - self.last_beat > 5.0:
                 self.last_beat = time.monotonic()
                 await self.dbt.run(self.heartbeat)

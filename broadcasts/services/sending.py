@@ -30,13 +30,15 @@ from broadcasts.models import Broadcast, Delivery, SenderLease, TrackedLink
 from broadcasts.services.actions import broadcast_refusal, control_refusal
 from broadcasts.services.states import S, status_changed_emit, transition
 from core.http import RequestMeta
-from core.tasks import enqueue_tenant_task
+from core.tasks import enqueue_tenant_task, give_way
+from core.tenancy import connection as db
 from messengers.models import Connection
 from messengers.services import connection_set_status, webhook_events_retry_deferred
 
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 3
+GIVE_WAY_REQUEUE = timedelta(seconds=1)  # a sender that gave its worker up is queued again after this
 SENDER_TIME_BUDGET = 40.0
 SENDER_SILENT_SECONDS = 20  # a sender task re-queues itself after this, so tasks stay short
 LINK_RE = re.compile(r"https?://[^\s<>\"')\]]+")
@@ -63,7 +65,15 @@ def schedule_start(broadcast: Broadcast, actor: User | None, meta: RequestMeta |
         )
     schedule.due_work_set("broadcast-start", broadcast.pk, at)
     if at <= now + timedelta(seconds=1):
-        enqueue_tenant_task(tasks.broadcast_start_task, broadcast_id=broadcast.pk)
+        enqueue_tenant_task(
+            tasks.broadcast_start_task, broadcast_id=broadcast.pk, wait_key=work_key(broadcast.pk), urgent=True
+        )
+
+
+def work_key(broadcast_id: int) -> str:
+    """Whose work a queued task of this broadcast is, while it waits (core.tasks.give_way): its
+    senders do not give way to each other, nor to its own start."""
+    return f"{db.schema_name}:broadcast-{broadcast_id}"
 
 
 def unschedule(broadcast: Broadcast) -> None:
@@ -110,7 +120,7 @@ def broadcast_start(*, broadcast_id: int) -> str:
     schedule.due_work_clear("broadcast-start", broadcast_id)
     if not broadcast.fanout_done:
         pipeline.fanout(broadcast, on_chunk=_top_up_after_chunk(broadcast_id))
-    senders_top_up(broadcast_id=broadcast_id)
+    senders_top_up(broadcast_id=broadcast_id, starting=True)
     if _maybe_finish(broadcast_id):  # nobody to send to, or the senders were faster than this line
         return "sent"
     return "sending"
@@ -120,7 +130,7 @@ def _top_up_after_chunk(broadcast_id: int) -> Callable[[int], None]:
     """Senders start as soon as the first fan-out chunk exists (streaming, not after all 100,000)."""
 
     def top_up(count: int) -> None:
-        senders_top_up(broadcast_id=broadcast_id)
+        senders_top_up(broadcast_id=broadcast_id, starting=True)
 
     return top_up
 
@@ -135,10 +145,11 @@ def _register_links(broadcast: Broadcast) -> None:
         TrackedLink.objects.get_or_create(broadcast=broadcast, position=position, defaults={"url": url})
 
 
-def senders_top_up(*, broadcast_id: int) -> int:
+def senders_top_up(*, broadcast_id: int, starting: bool = False) -> int:
     """Keep enough sender tasks queued or running while rows are ready: one per connection
     (pacing makes more useless), more for fast connections a single sender cannot saturate,
-    at most BROADCAST_SENDERS."""
+    at most BROADCAST_SENDERS. `starting`: from the broadcast's start; its first sender is
+    urgent (core.tasks.give_way: a sender of another broadcast gives it a worker at once)."""
     now = timezone.now()
     # a sender beats every few seconds while it works; one silent for this long died with its worker
     SenderLease.objects.filter(
@@ -159,7 +170,7 @@ def senders_top_up(*, broadcast_id: int) -> int:
     )
     live = SenderLease.objects.filter(broadcast_id=broadcast_id).count()
     wanted = min(settings.BROADCAST_SENDERS, useful) - live
-    for _ in range(max(0, wanted)):
+    for index in range(max(0, wanted)):
         token = secrets.token_hex(8)
         SenderLease.objects.create(broadcast_id=broadcast_id, token=token, heartbeat_at=now)
         enqueue_tenant_task(
@@ -167,6 +178,8 @@ def senders_top_up(*, broadcast_id: int) -> int:
             broadcast_id=broadcast_id,
             token=token,
             group=f"broadcast-{broadcast_id}",
+            wait_key=work_key(broadcast_id),
+            urgent=starting and live == 0 and index == 0,
         )
     return max(0, wanted)
 
@@ -179,6 +192,7 @@ def broadcast_send(*, broadcast_id: int, token: str) -> dict[str, int]:
         lease = SenderLease.objects.create(broadcast_id=broadcast_id, token=token, heartbeat_at=timezone.now())
     SenderLease.objects.filter(pk=lease.pk).update(started=True, heartbeat_at=timezone.now())
     worker = f"{pipeline.worker_id()}:{token}"
+    own_key = work_key(broadcast_id)
 
     def after_batch(connection: Connection, report: pipeline.BatchReport) -> bool:
         """Runs on the sender's database thread after each batch; False stops the sender."""
@@ -211,10 +225,15 @@ def broadcast_send(*, broadcast_id: int, token: str) -> dict[str, int]:
             time_budget=SENDER_TIME_BUDGET,
             after_batch=after_batch,
             heartbeat=lambda: SenderLease.objects.filter(pk=lease.pk).update(heartbeat_at=timezone.now()),
+            give_way=lambda: give_way(own_key),
         )
     finally:
         SenderLease.objects.filter(pk=lease.pk).delete()
-    if result.out_of_time:
+    if result.stopped_reason == pipeline.GAVE_WAY:
+        # queued again by the next tick, not now: the worker goes to the work it gave way to,
+        # and then to what that queues (a new broadcast's first sender), not back to this one
+        schedule.due_work_set("broadcast-tick", broadcast_id, timezone.now() + GIVE_WAY_REQUEUE)
+    elif result.out_of_time:
         senders_top_up(broadcast_id=broadcast_id)
     else:
         _maybe_finish(broadcast_id)

@@ -78,6 +78,8 @@ TENANT_APPS = [
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Tenant"
+# queued tenant tasks that have not started (core.tasks.give_way)
+TASK_WAIT_MODEL = "tenants.TaskWait"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 # New tenants are cloned from this fully migrated schema instead of running every migration
