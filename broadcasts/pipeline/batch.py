@@ -110,7 +110,8 @@ class Pacer:
         # the event loop's clock; a test brings its own clock and sleep to check the schedule
         self.clock = clock or _loop_time
         self.sleep = sleep
-        slots = math.floor(round(1.0 / interval, 6)) if interval > 0 else 0
+        # evenly spaced slots put at most ceil(rate) into any second (78 at 78/s, 30 at 29.25/s)
+        slots = math.ceil(round(1.0 / interval, 6)) if interval > 0 else 0
         self.per_second = slots if slots >= 2 else None  # requests at most in any second
         self.recent: deque[float] = deque(maxlen=slots if self.per_second else 1)
 

@@ -110,6 +110,14 @@ def test_catching_up_never_puts_more_requests_into_a_second_than_it_has_slots() 
     assert all(sum(1 for u in times if t <= u < t + 1.0) <= 4 for t in times)
 
 
+def test_the_one_second_cap_never_slows_an_on_time_schedule() -> None:
+    for rate in (78.0, 29.25, 2.925, 975.0):  # 80, 30, 3 and 1,000/s paced at 97.5 %
+        clock = FakeClock()
+        pacer = paced(start=0.0, interval=1.0 / rate, clock=clock)
+        times = send_times(pacer, clock, int(rate * 3))
+        assert times[-1] == pytest.approx((len(times) - 1) / rate)
+
+
 def test_a_back_off_says_how_far_the_shared_clock_must_move_once_per_burst() -> None:
     clock = FakeClock()
     pacer = paced(start=0.0, interval=0.1, clock=clock)
