@@ -20,6 +20,7 @@ SCENARIOS = {
     "P1_4WORKERS": "bench.p1_4workers",
     "P2": "bench.p2_pacing",
     "P3": "bench.p3_tenants",
+    "P3_BUSY": "bench.p3_busy",
     "P4": "bench.p4_webhooks",
     "P5": "bench.p5_schedule",
     "P5_BUSY": "bench.p5_busy",

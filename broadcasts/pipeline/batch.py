@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -82,7 +83,10 @@ class Pacer:
 
     Slots are taken right before each request, in order, and a late wake-up (a busy event loop,
     a 429 back-off) moves the following slots back instead of letting them catch up: a stall
-    can never turn into a burst above the provider's limit (quality goal P2).
+    can never turn into a burst above the provider's limit (quality goal P2). The little
+    lateness that is made up (one and a half slots) never puts more requests into one second
+    than the second has slots (`per_second`, where a second holds several): that catch-up used
+    the margin PACING_FACTOR leaves for jitter, and a busy machine's provider answered 130429.
 
     A batch reserves its slots window by window: `count` says how many slots the first
     reservation holds and `add` queues the next ones. When one is used up the pacer goes on
@@ -106,6 +110,10 @@ class Pacer:
         # the event loop's clock; a test brings its own clock and sleep to check the schedule
         self.clock = clock or _loop_time
         self.sleep = sleep
+        # evenly spaced slots put at most ceil(rate) into any second (78 at 78/s, 30 at 29.25/s)
+        slots = math.ceil(round(1.0 / interval, 6)) if interval > 0 else 0
+        self.per_second = slots if slots >= 2 else None  # requests at most in any second
+        self.recent: deque[float] = deque(maxlen=slots if self.per_second else 1)
 
     def add(self, start: float, count: int) -> None:
         """Another reservation of `count` slots from `start`, used after the ones before it."""
@@ -116,10 +124,15 @@ class Pacer:
             if self.left is not None and self.left <= 0 and self.reservations:
                 start, self.left = self.reservations.popleft()
                 self.next = max(self.next, start)
-            now = self.clock()
-            if self.next > now:
-                await self.sleep(self.next - now)
+            while True:  # again after a sleep: a 429 may have moved the schedule meanwhile
                 now = self.clock()
+                at = self.next
+                if self.per_second and len(self.recent) == self.per_second:
+                    at = max(at, self.recent[0] + 1.0)
+                if at <= now:
+                    break
+                await self.sleep(at - now)
+            self.recent.append(now)
             # a little lateness is made up (one and a half slots), more moves the schedule back
             self.next = max(self.next, now - self.slack) + self.interval
             if self.left is not None:
@@ -129,8 +142,17 @@ class Pacer:
     def slack(self) -> float:
         return 1.5 * self.interval
 
-    def back_off(self, seconds: float) -> None:
-        self.next = max(self.next, self.clock() + seconds)
+    def back_off(self, seconds: float) -> float | None:
+        """The provider said "too fast": no request before `seconds` from now. Returns the
+        seconds from now until every slot this pacer still holds will have gone out (what the
+        shared clock must be pushed to), or None when the schedule was already that late (a
+        429 of the same burst)."""
+        now = self.clock()
+        if now + seconds <= self.next:
+            return None
+        self.next = now + seconds
+        held = (self.left or 0) + sum(count for _, count in self.reservations)
+        return seconds + held * self.interval
 
 
 def _loop_time() -> float:
@@ -247,9 +269,6 @@ class _Batch:
             await self.dbt.run(extend_lease, self.worker)
         outcomes = await asyncio.gather(*(self.send_one(r) for r in window))
         await self.dbt.run(write_outcomes, outcomes)
-        limited = [o.retry_after or 1.0 for o in outcomes if o.error_kind == ErrorKind.RATE_LIMITED]
-        if limited:
-            await self.dbt.run(ratelimit.penalize, self.connection.pk, max(limited))
         self.count(outcomes)
 
     async def send_one(self, row: ClaimedRow) -> Outcome:
@@ -258,9 +277,20 @@ class _Batch:
         result = await _send_one(self.adapter, self.session, self.composer.message(row, self.provider))
         if isinstance(result, ProviderError):
             if result.kind == ErrorKind.RATE_LIMITED:
-                self.pacer.back_off(result.retry_after or 1.0)
+                await self.slow_down(result.retry_after or 1.0)
             return classify(row, result, timezone.now())
         return Outcome(delivery_id=row.delivery_id, status="sent", provider_message_id=result.provider_message_id)
+
+    async def slow_down(self, seconds: float) -> None:
+        """A 429: this batch's pacer and the connection's shared clock back off together, once
+        per burst of 429s and at once. (Pushing the shared clock only when the window was done,
+        `seconds` past its end, while the pacer had already waited from the 429 on, cost a
+        second stall of up to the window's length; and the slots this pacer still holds go out
+        after the back-off, so the shared clock is pushed past them, not only `seconds`.)"""
+        assert self.pacer is not None
+        behind = self.pacer.back_off(seconds)
+        if behind is not None:
+            await self.dbt.run(ratelimit.penalize, self.connection.pk, behind)
 
     def count(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:

@@ -98,6 +98,58 @@ def test_back_off_pushes_the_next_slots_and_never_pulls_them_forward() -> None:
     assert send_times(pacer, clock, 1) == pytest.approx([3.4])
 
 
+def test_catching_up_never_puts_more_requests_into_a_second_than_it_has_slots() -> None:
+    clock = FakeClock()
+    pacer = paced(start=0.0, interval=0.25, clock=clock)  # four slots a second
+    assert send_times(pacer, clock, 1) == [0.0]
+    clock.now = 0.6  # late for the slot at 0.25, within the slack: the one at 0.5 follows at once
+    assert send_times(pacer, clock, 3) == pytest.approx([0.6, 0.6, 0.75])
+    # 1.0 is still the fourth request in [0.6, 1.6); the slot at 1.25 would be the fifth: it waits
+    assert send_times(pacer, clock, 2) == pytest.approx([1.0, 1.6])
+    times = send_times(pacer, clock, 40)
+    assert all(sum(1 for u in times if t <= u < t + 1.0) <= 4 for t in times)
+
+
+def test_the_one_second_cap_never_slows_an_on_time_schedule() -> None:
+    for rate in (78.0, 29.25, 2.925, 975.0):  # 80, 30, 3 and 1,000/s paced at 97.5 %
+        clock = FakeClock()
+        pacer = paced(start=0.0, interval=1.0 / rate, clock=clock)
+        times = send_times(pacer, clock, int(rate * 3))
+        assert times[-1] == pytest.approx((len(times) - 1) / rate)
+
+
+def test_a_back_off_says_how_far_the_shared_clock_must_move_once_per_burst() -> None:
+    clock = FakeClock()
+    pacer = paced(start=0.0, interval=0.1, clock=clock)
+    pacer.left = 3
+    pacer.add(0.3, 5)
+    assert send_times(pacer, clock, 1) == [0.0]
+    # a 429 at 0.0: nothing before 1.0, and the 7 slots still held go out after it
+    assert pacer.back_off(1.0) == pytest.approx(1.0 + 7 * 0.1)
+    assert pacer.back_off(0.5) is None  # another 429 of the same burst: already that late
+    assert send_times(pacer, clock, 3) == pytest.approx([1.0, 1.1, 1.2])
+
+
+def test_a_back_off_during_a_sleep_is_honoured_by_the_sleeper() -> None:
+    clock = FakeClock()
+    pacer = paced(start=1.0, interval=0.1, clock=clock)
+
+    async def go() -> float:
+        async def hit() -> None:  # a 429 arrives while the next request sleeps towards 1.0
+            await asyncio.sleep(0)
+            pacer.back_off(5.0)
+
+        async def slow_sleep(seconds: float) -> None:
+            await asyncio.sleep(0.01)
+            clock.now += seconds
+
+        pacer.sleep = slow_sleep
+        _, _ = await asyncio.gather(pacer.wait(), hit())
+        return clock.now
+
+    assert asyncio.run(go()) == pytest.approx(5.0)
+
+
 def test_the_pacer_runs_on_the_event_loop_clock_by_default() -> None:
     async def go() -> float:
         pacer = Pacer(asyncio.get_running_loop().time(), 0.001)
