@@ -117,12 +117,11 @@ def _task_wait_model() -> Any:
 
 
 def _record_wait(key: str, urgent: bool) -> str | None:
-    TaskWait = _task_wait_model()
-
+    waits = _task_wait_model().objects
     wait_id = uuid.uuid4()
     try:
         # the table is in public, which is on every tenant's search path
-        TaskWait.objects.create(id=wait_id, key=key[:200], urgent=urgent, queued_at=timezone.now())
+        waits.create(id=wait_id, key=key[:200], urgent=urgent, queued_at=timezone.now())
     except DatabaseError:  # queue the task all the same: its sender just will not give way to it
         logger.warning("could not record task %s as waiting", key, exc_info=True)
         return None
@@ -135,10 +134,9 @@ def give_way(own_key: str) -> str | None:
     work is not the caller's own, and return its key; the caller then ends and queues itself
     again behind it. None: nobody needs the worker. One caller gives way per waiting task (the
     row lock and `yielded_at`), so two senders do not both stop for one task."""
-    TaskWait = _task_wait_model()
-
+    waits = _task_wait_model().objects
     now = timezone.now()
-    table = f'"{get_public_schema_name()}"."{TaskWait._meta.db_table}"'
+    table = f'"{get_public_schema_name()}"."{waits.model._meta.db_table}"'
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET yielded_at = %(now)s WHERE id = ("  # noqa: S608 - names from the model
@@ -161,19 +159,17 @@ def give_way(own_key: str) -> str | None:
 
 def task_waits_purge() -> int:
     """Rows of tasks that were lost before they started (the dispatcher, now and then)."""
-    TaskWait = _task_wait_model()
-
-    deleted, _ = TaskWait.objects.filter(queued_at__lt=timezone.now() - TASK_WAIT_STALE).delete()
+    waits = _task_wait_model().objects
+    deleted, _ = waits.filter(queued_at__lt=timezone.now() - TASK_WAIT_STALE).delete()
     return deleted
 
 
 def run_in_schema(schema_name: str, func_path: str, kwargs: dict[str, Any], wait_id: str | None = None) -> Any:
     """Worker entry point: load the tenant, skip it if suspended, run the task in its schema."""
-    TaskWait = _task_wait_model()
-
+    waits = _task_wait_model().objects
     with schema_context(get_public_schema_name()):
         if wait_id:
-            TaskWait.objects.filter(pk=wait_id).delete()
+            waits.filter(pk=wait_id).delete()
         tenant = get_tenant_model().objects.filter(schema_name=schema_name).first()
     if tenant is None:
         logger.warning("task %s for unknown schema %s dropped", func_path, schema_name)
