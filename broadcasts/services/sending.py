@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import secrets
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -38,6 +39,9 @@ from messengers.services import connection_set_status, webhook_events_retry_defe
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 3
+# a start is queued this much before its time (broadcasts.dispatcher) and waits for the minute in
+# its worker: under load, getting a worker takes up to a second (core.tasks.give_way)
+START_LEAD = timedelta(seconds=2)
 GIVE_WAY_REQUEUE = timedelta(seconds=1)  # a sender that gave its worker up is queued again after this
 SENDER_TIME_BUDGET = 40.0
 SENDER_SILENT_SECONDS = 20  # a sender task re-queues itself after this, so tasks stay short
@@ -97,12 +101,16 @@ def broadcast_start(*, broadcast_id: int) -> str:
         # new one; quiet hours may also have begun since it was scheduled.
         not_before = max(now, broadcast.scheduled_at) if broadcast.scheduled_at else now
         at = schedule.due_time(broadcast, tenant, not_before)
-        if at > now + timedelta(seconds=1):
+        if at > now + START_LEAD + timedelta(seconds=1):
             with transaction.atomic():
                 if Broadcast.objects.filter(pk=broadcast_id, status=S.APPROVED).update(status=S.SCHEDULED):
                     status_changed_emit(broadcast, S.APPROVED, S.SCHEDULED)
             schedule.due_work_set("broadcast-start", broadcast_id, at)
             return "not due yet" if at == not_before else "held by quiet hours"
+        if at > now:
+            # queued up to START_LEAD early (the dispatcher), so that a worker is free at `at`
+            # even while other broadcasts keep every worker busy: wait for the minute
+            time.sleep((at - now).total_seconds())
         with transaction.atomic():
             claimed = Broadcast.objects.filter(pk=broadcast_id, status__in=[S.APPROVED, S.SCHEDULED]).update(
                 status=S.SENDING, send_started_at=timezone.now()
@@ -123,6 +131,19 @@ def broadcast_start(*, broadcast_id: int) -> str:
     senders_top_up(broadcast_id=broadcast_id, starting=True)
     if _maybe_finish(broadcast_id):  # nobody to send to, or the senders were faster than this line
         return "sent"
+    if not SenderLease.objects.filter(broadcast_id=broadcast_id, started=True).exists():
+        # no sender has a worker yet: this task has one, so it runs the first sender itself
+        # rather than wait for another worker (the queued task of that sender then finds its
+        # lease taken and ends)
+        token = (
+            SenderLease.objects.filter(broadcast_id=broadcast_id, started=False)
+            .order_by("created_at")
+            .values_list("token", flat=True)
+            .first()
+        )
+        if token:
+            broadcast_send(broadcast_id=broadcast_id, token=token)
+            return str(Broadcast.objects.filter(pk=broadcast_id).values_list("status", flat=True).first())
     return "sending"
 
 
@@ -187,10 +208,13 @@ def senders_top_up(*, broadcast_id: int, starting: bool = False) -> int:
 def broadcast_send(*, broadcast_id: int, token: str) -> dict[str, int]:
     """A sender task: batches of one connection at a time while rows are ready and the time
     budget lasts (broadcasts.pipeline.run_sender); then it hands its slot on or gives it up."""
-    lease = SenderLease.objects.filter(token=token).first()
-    if lease is None:
-        lease = SenderLease.objects.create(broadcast_id=broadcast_id, token=token, heartbeat_at=timezone.now())
-    SenderLease.objects.filter(pk=lease.pk).update(started=True, heartbeat_at=timezone.now())
+    # take the lease (a conditional update): the start task may have run this sender itself
+    # already (broadcast_start), or the queue delivered the task twice
+    if not SenderLease.objects.filter(token=token, started=False).update(started=True, heartbeat_at=timezone.now()):
+        if SenderLease.objects.filter(token=token).exists():
+            return {"sent": 0, "failed": 0, "retry": 0, "skipped": 0, "batches": 0}
+        SenderLease.objects.create(broadcast_id=broadcast_id, token=token, heartbeat_at=timezone.now(), started=True)
+    lease = SenderLease.objects.get(token=token)
     worker = f"{pipeline.worker_id()}:{token}"
     own_key = work_key(broadcast_id)
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from broadcasts import pipeline, services
+from broadcasts.dispatcher import dispatch_due
 from broadcasts.models import Broadcast, Delivery
 from core import tasks as core_tasks
 from core.tasks import TASK_WAIT_PATIENCE, TASK_WAIT_STALE, enqueue_tenant_task, give_way, task_waits_purge
@@ -115,3 +116,39 @@ def test_a_sender_gives_its_worker_up_between_windows_and_loses_nothing(
         assert services.broadcast_tick(broadcast_id=broadcast.pk) == "sent"  # the tick queues it again
         assert Delivery.objects.filter(broadcast=broadcast, status__in=["sent", "delivered"]).count() == 60
         assert SandboxMessage.objects.filter(direction="out").count() == 60  # every person once
+
+
+def test_a_start_is_queued_early_and_waits_for_its_minute(committed_tenant: Callable[..., Tenant]) -> None:
+    """The dispatcher queues a start up to START_LEAD before its time (so a worker is free when
+    it is due even if senders must give one up first); it never claims the broadcast early."""
+    tenant = committed_tenant()
+    with in_tenant(tenant):
+        broadcast, _ = _approved(tenant, count=3)
+        due = timezone.now() + timedelta(seconds=1.5)
+        Broadcast.objects.filter(pk=broadcast.pk).update(scheduled_at=due)
+    with schema_context("public"):
+        DueWork.objects.filter(tenant=tenant, object_id=broadcast.pk).update(due_at=due)
+        tick = DueWork.objects.create(tenant=tenant, kind="broadcast-tick", object_id=broadcast.pk + 1000, due_at=due)
+        assert dispatch_due() >= 1  # the start; a tick is not queued before its time
+        assert DueWork.objects.get(pk=tick.pk).enqueued_at is None
+        tick.delete()
+    with in_tenant(tenant):  # tasks run inline here: the start waited, then sent
+        sent = Broadcast.objects.get(pk=broadcast.pk)
+        assert sent.status == Broadcast.Status.SENT
+        assert sent.send_started_at is not None and sent.send_started_at >= due
+
+
+def test_the_start_task_runs_the_first_sender_itself(committed_tenant: Callable[..., Tenant], monkeypatch: Any) -> None:
+    """Every worker busy: the senders the start queues wait; the start task has a worker, so it
+    sends, and the queued sender of the lease it took does nothing when it finally runs."""
+    tenant = committed_tenant()
+    with in_tenant(tenant):
+        broadcast, _ = _approved(tenant, count=4)
+        queued: list[tuple[Any, ...]] = []
+        monkeypatch.setattr(core_tasks, "async_task", lambda *args, **kwargs: queued.append(args))
+        assert services.broadcast_start(broadcast_id=broadcast.pk) == "sent"
+        senders = [args for args in queued if args[2].endswith("broadcast_send_task")]
+        assert senders  # the start queued a sender, then ran it itself
+        for args in senders:
+            assert core_tasks.run_in_schema(*args[1:])["sent"] == 0
+        assert SandboxMessage.objects.filter(direction="out").count() == 4  # everyone once
