@@ -111,6 +111,9 @@ def broadcast_start(*, broadcast_id: int) -> str:
             # queued up to START_LEAD early (the dispatcher), so that a worker is free at `at`
             # even while other broadcasts keep every worker busy: wait for the minute
             time.sleep((at - now).total_seconds())
+            moved = Broadcast.objects.filter(pk=broadcast_id).values_list("scheduled_at", flat=True).first()
+            if moved is not None and moved > at:
+                return "moved"  # rescheduled while it waited: the new time's start is due work again
         with transaction.atomic():
             claimed = Broadcast.objects.filter(pk=broadcast_id, status__in=[S.APPROVED, S.SCHEDULED]).update(
                 status=S.SENDING, send_started_at=timezone.now()

@@ -15,6 +15,7 @@ from django_tenants.utils import schema_context
 from broadcasts import pipeline, services
 from broadcasts.dispatcher import dispatch_due
 from broadcasts.models import Broadcast, Delivery
+from broadcasts.services import sending as sending_module
 from core import tasks as core_tasks
 from core.tasks import TASK_WAIT_PATIENCE, TASK_WAIT_STALE, enqueue_tenant_task, give_way, task_waits_purge
 from messengers.models import Connection, SandboxMessage
@@ -152,3 +153,22 @@ def test_the_start_task_runs_the_first_sender_itself(committed_tenant: Callable[
         for args in senders:
             assert core_tasks.run_in_schema(*args[1:])["sent"] == 0
         assert SandboxMessage.objects.filter(direction="out").count() == 4  # everyone once
+
+
+def test_a_start_that_waits_for_its_minute_sees_the_broadcast_moved_later(
+    committed_tenant: Callable[..., Tenant], monkeypatch: Any
+) -> None:
+    tenant = committed_tenant()
+    with in_tenant(tenant):
+        broadcast, _ = _approved(tenant, count=2)
+        due = timezone.now() + timedelta(seconds=1)
+        later = due + timedelta(hours=1)
+        Broadcast.objects.filter(pk=broadcast.pk).update(scheduled_at=due)
+
+        def editor_moves_it(seconds: float) -> None:  # while the start task waits
+            Broadcast.objects.filter(pk=broadcast.pk).update(scheduled_at=later)
+
+        monkeypatch.setattr(sending_module.time, "sleep", editor_moves_it)
+        assert services.broadcast_start(broadcast_id=broadcast.pk) == "moved"
+        assert Broadcast.objects.get(pk=broadcast.pk).status != Broadcast.Status.SENDING
+        assert not Delivery.objects.filter(broadcast=broadcast).exists()
