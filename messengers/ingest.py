@@ -183,14 +183,7 @@ class GroupCommit:
             for schema, rows in job.rows.items():
                 merged[schema] += rows
         try:
-            try:
-                created = await self._write(merged)
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                # a connection the database dropped while it sat in the pool (a restart, a killed
-                # backend) fails on its next use, and the pool replaces it: once more on another
-                # before answering 503 (the INSERT is idempotent, so a commit that did happen
-                # before the break is not doubled)
-                created = await self._write(merged)
+            created = await self._write_retrying(merged)
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             logger.warning("webhooks not stored: database unavailable (%s)", exc.__class__.__name__)
             self._fail(jobs, NotStoredError(503, "database unavailable, please retry"))
@@ -233,6 +226,19 @@ class GroupCommit:
             ).format(sql.Identifier(schema))
             self._statements[schema] = statement
         return statement
+
+    async def _write_retrying(self, merged: dict[str, list[Row]]) -> list[str]:
+        """Connections the database dropped while they sat in the pool (a restart, killed
+        backends) fail on their next use, one after the other, and the pool replaces each: try
+        on the next until one works, at most once per pooled connection and one new one, before
+        answering 503. The INSERT is idempotent, so a commit that happened before a break is not
+        doubled. No connection at all within the timeout (PoolTimeout) ends it at once."""
+        for _ in range(self.writers):
+            try:
+                return await self._write(merged)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                continue
+        return await self._write(merged)
 
     async def _write(self, merged: dict[str, list[Row]]) -> list[str]:
         assert self._pool is not None
