@@ -20,6 +20,7 @@ from datetime import timedelta
 from types import FrameType
 
 from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -52,11 +53,10 @@ def dispatch_due(limit: int = 200) -> int:
         rows = list(
             DueWork.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("tenant")
-            .filter(due_at__lte=now + START_LEAD)
+            .filter(Q(due_at__lte=now) | Q(kind="broadcast-start", due_at__lte=now + START_LEAD))
             .exclude(enqueued_at__gt=now - ENQUEUE_RETRY)
             .order_by("due_at")[:limit]
         )
-        rows = [row for row in rows if row.due_at <= now or row.kind == "broadcast-start"]
         for row in rows:
             task = TASKS.get(row.kind)
             if task is None or not row.tenant.is_active:

@@ -141,18 +141,16 @@ class _Sender:
         # the worker within GIVE_WAY_SECONDS plus the windows in flight
         last_status = time.monotonic()
         while not self.stopped:
-            await asyncio.sleep(GIVE_WAY_SECONDS if self.give_way is not None else 1.0)
-            if self.give_way is not None:
-                waiting = await self.dbt.run(self.give_way)
-                if waiting:
-                    logger.info("sender of broadcast %s gives its worker up to %s", self.broadcast_id, waiting)
-                    self.totals.out_of_time = True
-                    self.totals.stopped_reason = GAVE_WAY
-                    self.stopped = True
-                    return
-                if time.monotonic() - last_status < 1.0:
-                    continue
-                last_status = time.monotonic()
+            await asyncio.sleep(GIVE_WAY_SECONDS)
+            if self.give_way is not None and (waiting := await self.dbt.run(self.give_way)):
+                logger.info("sender of broadcast %s gives its worker up to %s", self.broadcast_id, waiting)
+                self.totals.out_of_time = True
+                self.totals.stopped_reason = GAVE_WAY
+                self.stopped = True
+                return
+            if time.monotonic() - last_status < 1.0:
+                continue
+            last_status = time.monotonic()
             if self.heartbeat is not None and time.monotonic() - self.last_beat > 5.0:
                 self.last_beat = time.monotonic()
                 await self.dbt.run(self.heartbeat)
