@@ -128,6 +128,12 @@ def _record_wait(key: str, urgent: bool) -> str | None:
     return str(wait_id)
 
 
+def tasks_run_inline() -> bool:
+    """Whether queued tasks run inline in the caller (Q_SYNC: the tests, a one-process shell).
+    Then there is no worker to hand over and nobody runs a later tick: nothing gives way."""
+    return bool(settings.Q_CLUSTER.get("sync"))
+
+
 def give_way(own_key: str) -> str | None:
     """For a long-running task (a broadcast's sender), between two pieces of its work: mark the
     oldest task that has waited long enough (urgent or not, see the constants above) and whose

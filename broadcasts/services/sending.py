@@ -31,7 +31,7 @@ from broadcasts.models import Broadcast, Delivery, SenderLease, TrackedLink
 from broadcasts.services.actions import broadcast_refusal, control_refusal
 from broadcasts.services.states import S, status_changed_emit, transition
 from core.http import RequestMeta
-from core.tasks import enqueue_tenant_task, give_way
+from core.tasks import enqueue_tenant_task, give_way, tasks_run_inline
 from core.tenancy import connection as db
 from messengers.models import Connection
 from messengers.services import connection_set_status, webhook_events_retry_deferred
@@ -252,7 +252,7 @@ def broadcast_send(*, broadcast_id: int, token: str) -> dict[str, int]:
             time_budget=SENDER_TIME_BUDGET,
             after_batch=after_batch,
             heartbeat=lambda: SenderLease.objects.filter(pk=lease.pk).update(heartbeat_at=timezone.now()),
-            give_way=lambda: give_way(own_key),
+            give_way=None if tasks_run_inline() else lambda: give_way(own_key),
         )
     finally:
         SenderLease.objects.filter(pk=lease.pk).delete()

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -102,7 +104,8 @@ def test_a_sender_gives_its_worker_up_between_windows_and_loses_nothing(
         _clear()
         waiting = _wait("other:broadcast-1", ago=1, urgent=True)  # another tenant's broadcast is due
 
-        first = services.broadcast_send(broadcast_id=broadcast.pk, token="t1")
+        with override_settings(Q_CLUSTER={**settings.Q_CLUSTER, "sync": False}):  # as on a worker
+            first = services.broadcast_send(broadcast_id=broadcast.pk, token="t1")
 
         statuses = list(Delivery.objects.filter(broadcast=broadcast).values_list("status", flat=True))
         assert 0 < first["sent"] < 60  # it stopped early, after what it had claimed
@@ -117,6 +120,29 @@ def test_a_sender_gives_its_worker_up_between_windows_and_loses_nothing(
         assert services.broadcast_tick(broadcast_id=broadcast.pk) == "sent"  # the tick queues it again
         assert Delivery.objects.filter(broadcast=broadcast, status__in=["sent", "delivered"]).count() == 60
         assert SandboxMessage.objects.filter(direction="out").count() == 60  # every person once
+
+
+def test_a_sender_whose_tasks_run_inline_never_gives_way(committed_tenant: Callable[..., Tenant]) -> None:
+    """With tasks run inline (Q_SYNC: the tests, a shell) there is no worker to hand over and no
+    dispatcher to run the tick that would queue the sender again: a sender that gave way there
+    left its broadcast half sent (a browser test waited for 100 % behind a row another test left)."""
+    tenant = committed_tenant()
+    with in_tenant(tenant):
+        broadcast, _ = _approved(tenant, count=30)
+        sandbox = connection_sandbox()
+        assert sandbox is not None
+        Connection.objects.filter(pk=sandbox.pk).update(rate_limit_per_second=20)
+        Broadcast.objects.filter(pk=broadcast.pk).update(status=Broadcast.Status.SENDING)
+        pipeline.fanout(Broadcast.objects.get(pk=broadcast.pk))
+        _clear()
+        waiting = _wait("other:broadcast-1", ago=1, urgent=True)
+
+        assert services.broadcast_send(broadcast_id=broadcast.pk, token="t1")["sent"] == 30
+
+        assert Delivery.objects.filter(broadcast=broadcast, status__in=["sent", "delivered"]).count() == 30
+        with schema_context("public"):
+            assert TaskWait.objects.get(pk=waiting.pk).yielded_at is None
+        _clear()
 
 
 def test_a_start_is_queued_early_and_waits_for_its_minute(committed_tenant: Callable[..., Tenant]) -> None:
