@@ -60,7 +60,11 @@ def error_kind_choices() -> list[tuple[str, Any]]:
 
 
 def new_route_key() -> str:
-    return secrets.token_urlsafe(18)
+    """A connection's webhook route: 24 URL-safe characters, never starting with "-", which a
+    command line (`manage.py email_inbound <route_key>`) would read as an option (1 key in 64)."""
+    while (key := secrets.token_urlsafe(18)).startswith("-"):
+        pass
+    return key
 
 
 DEFAULT_RATES = {

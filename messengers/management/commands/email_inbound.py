@@ -1,7 +1,9 @@
 """Take one e-mail from standard input for an e-mail connection: what an MTA's pipe transport runs
 on the platform's own host (docs/operations.md "Inbound e-mail").
 
-    python manage.py email_inbound <route_key> < message.eml
+    python manage.py email_inbound -- <route_key> < message.eml
+
+(`--`: a route key made before 2026-12 may begin with "-", which would read as an option.)
 
 The message goes straight to the same parser and event store as POST /webhooks/email/<route>/
 (messengers.services.mail), without HTTP or a signature. Exit codes follow sysexits.h, which
