@@ -19,7 +19,7 @@ import aiohttp
 from django.utils import timezone
 
 from broadcasts.models import Broadcast, Delivery
-from broadcasts.pipeline.batch import WINDOW_MAX, WINDOWS_IN_FLIGHT, BatchReport, send_rows
+from broadcasts.pipeline.batch import ON_THE_WIRE_MAX, WINDOWS_IN_FLIGHT, AnswerTimes, BatchReport, send_rows
 from broadcasts.pipeline.composer import Composer
 from broadcasts.pipeline.dbthread import DbThread
 from broadcasts.pipeline.rows import batch_size_for, ready_connections
@@ -118,6 +118,7 @@ class _Sender:
         self.stopped = False
         self.composer: Composer | None = None
         self.adapters: dict[int, Adapter] = {}
+        self.answer_times: dict[int, AnswerTimes] = {}  # per connection
 
     async def main(self) -> None:
         """Turn after turn until the budget is spent, nothing is ready, or something stops us."""
@@ -205,6 +206,7 @@ class _Sender:
             worker=self.worker,
             session=session,
             should_stop=lambda: self.stopped,
+            answer_times=self.answer_times.setdefault(connection.pk, AnswerTimes()),
         )
         if not report.claimed:
             return True
@@ -216,7 +218,7 @@ class _Sender:
 
 
 def _client_session() -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=WINDOW_MAX * WINDOWS_IN_FLIGHT, ttl_dns_cache=300, keepalive_timeout=30)
+    connector = aiohttp.TCPConnector(limit=ON_THE_WIRE_MAX, ttl_dns_cache=300, keepalive_timeout=30)
     # no cookies, no automatic decompression: provider APIs need neither, and they cost per request
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
 

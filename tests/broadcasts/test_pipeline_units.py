@@ -4,6 +4,7 @@ assertions), window and batch sizes, and `classify` (a provider error → the ro
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,10 @@ from broadcasts.pipeline import (
     classify,
     window_size_for,
 )
+from broadcasts.pipeline.batch import ANSWERS_TIMED_MIN, ON_THE_WIRE_MAX, ON_THE_WIRE_MIN, AnswerTimes, _Batch
 from messengers.adapters.base import UNREACHABLE_KINDS, ErrorKind, ProviderError
+from messengers.models import Connection
+from messengers.ratelimit import PACING_FACTOR
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -253,3 +257,68 @@ def test_every_error_kind_is_either_retried_or_final() -> None:
         assert outcome.status in ("queued", "failed")
         assert (outcome.next_attempt_at is None) == (outcome.status == "failed")
         assert outcome.next_attempt_at is None or outcome.next_attempt_at > NOW - timedelta(seconds=1)
+
+
+def test_requests_on_the_wire_follow_the_providers_fastest_answer() -> None:
+    """Enough requests on the wire for the rate at the provider's answer time, twice over: the
+    fastest recent answer counts (a mean grows with every request queued, and the limit with it)."""
+    times = AnswerTimes()
+    assert times.on_the_wire(50_000) == ON_THE_WIRE_MAX  # nothing timed yet: the windows' whole 600
+    for _ in range(ANSWERS_TIMED_MIN - 1):
+        times.add(0.001)
+    assert times.on_the_wire(50_000) == ON_THE_WIRE_MAX  # too few answers to go by
+    times.add(0.040)  # a slow answer does not count against the fast ones
+    assert times.on_the_wire(50_000) == math.ceil(2 * 50_000 * PACING_FACTOR * 0.001)  # loopback: 98
+    assert times.on_the_wire(80) == ON_THE_WIRE_MIN  # 80/s needs 1: never fewer than 32
+
+    far = AnswerTimes()
+    for _ in range(ANSWERS_TIMED_MIN):
+        far.add(0.25)
+    assert far.on_the_wire(1_000) == math.ceil(2 * 1_000 * PACING_FACTOR * 0.25)  # Meta's top tier: 488
+    assert far.on_the_wire(80) == math.ceil(2 * 80 * PACING_FACTOR * 0.25)  # 39
+    for _ in range(ANSWERS_TIMED_MIN):
+        far.add(2.0)
+    assert far.on_the_wire(1_000) == 488  # a slow spell: the fastest recent answer still counts
+    for _ in range(ANSWERS_TIMED_MIN):
+        far.add(0.0001)
+    assert far.on_the_wire(10) == ON_THE_WIRE_MIN
+
+    recent = AnswerTimes(sample=ANSWERS_TIMED_MIN)
+    for seconds in (0.001, 0.3):  # the provider slowed down: old fast answers roll out
+        for _ in range(ANSWERS_TIMED_MIN):
+            recent.add(seconds)
+    assert recent.on_the_wire(1_000) == math.ceil(2 * 1_000 * PACING_FACTOR * 0.3)  # 585
+    assert recent.on_the_wire(2_000) == ON_THE_WIRE_MAX  # 1,170 … at most the windows' 600
+
+
+def test_a_batch_puts_more_requests_on_the_wire_when_the_provider_slows_down() -> None:
+    async def main() -> None:
+        times = AnswerTimes()
+        for _ in range(ANSWERS_TIMED_MIN):
+            times.add(0.002)  # loopback-fast
+        batch = _Batch(
+            broadcast_id=1,
+            connection=Connection(provider="whatsapp", rate_limit_per_second=1_000),
+            adapter=None,  # type: ignore[arg-type]
+            composer=None,  # type: ignore[arg-type]
+            dbt=None,  # type: ignore[arg-type]
+            worker="w",
+            session=None,
+            answer_times=times,
+        )
+        assert batch.wire_limit == ON_THE_WIRE_MIN  # 2 × 975/s × 2 ms = 4 → 32
+        for _ in range(ON_THE_WIRE_MIN):
+            await batch.on_the_wire.acquire()
+        assert batch.on_the_wire.locked()
+        for _ in range(times.recent.maxlen or 0):
+            times.add(0.2)  # the provider now answers in 0.2 s: the fast answers rolled out
+        batch.widen()  # what the next window does before it starts
+        assert batch.wire_limit == math.ceil(2 * 1_000 * PACING_FACTOR * 0.2)  # 390
+        for _ in range(batch.wire_limit - ON_THE_WIRE_MIN):
+            await asyncio.wait_for(batch.on_the_wire.acquire(), timeout=1)
+        assert batch.on_the_wire.locked()
+        times.add(0.0001)
+        batch.widen()  # never narrower within a batch
+        assert batch.wire_limit == 390
+
+    asyncio.run(main())
