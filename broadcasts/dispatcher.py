@@ -25,7 +25,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from broadcasts import tasks
-from broadcasts.services.sending import START_LEAD, work_key
+from broadcasts.services.sending import START_LEAD, sender_running, work_key
 from core.tasks import enqueue_tenant_task, task_waits_purge
 from messengers.models import WebhookEvent
 from messengers.services import webhook_schedule_apply
@@ -69,6 +69,9 @@ def dispatch_due(limit: int = 200) -> int:
                     keep_result=row.kind != "broadcast-tick",  # every few seconds while sending
                     wait_key=work_key(row.object_id),
                     urgent=row.kind == "broadcast-start",  # a sender of another broadcast makes room
+                    # a tick while the broadcast's own sender works takes nobody's worker: the
+                    # give-way would cost the other broadcast a second and gain nothing (P2)
+                    waits=row.kind == "broadcast-start" or not sender_running(row.object_id),
                 )
             row.enqueued_at = now
             count += 1

@@ -12,9 +12,9 @@ Task functions take ids and plain values (JSON-safe), never model instances.
 
 Every queued task is also recorded as waiting (tenants.TaskWait, public) until it starts. A
 broadcast's senders hold their worker for up to a minute; `give_way` lets one of them hand its
-worker over to a task that waits: within a fraction of a second for urgent work (a broadcast
-that became due, and its first sender), after TASK_WAIT_PATIENCE for anything else (statuses to
-apply, another broadcast's senders). So one large broadcast cannot hold every worker while a
+worker over to a task that waits: within a fraction of a second for urgent work (the start of
+a broadcast that became due), after TASK_WAIT_PATIENCE for anything else (statuses to apply,
+another broadcast's senders); never to a task queued with `waits=False`. So one large broadcast cannot hold every worker while a
 due alarm of another tenant waits (bench P5_BUSY).
 """
 
@@ -76,12 +76,14 @@ def enqueue_tenant_task(
     keep_result: bool = True,
     wait_key: str | None = None,
     urgent: bool = False,
+    waits: bool = True,
     **kwargs: Any,
 ) -> None:
     """Queue `func(**kwargs)` to run in the current tenant schema once the transaction commits.
 
     `wait_key` names whose work this is while it waits (see `give_way`; default: the tenant and
-    the task); `urgent` lets it take a sender's worker within a fraction of a second.
+    the task); `urgent` lets it take a sender's worker within a fraction of a second; `waits=False`
+    never takes one (housekeeping that a running sender makes unnecessary).
 
     `keep_result=False` for frequent housekeeping (applying webhooks, broadcast heartbeats): its
     successes are not stored as task results (failures still are). django-q's monitor prunes the
@@ -105,7 +107,8 @@ def enqueue_tenant_task(
     key = wait_key or f"{schema_name}:{path.rsplit('.', 1)[-1]}"
 
     def _push() -> None:
-        async_task(RUN_IN_SCHEMA, schema_name, path, kwargs, _record_wait(key, urgent), q_options=q_options)
+        wait_id = _record_wait(key, urgent) if waits else None
+        async_task(RUN_IN_SCHEMA, schema_name, path, kwargs, wait_id, q_options=q_options)
 
     transaction.on_commit(_push)
 

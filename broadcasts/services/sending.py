@@ -80,6 +80,15 @@ def work_key(broadcast_id: int) -> str:
     return f"{db.schema_name}:broadcast-{broadcast_id}"
 
 
+def sender_running(broadcast_id: int) -> bool:
+    """A sender of the broadcast works now (started, and beat within SENDER_SILENT_SECONDS)."""
+    return SenderLease.objects.filter(
+        broadcast_id=broadcast_id,
+        started=True,
+        heartbeat_at__gte=timezone.now() - timedelta(seconds=SENDER_SILENT_SECONDS),
+    ).exists()
+
+
 def unschedule(broadcast: Broadcast) -> None:
     schedule.due_work_clear("broadcast-start", broadcast.pk)
 
@@ -172,8 +181,8 @@ def _register_links(broadcast: Broadcast) -> None:
 def senders_top_up(*, broadcast_id: int, starting: bool = False) -> int:
     """Keep enough sender tasks queued or running while rows are ready: one per connection
     (pacing makes more useless), more for fast connections a single sender cannot saturate,
-    at most BROADCAST_SENDERS. `starting`: from the broadcast's start; its first sender is
-    urgent (core.tasks.give_way: a sender of another broadcast gives it a worker at once)."""
+    at most BROADCAST_SENDERS. `starting`: from the broadcast's start, which runs the first
+    sender itself (its queued copy asks for no worker: core.tasks.give_way)."""
     now = timezone.now()
     # a sender beats every few seconds while it works; one silent for this long died with its worker
     SenderLease.objects.filter(
@@ -203,7 +212,9 @@ def senders_top_up(*, broadcast_id: int, starting: bool = False) -> int:
             token=token,
             group=f"broadcast-{broadcast_id}",
             wait_key=work_key(broadcast_id),
-            urgent=starting and live == 0 and index == 0,
+            # the start runs its broadcast's first sender itself; the queued copy is a fallback
+            # that must not take another broadcast's worker (it would find its lease taken)
+            waits=not (starting and live == 0 and index == 0),
         )
     return max(0, wanted)
 

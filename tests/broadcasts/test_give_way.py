@@ -16,7 +16,7 @@ from django_tenants.utils import schema_context
 
 from broadcasts import pipeline, services
 from broadcasts.dispatcher import dispatch_due
-from broadcasts.models import Broadcast, Delivery
+from broadcasts.models import Broadcast, Delivery, SenderLease
 from broadcasts.services import sending as sending_module
 from core import tasks as core_tasks
 from core.tasks import TASK_WAIT_PATIENCE, TASK_WAIT_STALE, enqueue_tenant_task, give_way, task_waits_purge
@@ -169,6 +169,7 @@ def test_the_start_task_runs_the_first_sender_itself(committed_tenant: Callable[
     """Every worker busy: the senders the start queues wait; the start task has a worker, so it
     sends, and the queued sender of the lease it took does nothing when it finally runs."""
     tenant = committed_tenant()
+    _clear()
     with in_tenant(tenant):
         broadcast, _ = _approved(tenant, count=4)
         queued: list[tuple[Any, ...]] = []
@@ -176,6 +177,9 @@ def test_the_start_task_runs_the_first_sender_itself(committed_tenant: Callable[
         assert services.broadcast_start(broadcast_id=broadcast.pk) == "sent"
         senders = [args for args in queued if args[2].endswith("broadcast_send_task")]
         assert senders  # the start queued a sender, then ran it itself
+        # that queued copy asks for no worker: a sender of another broadcast would give way to a
+        # task that finds its lease taken (P2 lost a second per broadcast start that way)
+        assert senders[0][-1] is None
         for args in senders:
             assert core_tasks.run_in_schema(*args[1:])["sent"] == 0
         assert SandboxMessage.objects.filter(direction="out").count() == 4  # everyone once
@@ -198,3 +202,36 @@ def test_a_start_that_waits_for_its_minute_sees_the_broadcast_moved_later(
         assert services.broadcast_start(broadcast_id=broadcast.pk) == "moved"
         assert Broadcast.objects.get(pk=broadcast.pk).status != Broadcast.Status.SENDING
         assert not Delivery.objects.filter(broadcast=broadcast).exists()
+
+
+def test_a_tick_takes_no_worker_while_its_broadcasts_sender_works(
+    committed_tenant: Callable[..., Tenant], monkeypatch: Any
+) -> None:
+    """A tick queued while the broadcast's own sender works would make another broadcast's
+    sender give way for nothing (P2 lost up to a third of its pace that way): it does not ask
+    for a worker. Without a working sender (one that gave way, or died) it does."""
+    tenant = committed_tenant()
+    with in_tenant(tenant):
+        broadcast, _ = _approved(tenant, count=3)
+        lease = SenderLease.objects.create(
+            broadcast_id=broadcast.pk, token="t1", started=True, heartbeat_at=timezone.now()
+        )
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(core_tasks, "async_task", lambda *args, **kwargs: queued.append(args))
+    _clear()
+    with schema_context("public"):
+        DueWork.objects.filter(tenant=tenant, object_id=broadcast.pk).delete()
+        tick = DueWork.objects.create(
+            tenant=tenant, kind="broadcast-tick", object_id=broadcast.pk, due_at=timezone.now()
+        )
+        assert dispatch_due() == 1
+        assert queued[-1][-1] is None and not TaskWait.objects.exists()  # no wait recorded
+
+        with in_tenant(tenant):  # the sender gave way (its lease is gone) or went silent
+            SenderLease.objects.filter(pk=lease.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=1))
+        DueWork.objects.filter(pk=tick.pk).update(enqueued_at=None)
+        assert dispatch_due() == 1
+        wait = TaskWait.objects.get()
+        assert (queued[-1][-1], wait.key) == (str(wait.pk), f"{tenant.schema_name}:broadcast-{broadcast.pk}")
+        tick.delete()
+    _clear()
