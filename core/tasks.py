@@ -14,8 +14,8 @@ Every queued task is also recorded as waiting (tenants.TaskWait, public) until i
 broadcast's senders hold their worker for up to a minute; `give_way` lets one of them hand its
 worker over to a task that waits: within a fraction of a second for urgent work (the start of
 a broadcast that became due), after TASK_WAIT_PATIENCE for anything else (statuses to apply,
-another broadcast's senders); never to a task queued with `waits=False`. So one large broadcast cannot hold every worker while a
-due alarm of another tenant waits (bench P5_BUSY).
+another broadcast's senders); never to a task queued with `waits=False`. So one large
+broadcast cannot hold every worker while a due alarm of another tenant waits (bench P5_BUSY).
 """
 
 from __future__ import annotations
